@@ -1,0 +1,102 @@
+# herald: one readable Makefile. Objects and the binary go to objs/.
+#
+#   make             build objs/herald
+#   make deps        install the Debian packages the build and tests need
+#   make run         build (installing deps when needed) and run on conf/herald.conf
+#   make test        build, then run the whole suite (C unit tests + prove t/)
+#   make test SANITIZE=1   the same suite under ASan+UBSan
+#   make bench       bench/ingest: herald vs nginx `return 202`
+
+VERSION  := 0.1.0
+CC       ?= cc
+OBJS     := objs
+PKGS     := libevent libevent_pthreads libevent_openssl libnghttp2 openssl \
+            libcares jansson
+DEB_BUILD := build-essential pkg-config libevent-dev libnghttp2-dev \
+             libssl-dev liblmdb-dev libc-ares-dev libjansson-dev
+DEB_TEST  := perl libio-socket-ssl-perl libjson-pp-perl curl wrk nginx-light \
+             lmdb-utils nghttp2-client
+
+CFLAGS_PKG := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LIBS_PKG   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# LMDB ships no .pc file on Debian
+LIBS_LMDB  := $(shell pkg-config --libs lmdb 2>/dev/null || echo -llmdb)
+
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter \
+           -Wshadow -Wpointer-arith -Wstrict-prototypes -fno-strict-aliasing \
+           -pthread -D_GNU_SOURCE -Isrc $(CFLAGS_PKG)
+LDLIBS  += $(LIBS_PKG) $(LIBS_LMDB) -pthread -lm
+
+ifeq ($(SANITIZE),1)
+OBJS    := objs/san
+CFLAGS  += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+           -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+BUILD_CFLAGS := $(strip $(filter-out -I% -D% -W%,$(CFLAGS)))
+CFLAGS += -DHD_VERSION='"$(VERSION)"' -DHD_BUILD_CFLAGS='"$(BUILD_CFLAGS)"'
+
+SRC  := $(wildcard src/*/*.c)
+OBJ  := $(patsubst src/%.c,$(OBJS)/%.o,$(SRC))
+LIB  := $(filter-out $(OBJS)/core/main.o,$(OBJ))
+UNIT_SRC := $(wildcard t/unit/*/*.c)
+UNIT_BIN := $(patsubst t/unit/%.c,$(OBJS)/unit/%,$(UNIT_SRC))
+
+.PHONY: all deps run test unit bench clean format check-deps
+
+all: $(OBJS)/herald $(UNIT_BIN)
+
+$(OBJS)/herald: $(OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(OBJS)/%.o: src/%.c $(wildcard src/*/*.h) Makefile
+	@mkdir -p $(dir $@)
+	@echo "  CC    $<"
+	@$(CC) $(CFLAGS) -c -o $@ $<
+
+# Unit tests may #include the .c they test; they link everything else.
+$(OBJS)/unit/%: t/unit/%.c $(LIB) $(wildcard src/*/*.h) t/unit/tap.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -It/unit $(LDFLAGS) -o $@ $< \
+	    $(filter-out $(OBJS)/$*.o,$(LIB)) $(LDLIBS)
+
+check-deps:
+	@pkg-config --exists $(PKGS) && test -f /usr/include/lmdb.h \
+	    && command -v prove >/dev/null && command -v wrk >/dev/null \
+	    && command -v nginx >/dev/null && command -v curl >/dev/null \
+	    || $(MAKE) --no-print-directory deps
+
+deps:
+	@if [ "$$(id -u)" = 0 ]; then \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -qq && \
+	    apt-get install -y -qq --no-install-recommends $(DEB_BUILD) $(DEB_TEST) \
+	        >/dev/null && \
+	    { systemctl disable --now nginx >/dev/null 2>&1 || \
+	      service nginx stop >/dev/null 2>&1 || true; }; \
+	else \
+	    echo "run as root: apt-get install -y $(DEB_BUILD) $(DEB_TEST)"; \
+	    exit 1; \
+	fi
+
+run: check-deps
+	@$(MAKE) --no-print-directory $(OBJS)/herald
+	@mkdir -p var
+	$(OBJS)/herald -c conf/herald.conf
+
+test: check-deps
+	@$(MAKE) --no-print-directory all
+	HERALD_TEST_BINARY=$(CURDIR)/$(OBJS)/herald HERALD_UNIT_DIR=$(CURDIR)/$(OBJS)/unit \
+	    prove -j$$(nproc) -I t/lib t/
+
+bench: check-deps
+	@$(MAKE) --no-print-directory $(OBJS)/herald
+	HERALD_BINARY=$(CURDIR)/$(OBJS)/herald bench/ingest
+
+format:
+	clang-format -i src/*/*.[ch] t/unit/*.h t/unit/*/*.c
+
+clean:
+	rm -rf objs

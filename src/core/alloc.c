@@ -1,0 +1,64 @@
+/*
+ * alloc.c: allocation wrappers that abort on OOM and the assertion
+ * handler. Any thread.
+ */
+#include <stdio.h>
+
+#include "core/herald.h"
+
+static void
+oom(size_t n)
+{
+    fprintf(stderr, "herald: out of memory allocating %zu bytes\n", n);
+    abort();
+}
+
+void
+hd_assert_fail(const char *expr, const char *file, int line)
+{
+    fprintf(stderr, "herald: assertion \"%s\" failed at %s:%d\n", expr, file,
+            line);
+    abort();
+}
+
+void *
+hd_alloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (p == NULL)
+        oom(n);
+    return p;
+}
+
+void *
+hd_calloc(size_t n)
+{
+    void *p = calloc(1, n ? n : 1);
+    if (p == NULL)
+        oom(n);
+    return p;
+}
+
+void *
+hd_realloc(void *p, size_t n)
+{
+    p = realloc(p, n ? n : 1);
+    if (p == NULL)
+        oom(n);
+    return p;
+}
+
+char *
+hd_strndup(const char *s, size_t n)
+{
+    char *p = hd_alloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+char *
+hd_strdup(const char *s)
+{
+    return hd_strndup(s, strlen(s));
+}

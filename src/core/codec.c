@@ -1,0 +1,94 @@
+/*
+ * codec.c: base64 and hex, written out because the OpenSSL BIO ones want
+ * newlines and allocations. Any thread.
+ */
+#include "core/herald.h"
+#include "core/codec.h"
+
+static const char b64[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char b64url[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+static int
+value_of(char c, int url)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == (url ? '-' : '+'))
+        return 62;
+    if (c == (url ? '_' : '/'))
+        return 63;
+    return -1;
+}
+
+int
+hd_base64_decode(const char *src, size_t srclen, unsigned char *dst, int url)
+{
+    unsigned acc = 0;
+    int bits = 0, n = 0;
+    size_t i;
+
+    while (srclen > 0 && src[srclen - 1] == '=')
+        srclen--;
+    for (i = 0; i < srclen; i++) {
+        int v = value_of(src[i], url);
+        if (v < 0)
+            return -1;
+        acc = (acc << 6) | (unsigned)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            dst[n++] = (unsigned char)(acc >> bits);
+        }
+    }
+    if (srclen % 4 == 1)
+        return -1;
+    return n;
+}
+
+size_t
+hd_base64_encode(const unsigned char *src, size_t len, char *dst, int url)
+{
+    const char *t = url ? b64url : b64;
+    size_t i, n = 0;
+
+    for (i = 0; i + 2 < len; i += 3) {
+        unsigned v = (unsigned)src[i] << 16 | (unsigned)src[i + 1] << 8
+                     | src[i + 2];
+        dst[n++] = t[v >> 18];
+        dst[n++] = t[(v >> 12) & 63];
+        dst[n++] = t[(v >> 6) & 63];
+        dst[n++] = t[v & 63];
+    }
+    if (i < len) {
+        unsigned v = (unsigned)src[i] << 16;
+        if (i + 1 < len)
+            v |= (unsigned)src[i + 1] << 8;
+        dst[n++] = t[v >> 18];
+        dst[n++] = t[(v >> 12) & 63];
+        if (i + 1 < len)
+            dst[n++] = t[(v >> 6) & 63];
+        else if (!url)
+            dst[n++] = '=';
+        if (!url)
+            dst[n++] = '=';
+    }
+    dst[n] = '\0';
+    return n;
+}
+
+void
+hd_hex_encode(const unsigned char *src, size_t len, char *dst)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        dst[2 * i] = hex[src[i] >> 4];
+        dst[2 * i + 1] = hex[src[i] & 15];
+    }
+    dst[2 * len] = '\0';
+}

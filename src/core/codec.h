@@ -1,0 +1,19 @@
+/*
+ * codec.h: base64 (RFC 4648 standard and url alphabets) and hex. Pure.
+ */
+#ifndef HD_CODEC_H
+#define HD_CODEC_H
+
+#include <stddef.h>
+
+/* Decodes src into dst (room for srclen * 3 / 4 + 3 bytes); padding is
+ * optional; url selects the '-' '_' alphabet. Returns the length or -1. */
+int hd_base64_decode(const char *src, size_t srclen, unsigned char *dst,
+                     int url);
+/* Encodes into dst (room for (len + 2) / 3 * 4 + 1), NUL-terminated; url
+ * omits padding. Returns the length. */
+size_t hd_base64_encode(const unsigned char *src, size_t len, char *dst,
+                        int url);
+void hd_hex_encode(const unsigned char *src, size_t len, char *dst);
+
+#endif

@@ -1,0 +1,1082 @@
+/*
+ * conf.c: the nginx-style configuration parser. Main thread only. Two
+ * passes: the tokenizer builds a tree of directives (name, args, block,
+ * file:line), then one table of directives per context fills struct
+ * hd_conf through offsetof slot setters. Every error names file:line.
+ * It knows nothing of what the settings drive.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <glob.h>
+#include <libgen.h>
+#include <limits.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <openssl/sha.h>
+
+#include "core/herald.h"
+#include "core/conf.h"
+#include "core/log.h"
+
+#define MAX_ARGS 16
+#define MAX_DEPTH 8
+#define MAX_INCLUDE_DEPTH 8
+
+struct node {
+    char *name;
+    char *args[MAX_ARGS];
+    int nargs;
+    const char *file;
+    int line;
+    int block;
+    struct node *children, *next;
+};
+
+struct parser {
+    struct hd_conf *cf;
+    char *err;
+    size_t errlen;
+    char **files; /* names kept for node->file */
+    int nfiles;
+    struct node **all; /* every node, for freeing */
+    int nall, call;
+};
+
+/* ==== helpers ==== */
+
+static char *
+keep(struct hd_conf *cf, char *s)
+{
+    if (cf->nstrings == cf->cstrings) {
+        cf->cstrings = cf->cstrings ? cf->cstrings * 2 : 64;
+        cf->strings = hd_realloc(cf->strings, cf->cstrings * sizeof(char *));
+    }
+    cf->strings[cf->nstrings++] = s;
+    return s;
+}
+
+static int
+fail(struct parser *p, const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+    size_t n;
+
+    va_start(ap, fmt);
+    vsnprintf(p->err, p->errlen, fmt, ap);
+    va_end(ap);
+    n = strlen(p->err);
+    if (file)
+        snprintf(p->err + n, p->errlen - n, " in %s:%d", file, line);
+    return HD_ERROR;
+}
+
+static struct node *
+new_node(struct parser *p)
+{
+    struct node *n = hd_calloc(sizeof(*n));
+    if (p->nall == p->call) {
+        p->call = p->call ? p->call * 2 : 64;
+        p->all = hd_realloc(p->all, p->call * sizeof(*p->all));
+    }
+    p->all[p->nall++] = n;
+    return n;
+}
+
+int
+hd_parse_size(const char *s, int64_t *out)
+{
+    char *end;
+    long long v;
+    int64_t mul = 1;
+
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (end == s || v < 0 || errno)
+        return HD_ERROR;
+    switch (*end) {
+    case '\0':
+        break;
+    case 'k': case 'K': mul = 1024; end++; break;
+    case 'm': case 'M': mul = 1024 * 1024; end++; break;
+    case 'g': case 'G': mul = 1024LL * 1024 * 1024; end++; break;
+    default:
+        return HD_ERROR;
+    }
+    if (*end != '\0' || v > INT64_MAX / mul)
+        return HD_ERROR;
+    *out = v * mul;
+    return HD_OK;
+}
+
+int
+hd_parse_time_ms(const char *s, int64_t *out)
+{
+    char *end;
+    long long v;
+    int64_t mul = 1000;
+
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (end == s || v < 0 || errno)
+        return HD_ERROR;
+    if (strcmp(end, "ms") == 0)
+        mul = 1;
+    else if (*end == '\0' || strcmp(end, "s") == 0)
+        mul = 1000;
+    else if (strcmp(end, "m") == 0)
+        mul = 60 * 1000;
+    else if (strcmp(end, "h") == 0)
+        mul = 3600 * 1000;
+    else if (strcmp(end, "d") == 0)
+        mul = 86400 * 1000;
+    else
+        return HD_ERROR;
+    if (v > INT64_MAX / mul)
+        return HD_ERROR;
+    *out = v * mul;
+    return HD_OK;
+}
+
+/* ==== tokenizer: text -> tree ==== */
+
+struct lexer {
+    const char *file;
+    const char *s, *end;
+    int line;
+};
+
+enum { T_WORD, T_SEMI, T_OPEN, T_CLOSE, T_EOF, T_BAD };
+
+/* Reads one token. A word is returned in *word (malloc'd) with $VAR and
+ * env:VAR expanded. */
+static int
+next_token(struct parser *p, struct lexer *lx, char **word, int *line)
+{
+    const char *s;
+    char *buf;
+    size_t len = 0, cap = 64;
+    int quoted = 0;
+
+    for (;;) {
+        while (lx->s < lx->end && isspace((unsigned char)*lx->s)) {
+            if (*lx->s == '\n')
+                lx->line++;
+            lx->s++;
+        }
+        if (lx->s < lx->end && *lx->s == '#') {
+            while (lx->s < lx->end && *lx->s != '\n')
+                lx->s++;
+            continue;
+        }
+        break;
+    }
+    *line = lx->line;
+    if (lx->s >= lx->end)
+        return T_EOF;
+    switch (*lx->s) {
+    case ';': lx->s++; return T_SEMI;
+    case '{': lx->s++; return T_OPEN;
+    case '}': lx->s++; return T_CLOSE;
+    }
+
+    buf = hd_alloc(cap);
+    s = lx->s;
+    if (*s == '"' || *s == '\'') {
+        char q = *s++;
+        quoted = 1;
+        for (;;) {
+            if (s >= lx->end) {
+                free(buf);
+                fail(p, lx->file, *line, "unterminated quoted string");
+                return T_BAD;
+            }
+            if (*s == q) {
+                s++;
+                break;
+            }
+            if (*s == '\\' && s + 1 < lx->end) {
+                s++;
+                switch (*s) {
+                case 'n': buf[len++] = '\n'; s++; break;
+                case 't': buf[len++] = '\t'; s++; break;
+                default: buf[len++] = *s++; break;
+                }
+            } else {
+                if (*s == '\n')
+                    lx->line++;
+                buf[len++] = *s++;
+            }
+            if (len + 2 >= cap)
+                buf = hd_realloc(buf, cap *= 2);
+        }
+    } else {
+        while (s < lx->end && !isspace((unsigned char)*s) && *s != ';'
+               && *s != '{' && *s != '}' && *s != '"' && *s != '\'') {
+            buf[len++] = *s++;
+            if (len + 2 >= cap)
+                buf = hd_realloc(buf, cap *= 2);
+        }
+    }
+    buf[len] = '\0';
+    lx->s = s;
+
+    /* secret references: "$NAME" or "env:NAME" is the variable's value
+     * (single-quoted strings are literal) */
+    if (quoted != 1 || buf[0] == '$' || strncmp(buf, "env:", 4) == 0) {
+        const char *name = NULL;
+        if (buf[0] == '$' && buf[1] != '\0')
+            name = buf + 1;
+        else if (strncmp(buf, "env:", 4) == 0 && buf[4] != '\0')
+            name = buf + 4;
+        if (name != NULL) {
+            const char *v = getenv(name);
+            if (v == NULL) {
+                fail(p, lx->file, *line,
+                     "environment variable \"%s\" is not set", name);
+                free(buf);
+                return T_BAD;
+            }
+            free(buf);
+            buf = hd_strdup(v);
+        }
+    }
+    *word = buf;
+    return T_WORD;
+}
+
+static int parse_file(struct parser *p, const char *file, struct node **head,
+                      int depth);
+
+static int
+include_files(struct parser *p, struct node *inc, struct node ***tail,
+              int depth)
+{
+    char pattern[PATH_MAX], dir[PATH_MAX];
+    glob_t g;
+    int rc;
+
+    if (inc->nargs != 1)
+        return fail(p, inc->file, inc->line,
+                    "invalid number of arguments in \"include\" directive");
+    if (depth >= MAX_INCLUDE_DEPTH)
+        return fail(p, inc->file, inc->line, "too many nested includes");
+    if (inc->args[0][0] == '/') {
+        snprintf(pattern, sizeof(pattern), "%s", inc->args[0]);
+    } else {
+        snprintf(dir, sizeof(dir), "%s", inc->file);
+        snprintf(pattern, sizeof(pattern), "%s/%s", dirname(dir),
+                 inc->args[0]);
+    }
+    rc = glob(pattern, 0, NULL, &g);
+    if (rc == GLOB_NOMATCH && strpbrk(inc->args[0], "*?[") != NULL)
+        return HD_OK;
+    if (rc != 0)
+        return fail(p, inc->file, inc->line, "cannot open \"%s\": %s",
+                    pattern, strerror(ENOENT));
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        struct node *head = NULL;
+        if (parse_file(p, g.gl_pathv[i], &head, depth + 1) != HD_OK) {
+            globfree(&g);
+            return HD_ERROR;
+        }
+        **tail = head;
+        while (**tail)
+            *tail = &(**tail)->next;
+    }
+    globfree(&g);
+    return HD_OK;
+}
+
+/* Parses directives until EOF (level 0) or '}' into *head. */
+static int
+parse_block(struct parser *p, struct lexer *lx, struct node **head, int level,
+            int depth)
+{
+    struct node **tail = head, *n = NULL;
+    char *word;
+    int line, t;
+
+    for (;;) {
+        t = next_token(p, lx, &word, &line);
+        switch (t) {
+        case T_BAD:
+            return HD_ERROR;
+        case T_EOF:
+            if (n != NULL)
+                return fail(p, lx->file, line,
+                            "unexpected end of file, expecting \";\" or "
+                            "\"}\"");
+            if (level > 0)
+                return fail(p, lx->file, line,
+                            "unexpected end of file, expecting \"}\"");
+            return HD_OK;
+        case T_CLOSE:
+            if (n != NULL)
+                return fail(p, lx->file, line, "unexpected \"}\"");
+            if (level == 0)
+                return fail(p, lx->file, line, "unexpected \"}\"");
+            return HD_OK;
+        case T_SEMI:
+            if (n == NULL)
+                return fail(p, lx->file, line, "unexpected \";\"");
+            if (strcmp(n->name, "include") == 0) {
+                if (include_files(p, n, &tail, depth) != HD_OK)
+                    return HD_ERROR;
+            } else {
+                *tail = n;
+                tail = &n->next;
+            }
+            n = NULL;
+            break;
+        case T_OPEN:
+            if (n == NULL)
+                return fail(p, lx->file, line, "unexpected \"{\"");
+            if (level + 1 >= MAX_DEPTH)
+                return fail(p, lx->file, line, "blocks nested too deep");
+            n->block = 1;
+            *tail = n;
+            tail = &n->next;
+            if (parse_block(p, lx, &n->children, level + 1, depth) != HD_OK)
+                return HD_ERROR;
+            n = NULL;
+            break;
+        case T_WORD:
+            if (n == NULL) {
+                n = new_node(p);
+                n->name = keep(p->cf, word);
+                n->file = p->files[p->nfiles - 1];
+                n->line = line;
+            } else {
+                if (n->nargs == MAX_ARGS) {
+                    free(word);
+                    return fail(p, lx->file, line,
+                                "too many arguments in \"%s\" directive",
+                                n->name);
+                }
+                n->args[n->nargs++] = keep(p->cf, word);
+            }
+            break;
+        }
+    }
+}
+
+static int
+parse_file(struct parser *p, const char *file, struct node **head, int depth)
+{
+    FILE *f;
+    char *text = NULL;
+    size_t len = 0, cap = 0, r;
+    struct lexer lx;
+    int rc;
+
+    f = fopen(file, "r");
+    if (f == NULL)
+        return fail(p, NULL, 0, "cannot open configuration file \"%s\": %s",
+                    file, strerror(errno));
+    do {
+        if (cap - len < 4096)
+            text = hd_realloc(text, cap = cap ? cap * 2 : 8192);
+        r = fread(text + len, 1, cap - len, f);
+        len += r;
+    } while (r > 0);
+    fclose(f);
+
+    p->files = hd_realloc(p->files, (p->nfiles + 1) * sizeof(char *));
+    p->files[p->nfiles++] = keep(p->cf, hd_strdup(file));
+    lx.file = p->files[p->nfiles - 1];
+    lx.s = text;
+    lx.end = text + len;
+    lx.line = 1;
+    rc = parse_block(p, &lx, head, 0, depth);
+    free(text);
+    return rc;
+}
+
+/* ==== directives: tree -> struct hd_conf ==== */
+
+#define ARGS_0 0x0001
+#define ARGS_1 0x0002
+#define ARGS_2 0x0004
+#define ARGS_1MORE 0x0100
+#define ARGS_BLOCK 0x1000
+
+struct cmd;
+typedef const char *(*set_fn)(struct parser *p, struct node *n,
+                              const struct cmd *c, void *base);
+
+struct cmd {
+    const char *name;
+    unsigned flags;
+    set_fn set;
+    size_t offset;
+};
+
+static const char *set_flag(struct parser *, struct node *, const struct cmd *,
+                            void *);
+static const char *set_str(struct parser *, struct node *, const struct cmd *,
+                           void *);
+static const char *set_num(struct parser *, struct node *, const struct cmd *,
+                           void *);
+static const char *set_size(struct parser *, struct node *, const struct cmd *,
+                            void *);
+static const char *set_msec(struct parser *, struct node *, const struct cmd *,
+                            void *);
+static const char *set_workers(struct parser *, struct node *,
+                               const struct cmd *, void *);
+static const char *set_shards(struct parser *, struct node *,
+                              const struct cmd *, void *);
+static const char *set_error_log(struct parser *, struct node *,
+                                 const struct cmd *, void *);
+static const char *set_access_log(struct parser *, struct node *,
+                                  const struct cmd *, void *);
+static const char *set_listen(struct parser *, struct node *,
+                              const struct cmd *, void *);
+static const char *set_store(struct parser *, struct node *,
+                             const struct cmd *, void *);
+static const char *set_api_key(struct parser *, struct node *,
+                               const struct cmd *, void *);
+static const char *set_provider(struct parser *, struct node *,
+                                const struct cmd *, void *);
+static const char *set_channel(struct parser *, struct node *,
+                               const struct cmd *, void *);
+static const char *set_secret(struct parser *, struct node *,
+                              const struct cmd *, void *);
+static const char *set_scopes(struct parser *, struct node *,
+                              const struct cmd *, void *);
+
+#define CF(f) offsetof(struct hd_conf, f)
+#define ST(f) offsetof(struct hd_store_conf, f)
+
+static const struct cmd main_cmds[] = {
+    {"daemon", ARGS_1, set_flag, CF(daemon)},
+    {"pid", ARGS_1, set_str, CF(pid)},
+    {"error_log", ARGS_1 | ARGS_2, set_error_log, 0},
+    {"access_log", ARGS_1, set_access_log, 0},
+    {"workers", ARGS_1, set_workers, CF(workers)},
+    {"listen", ARGS_1, set_listen, 0},
+    {"client_max_body_size", ARGS_1, set_size, CF(client_max_body_size)},
+    {"client_header_timeout", ARGS_1, set_msec, CF(client_header_timeout_ms)},
+    {"client_body_timeout", ARGS_1, set_msec, CF(client_body_timeout_ms)},
+    {"keepalive_timeout", ARGS_1, set_msec, CF(keepalive_timeout_ms)},
+    {"send_timeout", ARGS_1, set_msec, CF(send_timeout_ms)},
+    {"keepalive_requests", ARGS_1, set_num, CF(keepalive_requests)},
+    {"store", ARGS_0 | ARGS_BLOCK, set_store, 0},
+    {"api_key", ARGS_1 | ARGS_BLOCK, set_api_key, 0},
+    {"provider", ARGS_1 | ARGS_BLOCK, set_provider, 0},
+    {"channel", ARGS_1 | ARGS_BLOCK, set_channel, 0},
+    {NULL, 0, NULL, 0},
+};
+
+static const struct cmd store_cmds[] = {
+    {"path", ARGS_1, set_str, ST(path)},
+    {"shards", ARGS_1, set_shards, ST(shards)},
+    {"sync", ARGS_1, set_flag, ST(sync)},
+    {"map_size", ARGS_1, set_size, ST(map_size)},
+    {"max_map_size", ARGS_1, set_size, ST(max_map_size)},
+    {"commit_records", ARGS_1, set_num, ST(commit_records)},
+    {"commit_delay", ARGS_1, set_msec, ST(commit_delay_ms)},
+    {NULL, 0, NULL, 0},
+};
+
+static const struct cmd key_cmds[] = {
+    {"secret", ARGS_1, set_secret, 0},
+    {"scopes", ARGS_1MORE, set_scopes, 0},
+    {NULL, 0, NULL, 0},
+};
+
+static int
+check_args(struct parser *p, struct node *n, const struct cmd *c)
+{
+    int ok;
+
+    if ((c->flags & ARGS_BLOCK) && !n->block)
+        return fail(p, n->file, n->line,
+                    "directive \"%s\" has no opening \"{\"", n->name);
+    if (!(c->flags & ARGS_BLOCK) && n->block)
+        return fail(p, n->file, n->line,
+                    "directive \"%s\" is not terminated by \";\"", n->name);
+    ok = (c->flags & ARGS_1MORE) ? n->nargs >= 1
+                                 : (n->nargs < 3
+                                    && (c->flags & (ARGS_0 << n->nargs)));
+    if (!ok)
+        return fail(p, n->file, n->line,
+                    "invalid number of arguments in \"%s\" directive",
+                    n->name);
+    return HD_OK;
+}
+
+/* Runs the table over a block. seen[] catches duplicates of single-value
+ * directives (repeatable ones set their own policy). */
+static int
+run_block(struct parser *p, struct node *head, const struct cmd *cmds,
+          void *base)
+{
+    static const char *repeatable[] = {"listen", "api_key", "provider",
+                                       "channel", NULL};
+    const char *seen[64];
+    int nseen = 0;
+
+    for (struct node *n = head; n; n = n->next) {
+        const struct cmd *c;
+        const char *e;
+        int rep = 0;
+
+        for (c = cmds; c->name; c++)
+            if (strcmp(c->name, n->name) == 0)
+                break;
+        if (c->name == NULL)
+            return fail(p, n->file, n->line, "unknown directive \"%s\"",
+                        n->name);
+        if (check_args(p, n, c) != HD_OK)
+            return HD_ERROR;
+        for (int i = 0; repeatable[i]; i++)
+            if (strcmp(repeatable[i], c->name) == 0)
+                rep = 1;
+        if (!rep) {
+            for (int i = 0; i < nseen; i++)
+                if (strcmp(seen[i], c->name) == 0)
+                    return fail(p, n->file, n->line,
+                                "\"%s\" directive is duplicate", n->name);
+            if (nseen < (int)HD_NELEMS(seen))
+                seen[nseen++] = c->name;
+        }
+        e = c->set(p, n, c, base);
+        if (e == (const char *)-1)
+            return HD_ERROR; /* the setter wrote the whole message */
+        if (e != NULL)
+            return fail(p, n->file, n->line, "\"%s\" directive %s", n->name,
+                        e);
+    }
+    return HD_OK;
+}
+
+static const char *
+bad_value(struct parser *p, struct node *n, const char *v)
+{
+    fail(p, n->file, n->line, "invalid value \"%s\" in \"%s\" directive", v,
+         n->name);
+    return (const char *)-1;
+}
+
+static const char *
+set_flag(struct parser *p, struct node *n, const struct cmd *c, void *base)
+{
+    int *slot = (int *)((char *)base + c->offset);
+    if (strcmp(n->args[0], "on") == 0)
+        *slot = 1;
+    else if (strcmp(n->args[0], "off") == 0)
+        *slot = 0;
+    else
+        return bad_value(p, n, n->args[0]);
+    return NULL;
+}
+
+static const char *
+set_str(struct parser *p, struct node *n, const struct cmd *c, void *base)
+{
+    *(char **)((char *)base + c->offset) = n->args[0];
+    return NULL;
+}
+
+static const char *
+set_num(struct parser *p, struct node *n, const struct cmd *c, void *base)
+{
+    char *end;
+    long v = strtol(n->args[0], &end, 10);
+    if (end == n->args[0] || *end != '\0' || v < 1 || v > 100000000)
+        return bad_value(p, n, n->args[0]);
+    *(int *)((char *)base + c->offset) = (int)v;
+    return NULL;
+}
+
+static const char *
+set_size(struct parser *p, struct node *n, const struct cmd *c, void *base)
+{
+    if (hd_parse_size(n->args[0], (int64_t *)((char *)base + c->offset))
+        != HD_OK)
+        return bad_value(p, n, n->args[0]);
+    return NULL;
+}
+
+static const char *
+set_msec(struct parser *p, struct node *n, const struct cmd *c, void *base)
+{
+    if (hd_parse_time_ms(n->args[0], (int64_t *)((char *)base + c->offset))
+        != HD_OK)
+        return bad_value(p, n, n->args[0]);
+    return NULL;
+}
+
+static const char *
+set_workers(struct parser *p, struct node *n, const struct cmd *c, void *base)
+{
+    int *slot = (int *)((char *)base + c->offset);
+    char *end;
+    long v;
+
+    if (strcmp(n->args[0], "auto") == 0) {
+        *slot = 0;
+        return NULL;
+    }
+    v = strtol(n->args[0], &end, 10);
+    if (end == n->args[0] || *end != '\0' || v < 1 || v > HD_MAX_WORKERS)
+        return bad_value(p, n, n->args[0]);
+    *slot = (int)v;
+    return NULL;
+}
+
+static const char *
+set_shards(struct parser *p, struct node *n, const struct cmd *c, void *base)
+{
+    int *slot = (int *)((char *)base + c->offset);
+    char *end;
+    long v;
+
+    if (strcmp(n->args[0], "auto") == 0) {
+        *slot = 0;
+        return NULL;
+    }
+    v = strtol(n->args[0], &end, 10);
+    if (end == n->args[0] || *end != '\0' || v < 1 || v > HD_MAX_SHARDS)
+        return bad_value(p, n, n->args[0]);
+    *slot = (int)v;
+    return NULL;
+}
+
+static const char *
+set_error_log(struct parser *p, struct node *n, const struct cmd *c,
+              void *base)
+{
+    p->cf->error_log = n->args[0];
+    if (n->nargs == 2) {
+        int level = hd_log_level_parse(n->args[1]);
+        if (level < 0)
+            return bad_value(p, n, n->args[1]);
+        p->cf->log_level = level;
+    }
+    return NULL;
+}
+
+static const char *
+set_access_log(struct parser *p, struct node *n, const struct cmd *c,
+               void *base)
+{
+    p->cf->access_log = strcmp(n->args[0], "off") == 0 ? NULL : n->args[0];
+    return NULL;
+}
+
+static const char *
+set_listen(struct parser *p, struct node *n, const struct cmd *c, void *base)
+{
+    struct hd_conf *cf = p->cf;
+    struct hd_listen_conf *l;
+    char host[256], *colon;
+    const char *a = n->args[0];
+    struct addrinfo hints, *res;
+    int port;
+
+    if (cf->nlisten == HD_MAX_LISTEN)
+        return "has too many addresses";
+    if (a[0] == '[') {
+        const char *close = strchr(a, ']');
+        if (close == NULL || close[1] != ':'
+            || (size_t)(close - a - 1) >= sizeof(host))
+            return bad_value(p, n, a);
+        memcpy(host, a + 1, close - a - 1);
+        host[close - a - 1] = '\0';
+        colon = (char *)close + 1;
+    } else {
+        colon = strrchr(a, ':');
+        if (colon == NULL) {
+            snprintf(host, sizeof(host), "0.0.0.0");
+            colon = (char *)a - 1;
+        } else {
+            if ((size_t)(colon - a) >= sizeof(host))
+                return bad_value(p, n, a);
+            memcpy(host, a, colon - a);
+            host[colon - a] = '\0';
+            if (strcmp(host, "*") == 0)
+                snprintf(host, sizeof(host), "0.0.0.0");
+        }
+    }
+    port = atoi(colon + 1);
+    for (const char *d = colon + 1; *d; d++)
+        if (!isdigit((unsigned char)*d))
+            port = -1;
+    if (port < 1 || port > 65535)
+        return bad_value(p, n, a);
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_flags = AI_NUMERICHOST | AI_PASSIVE;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host, NULL, &hints, &res) != 0) {
+        fail(p, n->file, n->line,
+             "host \"%s\" in \"listen\" must be a numeric address", host);
+        return (const char *)-1;
+    }
+    l = &cf->listen[cf->nlisten++];
+    memcpy(&l->addr, res->ai_addr, res->ai_addrlen);
+    l->addrlen = res->ai_addrlen;
+    freeaddrinfo(res);
+    if (l->addr.ss_family == AF_INET)
+        ((struct sockaddr_in *)&l->addr)->sin_port = htons(port);
+    else
+        ((struct sockaddr_in6 *)&l->addr)->sin6_port = htons(port);
+    l->text = n->args[0];
+    return NULL;
+}
+
+static const char *
+set_store(struct parser *p, struct node *n, const struct cmd *c, void *base)
+{
+    if (run_block(p, n->children, store_cmds, &p->cf->store) != HD_OK)
+        return (const char *)-1;
+    return NULL;
+}
+
+static const char *
+set_api_key(struct parser *p, struct node *n, const struct cmd *c, void *base)
+{
+    struct hd_conf *cf = p->cf;
+    struct hd_api_key *k;
+
+    if (hd_conf_find_key(cf, n->args[0], strlen(n->args[0])) != NULL)
+        return fail(p, n->file, n->line, "duplicate api_key \"%s\"",
+                    n->args[0]),
+               (const char *)-1;
+    if (strchr(n->args[0], ':') != NULL || n->args[0][0] == '\0')
+        return bad_value(p, n, n->args[0]);
+    cf->keys = hd_realloc(cf->keys, (cf->nkeys + 1) * sizeof(*k));
+    k = &cf->keys[cf->nkeys++];
+    memset(k, 0, sizeof(*k));
+    k->id = n->args[0];
+    k->scopes = (unsigned)-1; /* marks "no scopes directive" */
+    if (run_block(p, n->children, key_cmds, k) != HD_OK)
+        return (const char *)-1;
+    if (k->scopes == (unsigned)-1)
+        k->scopes = HD_SCOPE_SEND | HD_SCOPE_USERS | HD_SCOPE_READ;
+    for (int i = 0; i < 32; i++)
+        if (k->secret_sha256[i])
+            return NULL;
+    return fail(p, n->file, n->line, "api_key \"%s\" has no \"secret\"",
+                n->args[0]),
+           (const char *)-1;
+}
+
+static const char *
+set_secret(struct parser *p, struct node *n, const struct cmd *c, void *base)
+{
+    struct hd_api_key *k = base;
+    if (strlen(n->args[0]) < 8)
+        return "must be at least 8 characters";
+    SHA256((const unsigned char *)n->args[0], strlen(n->args[0]),
+           k->secret_sha256);
+    return NULL;
+}
+
+static const char *
+set_scopes(struct parser *p, struct node *n, const struct cmd *c, void *base)
+{
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } scopes[] = {{"send", HD_SCOPE_SEND},
+                  {"users", HD_SCOPE_USERS},
+                  {"read", HD_SCOPE_READ},
+                  {"admin", HD_SCOPE_ADMIN}};
+    struct hd_api_key *k = base;
+
+    k->scopes = 0;
+    for (int i = 0; i < n->nargs; i++) {
+        size_t j;
+        for (j = 0; j < HD_NELEMS(scopes); j++)
+            if (strcmp(n->args[i], scopes[j].name) == 0)
+                break;
+        if (j == HD_NELEMS(scopes))
+            return bad_value(p, n, n->args[i]);
+        k->scopes |= scopes[j].bit;
+    }
+    return NULL;
+}
+
+/* A provider block: "type" is required; the rest is kept as name/args for
+ * the provider type to read. The log type is checked here. */
+static const char *
+set_provider(struct parser *p, struct node *n, const struct cmd *c,
+             void *base)
+{
+    struct hd_conf *cf = p->cf;
+    struct hd_provider_conf *pc;
+
+    for (int i = 0; i < cf->nproviders; i++)
+        if (strcmp(cf->providers[i].name, n->args[0]) == 0)
+            return fail(p, n->file, n->line, "duplicate provider \"%s\"",
+                        n->args[0]),
+                   (const char *)-1;
+    cf->providers =
+        hd_realloc(cf->providers, (cf->nproviders + 1) * sizeof(*pc));
+    pc = &cf->providers[cf->nproviders++];
+    memset(pc, 0, sizeof(*pc));
+    pc->name = n->args[0];
+
+    for (struct node *d = n->children; d; d = d->next) {
+        struct hd_conf_kv *kv;
+        if (d->block)
+            return fail(p, d->file, d->line,
+                        "directive \"%s\" is not terminated by \";\"",
+                        d->name),
+                   (const char *)-1;
+        if (strcmp(d->name, "type") == 0) {
+            if (d->nargs != 1)
+                return fail(p, d->file, d->line,
+                            "invalid number of arguments in \"type\" "
+                            "directive"),
+                       (const char *)-1;
+            if (strcmp(d->args[0], "log") != 0)
+                return fail(p, d->file, d->line,
+                            "unknown provider type \"%s\"", d->args[0]),
+                       (const char *)-1;
+            pc->type = d->args[0];
+            continue;
+        }
+        if (strcmp(d->name, "path") == 0) {
+            if (d->nargs != 1)
+                return fail(p, d->file, d->line,
+                            "invalid number of arguments in \"path\" "
+                            "directive"),
+                       (const char *)-1;
+            pc->path = d->args[0];
+            continue;
+        }
+        /* unknown to the log type, which is the only type so far */
+        if (pc->type == NULL || strcmp(pc->type, "log") == 0)
+            return fail(p, d->file, d->line, "unknown directive \"%s\"",
+                        d->name),
+                   (const char *)-1;
+        pc->kv = hd_realloc(pc->kv, (pc->nkv + 1) * sizeof(*kv));
+        kv = &pc->kv[pc->nkv++];
+        kv->name = d->name;
+        kv->args = d->args;
+        kv->nargs = d->nargs;
+        kv->file = d->file;
+        kv->line = d->line;
+    }
+    if (pc->type == NULL)
+        return fail(p, n->file, n->line, "provider \"%s\" has no \"type\"",
+                    pc->name),
+               (const char *)-1;
+    if (strcmp(pc->type, "log") == 0 && pc->path == NULL)
+        return fail(p, n->file, n->line,
+                    "provider \"%s\" of type log has no \"path\"", pc->name),
+               (const char *)-1;
+    return NULL;
+}
+
+static const char *
+set_channel(struct parser *p, struct node *n, const struct cmd *c, void *base)
+{
+    struct hd_conf *cf = p->cf;
+    int ch = hd_channel_parse(n->args[0], strlen(n->args[0]));
+    struct hd_channel_conf *cc;
+
+    if (ch < 0)
+        return fail(p, n->file, n->line,
+                    "unknown channel \"%s\" (push, sms, email, web)",
+                    n->args[0]),
+               (const char *)-1;
+    cc = &cf->channels[ch];
+    if (cc->nproviders > 0)
+        return fail(p, n->file, n->line, "duplicate channel \"%s\"",
+                    n->args[0]),
+               (const char *)-1;
+    for (struct node *d = n->children; d; d = d->next) {
+        if (strcmp(d->name, "provider") != 0)
+            return fail(p, d->file, d->line, "unknown directive \"%s\"",
+                        d->name),
+                   (const char *)-1;
+        if (d->nargs < 1 || d->nargs > HD_MAX_CHANNEL_PROVIDERS || d->block)
+            return fail(p, d->file, d->line,
+                        "invalid number of arguments in \"provider\" "
+                        "directive"),
+                   (const char *)-1;
+        cc->nproviders = 0;
+        for (int i = 0; i < d->nargs; i++) {
+            int j;
+            for (j = 0; j < cf->nproviders; j++)
+                if (strcmp(cf->providers[j].name, d->args[i]) == 0)
+                    break;
+            if (j == cf->nproviders)
+                return fail(p, d->file, d->line,
+                            "unknown provider \"%s\" in \"channel\" "
+                            "directive",
+                            d->args[i]),
+                       (const char *)-1;
+            cc->providers[cc->nproviders++] = j;
+        }
+    }
+    if (cc->nproviders == 0)
+        return fail(p, n->file, n->line, "channel \"%s\" has no \"provider\"",
+                    n->args[0]),
+               (const char *)-1;
+    return NULL;
+}
+
+/* ==== public ==== */
+
+static void
+set_defaults(struct hd_conf *cf)
+{
+    cf->refs = 1;
+    cf->log_level = HD_LOG_NOTICE;
+    cf->workers = HD_CONF_UNSET;
+    cf->daemon = HD_CONF_UNSET;
+    cf->client_max_body_size = HD_CONF_UNSET;
+    cf->client_header_timeout_ms = HD_CONF_UNSET;
+    cf->client_body_timeout_ms = HD_CONF_UNSET;
+    cf->keepalive_timeout_ms = HD_CONF_UNSET;
+    cf->send_timeout_ms = HD_CONF_UNSET;
+    cf->keepalive_requests = HD_CONF_UNSET;
+    cf->store.shards = HD_CONF_UNSET;
+    cf->store.sync = HD_CONF_UNSET;
+    cf->store.map_size = HD_CONF_UNSET;
+    cf->store.max_map_size = HD_CONF_UNSET;
+    cf->store.commit_records = HD_CONF_UNSET;
+    cf->store.commit_delay_ms = HD_CONF_UNSET;
+}
+
+#define DEFAULT(v, d)                                                          \
+    do {                                                                       \
+        if ((v) == HD_CONF_UNSET)                                              \
+            (v) = (d);                                                         \
+    } while (0)
+
+static void
+merge_defaults(struct hd_conf *cf)
+{
+    DEFAULT(cf->daemon, 0);
+    DEFAULT(cf->workers, 0);
+    DEFAULT(cf->client_max_body_size, 1024 * 1024);
+    DEFAULT(cf->client_header_timeout_ms, 10000);
+    DEFAULT(cf->client_body_timeout_ms, 10000);
+    DEFAULT(cf->keepalive_timeout_ms, 75000);
+    DEFAULT(cf->send_timeout_ms, 10000);
+    DEFAULT(cf->keepalive_requests, 10000);
+    DEFAULT(cf->store.shards, 0);
+    DEFAULT(cf->store.sync, 1);
+    DEFAULT(cf->store.map_size, 64LL * 1024 * 1024);
+    DEFAULT(cf->store.max_map_size, 4LL * 1024 * 1024 * 1024);
+    DEFAULT(cf->store.commit_records, 256);
+    DEFAULT(cf->store.commit_delay_ms, 0);
+    if (cf->pid == NULL)
+        cf->pid = keep(cf, hd_strdup("var/herald.pid"));
+    if (cf->error_log == NULL)
+        cf->error_log = keep(cf, hd_strdup("var/error.log"));
+    if (cf->store.path == NULL)
+        cf->store.path = keep(cf, hd_strdup("var/store"));
+}
+
+struct hd_conf *
+hd_conf_load(const char *file, char *err, size_t errlen)
+{
+    struct parser p;
+    struct node *head = NULL;
+    struct hd_conf *cf = hd_calloc(sizeof(*cf));
+    int rc;
+
+    memset(&p, 0, sizeof(p));
+    p.cf = cf;
+    p.err = err;
+    p.errlen = errlen;
+    set_defaults(cf);
+    cf->file = keep(cf, hd_strdup(file));
+
+    rc = parse_file(&p, file, &head, 0);
+    if (rc == HD_OK)
+        rc = run_block(&p, head, main_cmds, cf);
+    if (rc == HD_OK && cf->store.max_map_size != HD_CONF_UNSET
+        && cf->store.map_size != HD_CONF_UNSET
+        && cf->store.max_map_size < cf->store.map_size)
+        rc = fail(&p, file, 1, "\"max_map_size\" is smaller than \"map_size\"");
+    if (rc == HD_OK) {
+        merge_defaults(cf);
+        if (cf->nlisten == 0) {
+            struct sockaddr_in *sin = (struct sockaddr_in *)&cf->listen[0].addr;
+            sin->sin_family = AF_INET;
+            sin->sin_port = htons(8025);
+            sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            cf->listen[0].addrlen = sizeof(*sin);
+            cf->listen[0].text = keep(cf, hd_strdup("127.0.0.1:8025"));
+            cf->nlisten = 1;
+        }
+        for (int ch = 0; ch < HD_CH_MAX && rc == HD_OK; ch++)
+            if (cf->channels[ch].nproviders == 0)
+                rc = fail(&p, file, 1, "no provider for channel \"%s\"; "
+                          "add: channel %s { provider NAME; }",
+                          hd_channel_name(ch), hd_channel_name(ch));
+    }
+
+    for (int i = 0; i < p.nall; i++)
+        free(p.all[i]);
+    free(p.all);
+    free(p.files);
+    if (rc != HD_OK) {
+        cf->refs = 1;
+        hd_conf_unref(cf);
+        return NULL;
+    }
+    return cf;
+}
+
+void
+hd_conf_ref(struct hd_conf *cf)
+{
+    __atomic_add_fetch(&cf->refs, 1, __ATOMIC_RELAXED);
+}
+
+void
+hd_conf_unref(struct hd_conf *cf)
+{
+    if (cf == NULL || __atomic_sub_fetch(&cf->refs, 1, __ATOMIC_ACQ_REL) > 0)
+        return;
+    for (int i = 0; i < cf->nstrings; i++)
+        free(cf->strings[i]);
+    free(cf->strings);
+    for (int i = 0; i < cf->nproviders; i++)
+        free(cf->providers[i].kv);
+    free(cf->providers);
+    free(cf->keys);
+    free(cf);
+}
+
+static const char *channel_names[HD_CH_MAX] = {"push", "sms", "email", "web"};
+
+const char *
+hd_channel_name(int ch)
+{
+    return channel_names[ch];
+}
+
+int
+hd_channel_parse(const char *name, size_t len)
+{
+    for (int i = 0; i < HD_CH_MAX; i++)
+        if (strlen(channel_names[i]) == len
+            && memcmp(channel_names[i], name, len) == 0)
+            return i;
+    return HD_ERROR;
+}
+
+const struct hd_api_key *
+hd_conf_find_key(const struct hd_conf *cf, const char *id, size_t len)
+{
+    for (int i = 0; i < cf->nkeys; i++)
+        if (strlen(cf->keys[i].id) == len
+            && memcmp(cf->keys[i].id, id, len) == 0)
+            return &cf->keys[i];
+    return NULL;
+}

@@ -1,0 +1,118 @@
+/*
+ * conf.h: the parsed configuration. A struct hd_conf is immutable once
+ * loaded and shared by all threads through a reference count; reload
+ * builds a new one and swaps it in only when the whole file parsed.
+ */
+#ifndef HD_CONF_H
+#define HD_CONF_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "core/herald.h"
+
+enum hd_channel { HD_CH_PUSH = 0, HD_CH_SMS, HD_CH_EMAIL, HD_CH_WEB, HD_CH_MAX };
+
+#define HD_SCOPE_SEND 0x1
+#define HD_SCOPE_USERS 0x2
+#define HD_SCOPE_READ 0x4
+#define HD_SCOPE_ADMIN 0x8
+
+#define HD_CONF_UNSET -1
+#define HD_MAX_LISTEN 16
+#define HD_MAX_CHANNEL_PROVIDERS 4
+
+struct hd_listen_conf {
+    char *text; /* as written: "127.0.0.1:8025" */
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+};
+
+struct hd_api_key {
+    char *id;
+    unsigned char secret_sha256[32];
+    unsigned scopes;
+};
+
+/* One directive inside a provider block, kept for the provider's type to
+ * read: providers own their settings, conf.c only checks the shape. */
+struct hd_conf_kv {
+    char *name;
+    char **args;
+    int nargs;
+    const char *file;
+    int line;
+};
+
+struct hd_provider_conf {
+    char *name;
+    char *type;
+    char *path; /* log: the sink file */
+    struct hd_conf_kv *kv;
+    int nkv;
+};
+
+struct hd_channel_conf {
+    int providers[HD_MAX_CHANNEL_PROVIDERS]; /* index into conf->providers */
+    int nproviders;
+};
+
+struct hd_store_conf {
+    char *path;
+    int shards; /* 0: auto */
+    int sync;
+    int64_t map_size;
+    int64_t max_map_size;
+    int commit_records;
+    int64_t commit_delay_ms;
+};
+
+struct hd_conf {
+    int refs; /* atomic */
+    char *file;
+
+    int daemon;
+    char *pid;
+    char *error_log;
+    int log_level;
+    char *access_log; /* NULL: off */
+    int workers;
+
+    struct hd_listen_conf listen[HD_MAX_LISTEN];
+    int nlisten;
+
+    int64_t client_max_body_size;
+    int64_t client_header_timeout_ms;
+    int64_t client_body_timeout_ms;
+    int64_t keepalive_timeout_ms;
+    int64_t send_timeout_ms;
+    int keepalive_requests;
+
+    struct hd_store_conf store;
+
+    struct hd_api_key *keys;
+    int nkeys;
+    struct hd_provider_conf *providers;
+    int nproviders;
+    struct hd_channel_conf channels[HD_CH_MAX];
+
+    char **strings; /* every string above, freed with the conf */
+    int nstrings, cstrings;
+};
+
+/* Loads FILE. On error returns NULL and writes "message in FILE:LINE"
+ * into err. */
+struct hd_conf *hd_conf_load(const char *file, char *err, size_t errlen);
+void hd_conf_ref(struct hd_conf *cf);
+void hd_conf_unref(struct hd_conf *cf);
+
+const char *hd_channel_name(int ch);
+int hd_channel_parse(const char *name, size_t len);
+const struct hd_api_key *hd_conf_find_key(const struct hd_conf *cf,
+                                          const char *id, size_t len);
+/* "64k" -> 65536; HD_ERROR on bad input */
+int hd_parse_size(const char *s, int64_t *out);
+/* "30s" -> 30000 ms; a bare number is seconds */
+int hd_parse_time_ms(const char *s, int64_t *out);
+
+#endif

@@ -1,0 +1,54 @@
+/*
+ * herald.h: what every module includes: result codes, allocation that
+ * aborts on OOM, assertions and the forward declarations of the core
+ * structs. Holds no state and knows nothing of any layer above core.
+ */
+#ifndef HD_HERALD_H
+#define HD_HERALD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+#define HD_OK 0
+#define HD_ERROR -1
+#define HD_AGAIN -2
+#define HD_DECLINED -3
+
+#ifndef HD_VERSION
+#define HD_VERSION "0.0.0"
+#endif
+#define HD_NAME "herald"
+
+#define HD_MAX_WORKERS 64
+#define HD_MAX_SHARDS 256
+
+#define HD_UNUSED(x) (void)(x)
+#define HD_NELEMS(a) (sizeof(a) / sizeof((a)[0]))
+
+#define HD_ASSERT(e)                                                           \
+    do {                                                                       \
+        if (!(e))                                                              \
+            hd_assert_fail(#e, __FILE__, __LINE__);                            \
+    } while (0)
+
+struct hd_conf;
+struct hd_worker;
+struct hd_shard;
+struct hd_log;
+
+void hd_assert_fail(const char *expr, const char *file, int line)
+    __attribute__((noreturn));
+
+/* Small allocations abort on OOM (Redis, h2o): callers never check. Sizes
+ * that come from input must be checked against a limit before this. */
+void *hd_alloc(size_t n);
+void *hd_calloc(size_t n);
+void *hd_realloc(void *p, size_t n);
+char *hd_strdup(const char *s);
+char *hd_strndup(const char *s, size_t n);
+
+#endif

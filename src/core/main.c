@@ -1,0 +1,435 @@
+/*
+ * main.c: the main thread: command line, configuration, store and
+ * listeners, daemon mode and pid file, then signals for the life of the
+ * process (sigwait: no handlers). Workers do everything else.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <ares.h>
+#include <event2/event.h>
+#include <jansson.h>
+#include <lmdb.h>
+#include <nghttp2/nghttp2ver.h>
+#include <openssl/opensslv.h>
+
+#include "core/herald.h"
+#include "core/conf.h"
+#include "core/log.h"
+#include "core/worker.h"
+#include "http/http.h"
+#include "provider/provider.h"
+#include "send/dispatch.h"
+#include "store/store.h"
+
+/* Per-worker modules, in start order (stop runs the same order). */
+static const struct hd_module *modules[] = {
+    &hd_dispatch_module,
+    &hd_http_module,
+};
+
+static const struct hd_log main_log = {-1, -1, 0, NULL};
+
+static void
+usage(void)
+{
+    fprintf(stderr,
+            "usage: herald [-h] [-v] [-V] [-t] [-c file] [-s signal]\n"
+            "\n"
+            "  -h            this help\n"
+            "  -v            show version and exit\n"
+            "  -V            show version and build options and exit\n"
+            "  -t            test the configuration and exit\n"
+            "  -c file       configuration file (default: conf/herald.conf)\n"
+            "  -s signal     send signal to the daemon: stop, quit, reload, "
+            "reopen\n");
+}
+
+static void
+version(int full)
+{
+    fprintf(stderr, "herald version: herald/%s\n", HD_VERSION);
+    if (!full)
+        return;
+    fprintf(stderr,
+            "built with libevent %s, nghttp2 %s, %s, %s, c-ares %s, "
+            "jansson %s\n",
+            event_get_version(), NGHTTP2_VERSION, OPENSSL_VERSION_TEXT,
+            MDB_VERSION_STRING, ares_version(NULL), JANSSON_VERSION);
+#ifdef HD_BUILD_CFLAGS
+    fprintf(stderr, "configure arguments: CFLAGS=\"%s\"\n", HD_BUILD_CFLAGS);
+#endif
+}
+
+static int
+signal_daemon(struct hd_conf *cf, const char *name)
+{
+    static const struct {
+        const char *name;
+        int sig;
+    } sigs[] = {{"stop", SIGTERM},
+                {"quit", SIGQUIT},
+                {"reload", SIGHUP},
+                {"reopen", SIGUSR1}};
+    int sig = 0;
+    long pid;
+    FILE *f;
+
+    for (size_t i = 0; i < HD_NELEMS(sigs); i++)
+        if (strcmp(name, sigs[i].name) == 0)
+            sig = sigs[i].sig;
+    if (sig == 0) {
+        fprintf(stderr, "herald: invalid option: \"-s %s\"\n", name);
+        return 1;
+    }
+    f = fopen(cf->pid, "r");
+    if (f == NULL) {
+        fprintf(stderr, "herald: open() \"%s\" failed (%d: %s)\n", cf->pid,
+                errno, strerror(errno));
+        return 1;
+    }
+    if (fscanf(f, "%ld", &pid) != 1 || pid <= 1) {
+        fclose(f);
+        fprintf(stderr, "herald: invalid PID number in \"%s\"\n", cf->pid);
+        return 1;
+    }
+    fclose(f);
+    if (kill((pid_t)pid, sig) != 0) {
+        fprintf(stderr, "herald: kill(%ld, %d) failed (%d: %s)\n", pid, sig,
+                errno, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+/* Opens nworkers listening sockets per address with SO_REUSEPORT, after
+ * checking that nobody else holds the address. */
+static int
+open_listeners(struct hd_conf *cf, int nworkers,
+               int (*fds)[HD_MAX_LISTEN])
+{
+    for (int l = 0; l < cf->nlisten; l++) {
+        struct hd_listen_conf *lc = &cf->listen[l];
+        int one = 1;
+
+        /* a socket without SO_REUSEPORT fails if anyone holds the port */
+        int probe = socket(lc->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (lc->addr.ss_family == AF_INET6)
+            setsockopt(probe, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+        if (bind(probe, (struct sockaddr *)&lc->addr, lc->addrlen) != 0) {
+            fprintf(stderr, "herald: bind() to %s failed (%d: %s)\n",
+                    lc->text, errno, strerror(errno));
+            close(probe);
+            return HD_ERROR;
+        }
+        close(probe);
+
+        for (int w = 0; w < nworkers; w++) {
+            int fd = socket(lc->addr.ss_family,
+                            SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+            if (fd < 0)
+                return HD_ERROR;
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+            setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+            if (lc->addr.ss_family == AF_INET6)
+                setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+            if (bind(fd, (struct sockaddr *)&lc->addr, lc->addrlen) != 0
+                || listen(fd, 4096) != 0) {
+                fprintf(stderr, "herald: bind() to %s failed (%d: %s)\n",
+                        lc->text, errno, strerror(errno));
+                close(fd);
+                return HD_ERROR;
+            }
+            fds[w][l] = fd;
+        }
+    }
+    return HD_OK;
+}
+
+static int
+daemonize(void)
+{
+    int fd;
+
+    switch (fork()) {
+    case -1:
+        return HD_ERROR;
+    case 0:
+        break;
+    default:
+        _exit(0);
+    }
+    if (setsid() < 0)
+        return HD_ERROR;
+    umask(0027);
+    fd = open("/dev/null", O_RDWR);
+    if (fd < 0)
+        return HD_ERROR;
+    dup2(fd, 0);
+    dup2(fd, 1);
+    if (fd > 1)
+        close(fd);
+    return HD_OK;
+}
+
+static int
+write_pid(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        return HD_ERROR;
+    fprintf(f, "%ld\n", (long)getpid());
+    fclose(f);
+    return HD_OK;
+}
+
+static int
+conf_open_logs(struct hd_conf *cf)
+{
+    if (hd_log_open(cf->error_log, cf->log_level) != HD_OK) {
+        fprintf(stderr, "herald: open() \"%s\" failed (%d: %s)\n",
+                cf->error_log, errno, strerror(errno));
+        return HD_ERROR;
+    }
+    if (hd_access_log_open(cf->access_log) != HD_OK) {
+        fprintf(stderr, "herald: open() \"%s\" failed (%d: %s)\n",
+                cf->access_log, errno, strerror(errno));
+        return HD_ERROR;
+    }
+    return HD_OK;
+}
+
+/* SIGHUP: parse anew; only a configuration that parsed whole replaces
+ * the old one. Settings fixed at start are reported, not applied. */
+static void
+reload(const char *file)
+{
+    char err[1024];
+    struct hd_conf *cf = hd_conf_load(file, err, sizeof(err)), *old;
+
+    if (cf == NULL) {
+        hd_log(HD_LOG_EMERG, &main_log, 0,
+               "%s; reload refused, the old configuration stays", err);
+        return;
+    }
+    old = hd_cycle.conf;
+    if (cf->nlisten != old->nlisten
+        || memcmp(cf->listen, old->listen, sizeof(cf->listen[0]) * 0) != 0
+        || cf->workers != old->workers
+        || strcmp(cf->store.path, old->store.path) != 0)
+        hd_log(HD_LOG_WARN, &main_log, 0,
+               "listen, workers and store changes take effect on restart");
+    if (cf->nproviders != old->nproviders)
+        hd_log(HD_LOG_WARN, &main_log, 0,
+               "provider changes take effect on restart");
+    if (hd_log_open(cf->error_log, cf->log_level) != HD_OK
+        || hd_access_log_open(cf->access_log) != HD_OK)
+        hd_log(HD_LOG_ERR, &main_log, errno, "reopening logs failed");
+    hd_workers_reconf(cf);
+    hd_cycle.conf = cf;
+    hd_conf_unref(old);
+    hd_log(HD_LOG_NOTICE, &main_log, 0, "configuration reloaded from %s",
+           file);
+}
+
+static int
+run(struct hd_conf *cf, const char *file)
+{
+    int (*fds)[HD_MAX_LISTEN];
+    struct hd_shard **shards;
+    int nworkers, nshards, how = 0;
+    char err[1024];
+    sigset_t set;
+
+    nworkers = cf->workers ? cf->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (nworkers < 1)
+        nworkers = 1;
+    if (nworkers > HD_MAX_WORKERS)
+        nworkers = HD_MAX_WORKERS;
+
+    if (conf_open_logs(cf) != HD_OK)
+        return 1;
+    if (hd_store_prepare(cf->store.path, cf->store.shards, nworkers,
+                         &nshards, err, sizeof(err))
+        != HD_OK) {
+        fprintf(stderr, "herald: %s\n", err);
+        hd_log(HD_LOG_EMERG, &main_log, 0, "%s", err);
+        return 1;
+    }
+    fds = hd_calloc(sizeof(*fds) * nworkers);
+    if (open_listeners(cf, nworkers, fds) != HD_OK)
+        return 1;
+    if (hd_providers_create(cf, err, sizeof(err)) != HD_OK) {
+        fprintf(stderr, "herald: %s\n", err);
+        return 1;
+    }
+    shards = hd_calloc(nshards * sizeof(*shards));
+    for (int i = 0; i < nshards; i++) {
+        shards[i] = hd_store_open(&cf->store, i, nshards, err, sizeof(err));
+        if (shards[i] == NULL) {
+            fprintf(stderr, "herald: %s\n", err);
+            hd_log(HD_LOG_EMERG, &main_log, 0, "%s", err);
+            return 1;
+        }
+    }
+
+    if (cf->daemon && daemonize() != HD_OK) {
+        fprintf(stderr, "herald: daemon() failed (%d: %s)\n", errno,
+                strerror(errno));
+        return 1;
+    }
+    if (write_pid(cf->pid) != HD_OK) {
+        hd_log(HD_LOG_EMERG, &main_log, errno, "open() \"%s\" failed",
+               cf->pid);
+        return 1;
+    }
+
+    /* block the signals before threads exist: they inherit the mask and
+     * only this thread takes them, with sigwait */
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGQUIT);
+    sigaddset(&set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    hd_cycle.conf = cf;
+    hd_cycle.modules = modules;
+    hd_cycle.nmodules = (int)HD_NELEMS(modules);
+    if (hd_workers_start(cf, nworkers, nshards, shards, fds, cf->nlisten)
+        != HD_OK) {
+        hd_log(HD_LOG_EMERG, &main_log, errno, "starting workers failed");
+        return 1;
+    }
+    free(fds);
+    hd_log(HD_LOG_NOTICE, &main_log, 0,
+           "herald/%s started: %d workers, %d shards, store %s, sync %s",
+           HD_VERSION, nworkers, nshards, cf->store.path,
+           cf->store.sync ? "on" : "off");
+
+    while (how == 0) {
+        int sig;
+        if (sigwait(&set, &sig) != 0)
+            continue;
+        switch (sig) {
+        case SIGHUP:
+            hd_log(HD_LOG_NOTICE, &main_log, 0, "reconfiguring");
+            reload(file);
+            break;
+        case SIGUSR1:
+            hd_log(HD_LOG_NOTICE, &main_log, 0, "reopening logs");
+            if (hd_log_reopen() != HD_OK)
+                hd_log(HD_LOG_ERR, &main_log, errno, "reopening logs failed");
+            break;
+        case SIGQUIT:
+            hd_log(HD_LOG_NOTICE, &main_log, 0, "gracefully shutting down");
+            how = 1;
+            break;
+        default:
+            hd_log(HD_LOG_NOTICE, &main_log, 0, "exiting");
+            how = 2;
+            break;
+        }
+    }
+
+    hd_workers_stop(how);
+    {
+        /* quit waits for in-flight deliveries; stop only for requests */
+        int ms = how == 1 ? 30000 : 5000;
+        while (ms > 0 && !hd_workers_idle()) {
+            struct timespec ts = {0, 10 * 1000 * 1000};
+            int sig;
+            nanosleep(&ts, NULL);
+            ms -= 10;
+            /* a second TERM/INT during a quit makes it a stop */
+            {
+                struct timespec zero = {0, 0};
+                sig = sigtimedwait(&set, NULL, &zero);
+                if (sig == SIGTERM || sig == SIGINT)
+                    ms = ms > 5000 ? 5000 : ms;
+            }
+        }
+    }
+    hd_workers_stop(3);
+    hd_workers_join();
+    for (int i = 0; i < nshards; i++)
+        hd_store_close(shards[i]);
+    free(shards);
+    hd_providers_destroy();
+    hd_log(HD_LOG_NOTICE, &main_log, 0, "exit");
+    unlink(cf->pid);
+    hd_conf_unref(hd_cycle.conf);
+    hd_log_close();
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *file = "conf/herald.conf", *sig = NULL;
+    int test = 0, opt;
+    struct hd_conf *cf;
+    char err[1024];
+
+    while ((opt = getopt(argc, argv, "hvVtc:s:")) != -1) {
+        switch (opt) {
+        case 'h':
+            usage();
+            return 0;
+        case 'v':
+            version(0);
+            return 0;
+        case 'V':
+            version(1);
+            return 0;
+        case 't':
+            test = 1;
+            break;
+        case 'c':
+            file = optarg;
+            break;
+        case 's':
+            sig = optarg;
+            break;
+        default:
+            usage();
+            return 1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "herald: invalid option: \"%s\"\n", argv[optind]);
+        return 1;
+    }
+
+    cf = hd_conf_load(file, err, sizeof(err));
+    if (cf == NULL) {
+        fprintf(stderr, "herald: %s\n", err);
+        if (test)
+            fprintf(stderr, "herald: configuration file %s test failed\n",
+                    file);
+        return 1;
+    }
+    if (test) {
+        fprintf(stderr, "herald: the configuration file %s syntax is ok\n",
+                file);
+        fprintf(stderr, "herald: configuration file %s test is successful\n",
+                file);
+        hd_conf_unref(cf);
+        return 0;
+    }
+    if (sig != NULL) {
+        int rc = signal_daemon(cf, sig);
+        hd_conf_unref(cf);
+        return rc;
+    }
+    return run(cf, file);
+}

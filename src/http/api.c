@@ -1,0 +1,123 @@
+/*
+ * api.c: the plumbing every API handler shares: the op that travels to a
+ * shard's owner and back, JSON bodies and error objects. The origin
+ * worker makes and frees ops; the owner only fills status and out.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "core/herald.h"
+#include "http/api.h"
+
+static void
+on_op_done(struct hd_call *c)
+{
+    struct hd_api_op *op = (struct hd_api_op *)c;
+
+    hd_http_reply(op->req, op->status, op->out);
+    json_decref(op->in);
+    free(op->user_id);
+    free(op->id);
+    free(op);
+}
+
+struct hd_api_op *
+hd_api_op_new(struct hd_req *r, int shard, hd_call_fn exec)
+{
+    struct hd_api_op *op = hd_calloc(sizeof(*op));
+
+    op->req = r;
+    op->call.shard = shard;
+    op->call.exec = exec;
+    op->call.done = on_op_done;
+    if (r->key)
+        snprintf(op->key_id, sizeof(op->key_id), "%s", r->key->id);
+    return op;
+}
+
+void
+hd_api_op_finish(struct hd_api_op *op, int status, json_t *out)
+{
+    op->status = status;
+    op->out = out;
+    hd_call_return(&op->call);
+}
+
+static void
+on_durable(void *arg, int status)
+{
+    struct hd_api_op *op = arg;
+
+    if (status != HD_COMMIT_OK) {
+        json_decref(op->out);
+        if (status == HD_COMMIT_FULL) {
+            op->status = 507;
+            op->out = hd_api_error("store_full", NULL,
+                                   "the store is full (max_map_size); "
+                                   "nothing of this request was stored");
+        } else {
+            op->status = 500;
+            op->out = hd_api_error("store_error", NULL,
+                                   "the store failed to commit; nothing of "
+                                   "this request was stored");
+        }
+    }
+    hd_call_return(&op->call);
+}
+
+void
+hd_api_op_finish_durable(struct hd_api_op *op, int status, json_t *out)
+{
+    op->status = status;
+    op->out = out;
+    hd_store_after_commit(hd_call_shard(&op->call), on_durable, op);
+}
+
+json_t *
+hd_api_error(const char *code, const char *field, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    json_t *err;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    err = json_pack("{s:s, s:s}", "code", code, "message", msg);
+    if (field)
+        json_object_set_new(err, "field", json_string(field));
+    return json_pack("{s:o}", "error", err);
+}
+
+json_t *
+hd_api_body(struct hd_req *r)
+{
+    json_error_t e;
+    json_t *j;
+
+    if (r->body_len == 0) {
+        hd_http_error(r, 400, "invalid_json", NULL,
+                      "a JSON object body is required");
+        return NULL;
+    }
+    j = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &e);
+    if (j == NULL) {
+        hd_http_error(r, 400, "invalid_json", NULL,
+                      "invalid JSON at line %d column %d: %s", e.line,
+                      e.column, e.text);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        hd_http_error(r, 400, "invalid_json", NULL,
+                      "the body must be a JSON object");
+        return NULL;
+    }
+    return j;
+}
+
+void
+hd_api_healthz(struct hd_req *r)
+{
+    hd_http_reply(r, 200, json_pack("{s:s}", "status", "ok"));
+}

@@ -1,0 +1,46 @@
+/*
+ * api.h: the JSON API handlers and the call that carries a request's work
+ * to the owner of its shard and the answer back.
+ */
+#ifndef HD_API_H
+#define HD_API_H
+
+#include <jansson.h>
+
+#include "core/worker.h"
+#include "http/http.h"
+#include "store/store.h"
+
+/* One request's work on a shard. Made on the origin (which alone touches
+ * req), run on the owner (which alone touches the shard), finished back
+ * on the origin. Inputs are owned by the op and freed with it. */
+struct hd_api_op {
+    struct hd_call call; /* first member */
+    struct hd_req *req;
+    json_t *in;
+    char *user_id;
+    char *id;
+    char key_id[64];
+    int status;
+    json_t *out;
+};
+
+struct hd_api_op *hd_api_op_new(struct hd_req *r, int shard,
+                                hd_call_fn exec);
+/* Owner side: answer now. */
+void hd_api_op_finish(struct hd_api_op *op, int status, json_t *out);
+/* Owner side: answer once everything staged so far is durable (a failed
+ * commit turns the answer into 507 or 500). */
+void hd_api_op_finish_durable(struct hd_api_op *op, int status, json_t *out);
+json_t *hd_api_error(const char *code, const char *field, const char *fmt,
+                     ...) __attribute__((format(printf, 3, 4)));
+/* Parses r's body as a JSON object; answers 400 and returns NULL if not. */
+json_t *hd_api_body(struct hd_req *r);
+
+void hd_api_healthz(struct hd_req *r);
+void hd_api_user_put(struct hd_req *r);
+void hd_api_user_get(struct hd_req *r);
+void hd_api_send(struct hd_req *r);
+void hd_api_status(struct hd_req *r);
+
+#endif

@@ -1,0 +1,63 @@
+/*
+ * provider.h: what a delivery provider (log, APNs, FCM, ...) offers the
+ * dispatcher. A provider takes a job and reports its outcome once through
+ * job->done, on the same worker thread, now or later. Providers know
+ * nothing of HTTP ingest or the store.
+ */
+#ifndef HD_PROVIDER_H
+#define HD_PROVIDER_H
+
+#include <stdint.h>
+#include <jansson.h>
+
+#include "core/conf.h"
+#include "core/worker.h"
+
+enum hd_outcome {
+    HD_OUT_DELIVERED = 0,
+    HD_OUT_RETRY,       /* transient: try again later */
+    HD_OUT_FAILED,      /* permanent */
+    HD_OUT_DEAD_ADDRESS /* token or address is gone: remove it */
+};
+
+struct hd_job;
+typedef void (*hd_job_done_fn)(struct hd_job *j, int outcome,
+                               int64_t retry_after_ms, const char *detail);
+
+struct hd_job {
+    const char *delivery_id;
+    const char *notification_id;
+    const char *user_id;
+    const char *to;
+    int channel;
+    int attempt; /* 1 for the first */
+    json_t *content; /* borrowed until done */
+    hd_job_done_fn done;
+};
+
+struct hd_provider;
+
+struct hd_provider_type {
+    const char *name;
+    int (*create)(struct hd_provider *p, const struct hd_provider_conf *pc,
+                  char *err, size_t errlen);
+    void (*send)(struct hd_provider *p, struct hd_worker *w, struct hd_job *j);
+    void (*destroy)(struct hd_provider *p);
+};
+
+struct hd_provider {
+    char *name;
+    const struct hd_provider_type *type;
+    void *data;
+};
+
+/* Builds every provider of cf (main thread, at start). */
+int hd_providers_create(const struct hd_conf *cf, char *err, size_t errlen);
+void hd_providers_destroy(void);
+/* The first provider of a channel (failover comes with more types). */
+struct hd_provider *hd_provider_for(int channel);
+int hd_providers_reopen(void);
+
+extern const struct hd_provider_type hd_log_provider;
+
+#endif

@@ -1,0 +1,355 @@
+/*
+ * dispatch.c: the dispatcher of one worker. Worker thread only.
+ *
+ * After every durable commit of one of its shards, and at the next due
+ * time, it walks each channel queue from the front (the committed
+ * snapshot, so only durable deliveries are sent), skips what is already in
+ * flight and starts jobs up to a cap; waiting deliveries stay in LMDB, not
+ * in memory. An outcome is staged as one change (queue entry removed or
+ * moved, delivery record updated) and the delivery leaves the in-flight
+ * set only once that change is durable, so a crash can repeat only what
+ * was in flight.
+ */
+#include <stdio.h>
+
+#include "core/herald.h"
+#include "core/shard.h"
+#include "core/time.h"
+#include "provider/provider.h"
+#include "send/dispatch.h"
+#include "send/notify.h"
+#include "store/queue.h"
+
+#define SET_BUCKETS 1024
+
+struct flight {
+    struct flight *next;
+    char id[40];
+};
+
+struct dshard {
+    struct hd_shard *s;
+    struct dispatcher *d;
+    struct flight *set[SET_BUCKETS];
+    int n[HD_CH_MAX];
+    int total;
+};
+
+struct dispatcher {
+    struct hd_worker *w;
+    struct event *kick_ev, *timer_ev;
+    int64_t timer_at;
+    struct dshard *shards;
+    int nshards;
+};
+
+struct job_ctx {
+    struct hd_job job;
+    struct dshard *ds;
+    struct hd_provider *provider;
+    json_t *delivery;
+    json_t *notification;
+    int64_t due;
+    uint64_t qseq;
+    char id[40];
+};
+
+/* ==== the in-flight set ==== */
+
+static struct flight **
+set_slot(struct dshard *ds, const char *id)
+{
+    struct flight **pp = &ds->set[hd_hash(id, strlen(id)) % SET_BUCKETS];
+    for (; *pp; pp = &(*pp)->next)
+        if (strcmp((*pp)->id, id) == 0)
+            break;
+    return pp;
+}
+
+static void
+set_add(struct dshard *ds, const char *id)
+{
+    struct flight **pp = set_slot(ds, id), *f;
+    if (*pp)
+        return;
+    f = hd_calloc(sizeof(*f));
+    snprintf(f->id, sizeof(f->id), "%s", id);
+    *pp = f;
+}
+
+static void
+set_del(struct dshard *ds, const char *id)
+{
+    struct flight **pp = set_slot(ds, id), *f = *pp;
+    if (f) {
+        *pp = f->next;
+        free(f);
+    }
+}
+
+/* ==== outcomes ==== */
+
+static void
+kick(struct dispatcher *d)
+{
+    event_active(d->kick_ev, EV_TIMEOUT, 0);
+}
+
+static void
+on_outcome_durable(void *arg, int status)
+{
+    struct job_ctx *jc = arg;
+    struct dshard *ds = jc->ds;
+
+    set_del(ds, jc->id);
+    ds->n[jc->job.channel]--;
+    ds->total--;
+    json_decref(jc->delivery);
+    json_decref(jc->notification);
+    free(jc);
+    kick(ds->d);
+}
+
+static int64_t
+backoff_ms(int attempt, int64_t retry_after_ms)
+{
+    /* exponential with full jitter: base 1s, cap 5 min */
+    int64_t cap = 1000LL << (attempt < 9 ? attempt : 9);
+    int64_t wait;
+    if (cap > 300000)
+        cap = 300000;
+    wait = cap / 2 + (int64_t)(random() % (cap / 2 + 1));
+    return wait > retry_after_ms ? wait : retry_after_ms;
+}
+
+static void
+on_job_done(struct hd_job *j, int outcome, int64_t retry_after_ms,
+            const char *detail)
+{
+    struct job_ctx *jc = (struct job_ctx *)j;
+    struct hd_shard *s = jc->ds->s;
+    json_t *d = jc->delivery;
+    int attempts = j->attempt;
+    const char *status;
+
+    json_object_set_new(d, "attempts", json_integer(attempts));
+    json_object_set_new(d, "provider", json_string(jc->provider->name));
+    hd_queue_remove(s, j->channel, jc->due, jc->qseq);
+
+    if (outcome == HD_OUT_RETRY && attempts < HD_DISPATCH_MAX_ATTEMPTS) {
+        int64_t due = hd_now_ms() + backoff_ms(attempts, retry_after_ms);
+        uint64_t qseq = hd_store_next_seq(s);
+        status = "retrying";
+        json_object_set_new(d, "due", json_integer(due));
+        json_object_set_new(d, "qseq", json_integer((json_int_t)qseq));
+        hd_queue_push(s, j->channel, due, qseq, jc->id);
+    } else if (outcome == HD_OUT_DELIVERED) {
+        status = "delivered";
+    } else {
+        status = "failed";
+    }
+    if (detail)
+        json_object_set_new(d, "last_error", json_string(detail));
+    json_object_set_new(d, "status", json_string(status));
+    hd_timeline_add(d, status, detail);
+    hd_store_put_json(s, HD_DB_DELIVERIES, jc->id, d);
+    hd_store_after_commit(s, on_outcome_durable, jc);
+}
+
+/* ==== starting jobs ==== */
+
+static int
+terminal(const char *status)
+{
+    return status == NULL || strcmp(status, "delivered") == 0
+           || strcmp(status, "failed") == 0
+           || strcmp(status, "cancelled") == 0
+           || strcmp(status, "expired") == 0;
+}
+
+static void
+start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id)
+{
+    struct hd_shard *s = ds->s;
+    struct job_ctx *jc;
+    json_t *d, *n;
+
+    d = hd_store_get_json(s, HD_DB_DELIVERIES, id);
+    if (d == NULL
+        || terminal(json_string_value(json_object_get(d, "status")))) {
+        /* a queue entry left by an erase or a finished delivery */
+        hd_queue_remove(s, ch, due, qseq);
+        json_decref(d);
+        return;
+    }
+    n = hd_store_get_json(
+        s, HD_DB_NOTIFICATIONS,
+        json_string_value(json_object_get(d, "notification_id")));
+
+    jc = hd_calloc(sizeof(*jc));
+    jc->ds = ds;
+    jc->delivery = d;
+    jc->notification = n;
+    jc->due = due;
+    jc->qseq = qseq;
+    snprintf(jc->id, sizeof(jc->id), "%s", id);
+    jc->provider = hd_provider_for(ch);
+    jc->job.delivery_id = jc->id;
+    jc->job.notification_id =
+        json_string_value(json_object_get(d, "notification_id"));
+    jc->job.user_id = json_string_value(json_object_get(d, "user_id"));
+    jc->job.to = json_string_value(json_object_get(d, "to"));
+    jc->job.channel = ch;
+    jc->job.attempt =
+        (int)json_integer_value(json_object_get(d, "attempts")) + 1;
+    jc->job.content = n ? json_object_get(n, "content") : NULL;
+    jc->job.done = on_job_done;
+    if (jc->job.content == NULL) {
+        json_decref(n);
+        jc->notification = json_object();
+        jc->job.content = jc->notification;
+    }
+    set_add(ds, id);
+    ds->n[ch]++;
+    ds->total++;
+    jc->provider->type->send(jc->provider, ds->d->w, &jc->job);
+}
+
+static int64_t
+scan(struct dshard *ds, int ch, int64_t now)
+{
+    struct hd_shard *s = ds->s;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int64_t next = INT64_MAX;
+    int rc;
+
+    if (mdb_cursor_open(hd_store_snapshot(s), s->dbi[HD_DB_QUEUE + ch], &cur)
+        != 0)
+        return next;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        int64_t due;
+        uint64_t qseq;
+        char id[40];
+
+        if (k.mv_size != HD_QUEUE_KEY_LEN || v.mv_size >= sizeof(id))
+            continue;
+        hd_queue_key_parse(k.mv_data, &due, &qseq);
+        if (due > now) {
+            next = due;
+            break;
+        }
+        if (ds->n[ch] >= HD_DISPATCH_INFLIGHT)
+            break; /* an outcome's commit kicks us again */
+        memcpy(id, v.mv_data, v.mv_size);
+        id[v.mv_size] = '\0';
+        if (*set_slot(ds, id) != NULL)
+            continue;
+        start(ds, ch, due, qseq, id);
+    }
+    mdb_cursor_close(cur);
+    return next;
+}
+
+static void
+on_kick(evutil_socket_t fd, short what, void *arg)
+{
+    struct dispatcher *d = arg;
+    int64_t now = hd_now_ms(), next = INT64_MAX;
+
+    if (d->w->stopping)
+        return; /* finish what is in flight, start nothing */
+    for (int i = 0; i < d->nshards; i++)
+        for (int ch = 0; ch < HD_CH_MAX; ch++) {
+            int64_t t = scan(&d->shards[i], ch, now);
+            if (t < next)
+                next = t;
+        }
+    if (next != INT64_MAX && (d->timer_at == 0 || next < d->timer_at
+                              || !evtimer_pending(d->timer_ev, NULL))) {
+        int64_t wait = next - hd_now_ms();
+        struct timeval tv;
+        if (wait < 1)
+            wait = 1;
+        tv.tv_sec = wait / 1000;
+        tv.tv_usec = (wait % 1000) * 1000;
+        d->timer_at = next;
+        evtimer_add(d->timer_ev, &tv);
+    }
+}
+
+static void
+on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct dispatcher *d = arg;
+    d->timer_at = 0;
+    on_kick(fd, what, arg);
+}
+
+static void
+on_durable(struct hd_shard *s, void *arg)
+{
+    kick(arg);
+}
+
+/* ==== module ==== */
+
+static int
+dispatch_init(struct hd_worker *w)
+{
+    struct dispatcher *d = hd_calloc(sizeof(*d));
+
+    d->w = w;
+    d->kick_ev = event_new(w->base, -1, 0, on_kick, d);
+    event_priority_set(d->kick_ev, 2);
+    d->timer_ev = evtimer_new(w->base, on_timer, d);
+    d->nshards = w->nshards;
+    d->shards = hd_calloc((w->nshards ? w->nshards : 1) * sizeof(*d->shards));
+    for (int i = 0; i < w->nshards; i++) {
+        d->shards[i].s = w->shards[i];
+        d->shards[i].d = d;
+        w->shards[i]->on_durable = on_durable;
+        w->shards[i]->on_durable_arg = d;
+    }
+    w->module[HD_MODULE_DISPATCH] = d;
+    kick(d); /* whatever a previous run left queued */
+    return HD_OK;
+}
+
+static int
+dispatch_busy(struct hd_worker *w)
+{
+    struct dispatcher *d = w->module[HD_MODULE_DISPATCH];
+    for (int i = 0; i < d->nshards; i++)
+        if (d->shards[i].total > 0)
+            return 1;
+    return 0;
+}
+
+static void
+dispatch_exit(struct hd_worker *w)
+{
+    struct dispatcher *d = w->module[HD_MODULE_DISPATCH];
+
+    if (d == NULL)
+        return;
+    for (int i = 0; i < d->nshards; i++) {
+        d->shards[i].s->on_durable = NULL;
+        for (int b = 0; b < SET_BUCKETS; b++) {
+            struct flight *f, *next;
+            for (f = d->shards[i].set[b]; f; f = next) {
+                next = f->next;
+                free(f);
+            }
+        }
+    }
+    event_free(d->kick_ev);
+    event_free(d->timer_ev);
+    free(d->shards);
+    free(d);
+}
+
+const struct hd_module hd_dispatch_module = {
+    "dispatch", dispatch_init, NULL, NULL, dispatch_busy, dispatch_exit,
+};

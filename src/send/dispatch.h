@@ -1,0 +1,17 @@
+/*
+ * dispatch.h: the per-worker dispatcher: takes due deliveries from the
+ * queues of the worker's shards and hands them to providers.
+ */
+#ifndef HD_DISPATCH_H
+#define HD_DISPATCH_H
+
+#include "core/worker.h"
+
+#define HD_MODULE_DISPATCH 0
+/* deliveries in flight per (shard, channel); the rest wait in LMDB */
+#define HD_DISPATCH_INFLIGHT 512
+#define HD_DISPATCH_MAX_ATTEMPTS 5
+
+extern const struct hd_module hd_dispatch_module;
+
+#endif

@@ -1,0 +1,482 @@
+/*
+ * commit.c: group commit and the read-your-writes overlay of one shard.
+ *
+ * The owner thread stages writes into a batch (and the overlay); at the
+ * end of its loop turn the batch goes to the shard's commit thread, which
+ * applies it in one LMDB write transaction with a durable sync and sends
+ * it back through the shard's inbox. While one batch syncs, the next one
+ * fills: at most one batch is at the commit thread at a time, so commits
+ * stay in order and each carries everything that arrived during the last.
+ * The commit thread touches only the batch's entry list and env; the
+ * overlay, waiters and the read snapshot belong to the owner.
+ */
+#include <errno.h>
+#include <stdio.h>
+
+#include "core/herald.h"
+#include "core/shard.h"
+#include "core/time.h"
+#include "event/inbox.h"
+#include "store/store.h"
+
+struct hd_ov_entry {
+    struct hd_ov_entry *_chain; /* overlay bucket (owner only) */
+    struct hd_ov_entry *_bnext; /* batch order */
+    uint64_t hash;
+    unsigned char db;
+    unsigned char linked;
+    unsigned char del;
+    uint32_t klen, vlen;
+    unsigned char data[]; /* key, then value */
+};
+
+struct hd_waiter {
+    hd_commit_fn fn;
+    void *arg;
+};
+
+struct hd_batch {
+    struct hd_msg msg; /* commit thread -> owner; first member */
+    struct hd_shard *shard;
+    struct hd_ov_entry *head, *tail;
+    size_t nrecords;
+    struct hd_waiter *waiters;
+    size_t nwaiters, cwaiters;
+    int64_t staged_ms;
+    int rc;
+    int64_t took_us;
+};
+
+/* ==== overlay ==== */
+
+static uint64_t
+ov_hash(int db, const void *key, size_t klen)
+{
+    unsigned char d = (unsigned char)db;
+    return hd_hash(key, klen) ^ ((uint64_t)d * 0x9e3779b97f4a7c15ULL);
+}
+
+static struct hd_ov_entry **
+ov_slot(struct hd_shard *s, uint64_t h, int db, const void *key, size_t klen)
+{
+    struct hd_ov_entry **pp = &s->_buckets[h & (s->_nbuckets - 1)];
+
+    for (; *pp; pp = &(*pp)->_chain) {
+        struct hd_ov_entry *e = *pp;
+        if (e->hash == h && e->db == db && e->klen == klen
+            && memcmp(e->data, key, klen) == 0)
+            break;
+    }
+    return pp;
+}
+
+static void
+ov_grow(struct hd_shard *s)
+{
+    size_t n = s->_nbuckets ? s->_nbuckets * 2 : 1024;
+    struct hd_ov_entry **b = hd_calloc(n * sizeof(*b));
+
+    for (size_t i = 0; i < s->_nbuckets; i++) {
+        struct hd_ov_entry *e = s->_buckets[i], *next;
+        for (; e; e = next) {
+            next = e->_chain;
+            e->_chain = b[e->hash & (n - 1)];
+            b[e->hash & (n - 1)] = e;
+        }
+    }
+    free(s->_buckets);
+    s->_buckets = b;
+    s->_nbuckets = n;
+}
+
+static void
+ov_unlink(struct hd_shard *s, struct hd_ov_entry *e)
+{
+    struct hd_ov_entry **pp = &s->_buckets[e->hash & (s->_nbuckets - 1)];
+
+    for (; *pp; pp = &(*pp)->_chain) {
+        if (*pp == e) {
+            *pp = e->_chain;
+            e->linked = 0;
+            s->_nentries--;
+            return;
+        }
+    }
+}
+
+/* ==== staging ==== */
+
+static void on_committed(struct hd_msg *m, void *ctx);
+
+static void
+on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    struct hd_shard *s = arg;
+    struct hd_batch *b = s->_staging;
+
+    if (b == NULL)
+        return;
+    if (s->commit_delay_ms > 0 && b->nrecords < (size_t)s->commit_records) {
+        int64_t wait = b->staged_ms + s->commit_delay_ms - hd_now_ms();
+        if (wait > 0) {
+            struct timeval tv = {wait / 1000, (wait % 1000) * 1000};
+            event_add(s->_flush_ev, &tv);
+            return;
+        }
+    }
+    hd_store_flush(s);
+}
+
+static struct hd_batch *
+staging(struct hd_shard *s)
+{
+    if (s->_staging == NULL) {
+        s->_staging = hd_calloc(sizeof(struct hd_batch));
+        s->_staging->shard = s;
+        s->_staging->msg.kind = HD_MSG_COMMITTED;
+        s->_staging->msg.fn = on_committed;
+        s->_staging->staged_ms = hd_now_ms();
+        /* runs after the I/O callbacks of this loop turn (lower priority) */
+        if (s->_flush_ev)
+            event_active(s->_flush_ev, EV_TIMEOUT, 0);
+    }
+    return s->_staging;
+}
+
+static void
+stage(struct hd_shard *s, int db, const void *key, size_t klen,
+      const void *val, size_t vlen, int del)
+{
+    struct hd_batch *b = staging(s);
+    struct hd_ov_entry *e, **pp;
+
+    HD_ASSERT(klen > 0 && klen <= 511); /* LMDB's default key limit */
+    e = hd_alloc(sizeof(*e) + klen + vlen);
+    e->_chain = e->_bnext = NULL;
+    e->hash = ov_hash(db, key, klen);
+    e->db = (unsigned char)db;
+    e->del = (unsigned char)del;
+    e->klen = (uint32_t)klen;
+    e->vlen = (uint32_t)vlen;
+    memcpy(e->data, key, klen);
+    if (vlen)
+        memcpy(e->data + klen, val, vlen);
+
+    if (s->_nentries >= s->_nbuckets)
+        ov_grow(s);
+    pp = ov_slot(s, e->hash, db, key, klen);
+    if (*pp) {
+        /* the older entry stays in its batch until that batch completes */
+        struct hd_ov_entry *old = *pp;
+        e->_chain = old->_chain;
+        old->linked = 0;
+        *pp = e;
+    } else {
+        e->_chain = NULL;
+        *pp = e;
+        s->_nentries++;
+    }
+    e->linked = 1;
+
+    if (b->tail)
+        b->tail->_bnext = e;
+    else
+        b->head = e;
+    b->tail = e;
+    b->nrecords++;
+}
+
+void
+hd_store_put(struct hd_shard *s, int db, const void *key, size_t klen,
+             const void *val, size_t vlen)
+{
+    stage(s, db, key, klen, val, vlen, 0);
+}
+
+void
+hd_store_del(struct hd_shard *s, int db, const void *key, size_t klen)
+{
+    stage(s, db, key, klen, NULL, 0, 1);
+}
+
+int
+hd_store_get(struct hd_shard *s, int db, const void *key, size_t klen,
+             MDB_val *val)
+{
+    MDB_val k;
+    int rc;
+
+    if (s->_nbuckets) {
+        struct hd_ov_entry *e =
+            *ov_slot(s, ov_hash(db, key, klen), db, key, klen);
+        if (e != NULL) {
+            if (e->del)
+                return HD_DECLINED;
+            val->mv_data = e->data + e->klen;
+            val->mv_size = e->vlen;
+            return HD_OK;
+        }
+    }
+    k.mv_data = (void *)key;
+    k.mv_size = klen;
+    rc = mdb_get(s->_rtxn, s->dbi[db], &k, val);
+    if (rc == MDB_NOTFOUND)
+        return HD_DECLINED;
+    if (rc != 0) {
+        hd_log(HD_LOG_ERR, &s->log, 0, "mdb_get: %s", mdb_strerror(rc));
+        return HD_ERROR;
+    }
+    return HD_OK;
+}
+
+static void
+add_waiter(struct hd_batch *b, hd_commit_fn fn, void *arg)
+{
+    if (b->nwaiters == b->cwaiters) {
+        b->cwaiters = b->cwaiters ? b->cwaiters * 2 : 16;
+        b->waiters = hd_realloc(b->waiters, b->cwaiters * sizeof(*b->waiters));
+    }
+    b->waiters[b->nwaiters].fn = fn;
+    b->waiters[b->nwaiters].arg = arg;
+    b->nwaiters++;
+}
+
+void
+hd_store_after_commit(struct hd_shard *s, hd_commit_fn fn, void *arg)
+{
+    if (s->_staging != NULL)
+        add_waiter(s->_staging, fn, arg);
+    else if (s->_committing != NULL)
+        add_waiter(s->_committing, fn, arg); /* it read those writes */
+    else
+        fn(arg, HD_COMMIT_OK);
+}
+
+size_t
+hd_store_pending(struct hd_shard *s)
+{
+    return (s->_staging ? s->_staging->nrecords : 0)
+           + (s->_committing ? s->_committing->nrecords : 0);
+}
+
+/* ==== the commit thread ==== */
+
+static int
+apply(struct hd_shard *s, struct hd_batch *b)
+{
+    MDB_txn *txn;
+    MDB_val k, v;
+    int rc;
+
+    rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc != 0)
+        return rc;
+    for (struct hd_ov_entry *e = b->head; e; e = e->_bnext) {
+        k.mv_data = e->data;
+        k.mv_size = e->klen;
+        if (e->del) {
+            rc = mdb_del(txn, s->dbi[e->db], &k, NULL);
+            if (rc == MDB_NOTFOUND)
+                rc = 0;
+        } else {
+            v.mv_data = e->data + e->klen;
+            v.mv_size = e->vlen;
+            rc = mdb_put(txn, s->dbi[e->db], &k, &v, 0);
+        }
+        if (rc != 0) {
+            mdb_txn_abort(txn);
+            return rc;
+        }
+    }
+    /* with sync on, this returns after the data and meta pages are on disk */
+    return mdb_txn_commit(txn);
+}
+
+static void *
+commit_thread(void *arg)
+{
+    struct hd_shard *s = arg;
+
+    for (;;) {
+        struct hd_batch *b;
+        int64_t t0;
+
+        pthread_mutex_lock(&s->_lock);
+        while (s->_todo == NULL && !s->_stop)
+            pthread_cond_wait(&s->_cond, &s->_lock);
+        b = s->_todo;
+        s->_todo = NULL;
+        pthread_mutex_unlock(&s->_lock);
+        if (b == NULL)
+            break;
+        t0 = hd_now_us();
+        b->rc = apply(s, b);
+        b->took_us = hd_now_us() - t0;
+        hd_inbox_send(s->_inbox, &b->msg);
+    }
+    return NULL;
+}
+
+static void
+submit(struct hd_shard *s, struct hd_batch *b)
+{
+    s->_committing = b;
+    pthread_mutex_lock(&s->_lock);
+    s->_todo = b;
+    pthread_cond_signal(&s->_cond);
+    pthread_mutex_unlock(&s->_lock);
+}
+
+static void
+put_be64(unsigned char *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (unsigned char)v;
+}
+
+void
+hd_store_flush(struct hd_shard *s)
+{
+    struct hd_batch *b = s->_staging;
+    unsigned char seq[8];
+
+    if (b == NULL || s->_committing != NULL)
+        return;
+    /* the id clock rides along so ids stay unique across restarts */
+    put_be64(seq, s->_last_seq);
+    stage(s, HD_DB_META, "seq", 3, seq, 8, 0);
+    s->_staging = NULL;
+    submit(s, b);
+}
+
+static void
+free_batch(struct hd_shard *s, struct hd_batch *b)
+{
+    struct hd_ov_entry *e, *next;
+
+    for (e = b->head; e; e = next) {
+        next = e->_bnext;
+        if (e->linked)
+            ov_unlink(s, e);
+        free(e);
+    }
+    free(b->waiters);
+    free(b);
+}
+
+static void
+on_committed(struct hd_msg *m, void *ctx)
+{
+    struct hd_batch *b = (struct hd_batch *)m;
+    struct hd_shard *s = b->shard;
+    int status, rc;
+
+    s->_committing = NULL;
+
+    if (b->rc == MDB_MAP_FULL && s->map_size < s->max_map_size) {
+        int64_t size = s->map_size * 2;
+        if (size > s->max_map_size)
+            size = s->max_map_size;
+        /* no txn of this process may be live while the map moves */
+        mdb_txn_reset(s->_rtxn);
+        rc = mdb_env_set_mapsize(s->env, (size_t)size);
+        mdb_txn_renew(s->_rtxn);
+        if (rc == 0) {
+            hd_log(HD_LOG_NOTICE, &s->log, 0,
+                   "store map grown from %lld to %lld bytes",
+                   (long long)s->map_size, (long long)size);
+            s->map_size = size;
+            submit(s, b);
+            return;
+        }
+        hd_log(HD_LOG_ERR, &s->log, 0, "mdb_env_set_mapsize: %s",
+               mdb_strerror(rc));
+    }
+
+    /* the snapshot must cover the batch before its overlay entries go */
+    mdb_txn_reset(s->_rtxn);
+    rc = mdb_txn_renew(s->_rtxn);
+    if (rc != 0)
+        hd_log(HD_LOG_ALERT, &s->log, 0, "mdb_txn_renew: %s",
+               mdb_strerror(rc));
+
+    if (b->rc == 0) {
+        status = HD_COMMIT_OK;
+        s->commits++;
+        s->records_committed += b->nrecords;
+        s->commit_us_total += b->took_us;
+        if (b->took_us > s->commit_us_max)
+            s->commit_us_max = b->took_us;
+    } else {
+        status = b->rc == MDB_MAP_FULL ? HD_COMMIT_FULL : HD_COMMIT_FAILED;
+        hd_log(HD_LOG_ERR, &s->log, 0,
+               "commit of %zu records failed: %s; nothing of it was stored",
+               b->nrecords, mdb_strerror(b->rc));
+    }
+    {
+        struct hd_waiter *w = b->waiters;
+        size_t n = b->nwaiters;
+        b->waiters = NULL;
+        free_batch(s, b);
+        for (size_t i = 0; i < n; i++)
+            w[i].fn(w[i].arg, status);
+        free(w);
+    }
+    if (s->on_durable)
+        s->on_durable(s, s->on_durable_arg);
+    if (s->_staging != NULL)
+        on_flush(-1, 0, s);
+}
+
+int
+hd_store_commit_init(struct hd_shard *s)
+{
+    pthread_mutex_init(&s->_lock, NULL);
+    pthread_cond_init(&s->_cond, NULL);
+    s->_inbox = hd_inbox_create(s->base, s);
+    if (s->_inbox == NULL)
+        return HD_ERROR;
+    s->_flush_ev = event_new(s->base, -1, 0, on_flush, s);
+    event_priority_set(s->_flush_ev, 2);
+    if (pthread_create(&s->_thread, NULL, commit_thread, s) != 0)
+        return HD_ERROR;
+    return HD_OK;
+}
+
+int
+hd_store_attach(struct hd_shard *s, struct event_base *base, int worker)
+{
+    s->base = base;
+    s->worker = worker;
+    s->log.worker = worker;
+    return hd_store_commit_init(s);
+}
+
+int
+hd_store_commit_wait(struct hd_shard *s)
+{
+    int64_t deadline = hd_now_ms() + 30000;
+
+    while ((s->_staging || s->_committing) && hd_now_ms() < deadline) {
+        if (s->_committing == NULL)
+            hd_store_flush(s);
+        hd_inbox_wait(s->_inbox, 100);
+    }
+    return s->_staging || s->_committing ? HD_ERROR : HD_OK;
+}
+
+void
+hd_store_commit_stop(struct hd_shard *s)
+{
+    if (s->_inbox == NULL)
+        return;
+    hd_store_commit_wait(s);
+    pthread_mutex_lock(&s->_lock);
+    s->_stop = 1;
+    pthread_cond_signal(&s->_cond);
+    pthread_mutex_unlock(&s->_lock);
+    pthread_join(s->_thread, NULL);
+    event_free(s->_flush_ev);
+    hd_inbox_destroy(s->_inbox);
+    s->_inbox = NULL;
+}

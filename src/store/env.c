@@ -1,0 +1,296 @@
+/*
+ * env.c: the store on disk. Main thread prepares the directory and its
+ * shard count; each shard's LMDB environment is then owned by one worker
+ * (reads, id clock) and its commit thread (writes, commit.c).
+ *
+ * Layout: PATH/meta (text: format, shards), PATH/shard-NNN/{data,lock}.mdb.
+ * Databases in every shard, keys and values (values are records: one
+ * format byte, HD_STORE_FORMAT = 1, then compact JSON, see record.c):
+ *   meta           "shard", "nshards", "format", "seq" (u64 id clock, BE)
+ *   users          user_id -> {id, email, phone, locale, timezone, ...}
+ *   devices        device_id -> {id, user_id, platform, token, app, ...}
+ *   tokens         platform ":" token -> device_id (raw)
+ *   preferences    user_id -> {channels, categories}
+ *   notifications  notification id -> {id, user_id, content, deliveries}
+ *   deliveries     delivery id -> {id, channel, to, status, timeline, ...}
+ *   idempotency    key_id "\0" user_id "\0" key -> notification id (raw)
+ *   queue.CHANNEL  due_ms (u64 BE) + seq (u64 BE) -> delivery id (raw)
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include "core/herald.h"
+#include "core/time.h"
+#include "store/store.h"
+
+static const char *db_names[HD_DB_MAX] = {
+    "meta",         "users",       "devices",     "tokens",
+    "preferences",  "notifications", "deliveries", "idempotency",
+    "queue.push",   "queue.sms",   "queue.email", "queue.web",
+};
+
+static int
+mkdir_p(const char *path, mode_t mode)
+{
+    char buf[4096];
+    size_t len = strlen(path);
+
+    if (len >= sizeof(buf))
+        return HD_ERROR;
+    memcpy(buf, path, len + 1);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+            return HD_ERROR;
+        *p = '/';
+    }
+    if (mkdir(buf, mode) < 0 && errno != EEXIST)
+        return HD_ERROR;
+    return HD_OK;
+}
+
+int
+hd_store_prepare(const char *path, int wanted, int dflt, int *nshards,
+                 char *err, size_t errlen)
+{
+    char file[4096], tmp[4100];
+    FILE *f;
+    int format = 0, have = 0;
+
+    if (mkdir_p(path, 0700) != HD_OK) {
+        snprintf(err, errlen, "cannot create store directory \"%s\": %s",
+                 path, strerror(errno));
+        return HD_ERROR;
+    }
+    snprintf(file, sizeof(file), "%s/meta", path);
+    f = fopen(file, "r");
+    if (f != NULL) {
+        if (fscanf(f, "herald store\nformat %d\nshards %d", &format, &have)
+                != 2
+            || have < 1 || have > HD_MAX_SHARDS) {
+            fclose(f);
+            snprintf(err, errlen, "store meta file \"%s\" is corrupt", file);
+            return HD_ERROR;
+        }
+        fclose(f);
+        if (format != HD_STORE_FORMAT) {
+            snprintf(err, errlen,
+                     "store \"%s\" has format %d, this herald reads %d", path,
+                     format, HD_STORE_FORMAT);
+            return HD_ERROR;
+        }
+        if (wanted != 0 && wanted != have) {
+            snprintf(err, errlen,
+                     "store \"%s\" has %d shards, \"shards\" directive says "
+                     "%d (the shard count is fixed when a store is created)",
+                     path, have, wanted);
+            return HD_ERROR;
+        }
+        *nshards = have;
+        return HD_OK;
+    }
+    if (errno != ENOENT) {
+        snprintf(err, errlen, "cannot open \"%s\": %s", file,
+                 strerror(errno));
+        return HD_ERROR;
+    }
+
+    /* a new store: record the shard count durably before any shard */
+    have = wanted ? wanted : dflt;
+    snprintf(tmp, sizeof(tmp), "%s.tmp", file);
+    f = fopen(tmp, "w");
+    if (f == NULL) {
+        snprintf(err, errlen, "cannot create \"%s\": %s", tmp,
+                 strerror(errno));
+        return HD_ERROR;
+    }
+    fprintf(f, "herald store\nformat %d\nshards %d\n", HD_STORE_FORMAT,
+            have);
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+        fclose(f);
+        snprintf(err, errlen, "cannot write \"%s\": %s", tmp,
+                 strerror(errno));
+        return HD_ERROR;
+    }
+    fclose(f);
+    if (rename(tmp, file) != 0) {
+        snprintf(err, errlen, "cannot rename \"%s\": %s", tmp,
+                 strerror(errno));
+        return HD_ERROR;
+    }
+    *nshards = have;
+    return HD_OK;
+}
+
+static uint64_t
+get_be64(const void *p)
+{
+    const unsigned char *b = p;
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | b[i];
+    return v;
+}
+
+struct hd_shard *
+hd_store_open(const struct hd_store_conf *sc, int id, int nshards, char *err,
+              size_t errlen)
+{
+    struct hd_shard *s = hd_calloc(sizeof(*s));
+    char dir[4096];
+    unsigned flags = MDB_NOTLS | MDB_NORDAHEAD;
+    MDB_txn *txn;
+    MDB_val k, v;
+    int rc;
+
+    s->id = id;
+    s->nshards = nshards;
+    s->worker = -1;
+    s->log.worker = -1;
+    s->log.shard = id;
+    s->sync = sc->sync;
+    s->commit_records = sc->commit_records;
+    s->commit_delay_ms = sc->commit_delay_ms;
+    s->map_size = sc->map_size;
+    s->max_map_size = sc->max_map_size;
+
+    snprintf(dir, sizeof(dir), "%s/shard-%03d", sc->path, id);
+    if (mkdir_p(dir, 0700) != HD_OK) {
+        snprintf(err, errlen, "cannot create \"%s\": %s", dir,
+                 strerror(errno));
+        goto fail_free;
+    }
+    /* sync off trades durability for speed; never the default */
+    if (!s->sync)
+        flags |= MDB_NOSYNC;
+
+    if ((rc = mdb_env_create(&s->env)) != 0)
+        goto fail_lmdb;
+    mdb_env_set_maxdbs(s->env, HD_DB_MAX + 4);
+    mdb_env_set_maxreaders(s->env, 16);
+    mdb_env_set_mapsize(s->env, (size_t)s->map_size);
+    if ((rc = mdb_env_open(s->env, dir, flags, 0600)) != 0)
+        goto fail_env;
+    {
+        /* the file may already be larger than map_size after growth */
+        MDB_envinfo info;
+        mdb_env_info(s->env, &info);
+        if ((int64_t)info.me_mapsize > s->map_size)
+            s->map_size = (int64_t)info.me_mapsize;
+    }
+
+    if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+        goto fail_env;
+    for (int i = 0; i < HD_DB_MAX; i++)
+        if ((rc = mdb_dbi_open(txn, db_names[i], MDB_CREATE, &s->dbi[i]))
+            != 0)
+            goto fail_txn;
+
+    k.mv_data = "nshards";
+    k.mv_size = 7;
+    if (mdb_get(txn, s->dbi[HD_DB_META], &k, &v) == 0) {
+        if (v.mv_size != sizeof(int) || *(int *)v.mv_data != nshards) {
+            snprintf(err, errlen,
+                     "shard %d in \"%s\" belongs to a store of another "
+                     "shard count",
+                     id, dir);
+            mdb_txn_abort(txn);
+            goto fail_env_quiet;
+        }
+    } else {
+        v.mv_data = &nshards;
+        v.mv_size = sizeof(int);
+        if ((rc = mdb_put(txn, s->dbi[HD_DB_META], &k, &v, 0)) != 0)
+            goto fail_txn;
+        k.mv_data = "shard";
+        k.mv_size = 5;
+        v.mv_data = &id;
+        if ((rc = mdb_put(txn, s->dbi[HD_DB_META], &k, &v, 0)) != 0)
+            goto fail_txn;
+    }
+    k.mv_data = "seq";
+    k.mv_size = 3;
+    if (mdb_get(txn, s->dbi[HD_DB_META], &k, &v) == 0 && v.mv_size == 8)
+        s->_last_seq = get_be64(v.mv_data);
+    if ((rc = mdb_txn_commit(txn)) != 0)
+        goto fail_env;
+
+    if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->_rtxn)) != 0)
+        goto fail_env;
+    return s;
+
+fail_txn:
+    mdb_txn_abort(txn);
+fail_env:
+    snprintf(err, errlen, "cannot open store shard \"%s\": %s", dir,
+             mdb_strerror(rc));
+fail_env_quiet:
+    mdb_env_close(s->env);
+    goto fail_free;
+fail_lmdb:
+    snprintf(err, errlen, "mdb_env_create: %s", mdb_strerror(rc));
+fail_free:
+    free(s);
+    return NULL;
+}
+
+void
+hd_store_close(struct hd_shard *s)
+{
+    if (s == NULL)
+        return;
+    hd_store_commit_stop(s);
+    if (s->_rtxn)
+        mdb_txn_abort(s->_rtxn);
+    mdb_env_close(s->env);
+    free(s);
+}
+
+MDB_txn *
+hd_store_snapshot(struct hd_shard *s)
+{
+    return s->_rtxn;
+}
+
+uint64_t
+hd_store_next_seq(struct hd_shard *s)
+{
+    uint64_t now = (uint64_t)hd_now_ms() << 16;
+
+    /* monotonic even if the wall clock steps back: ids never repeat */
+    s->_last_seq = now > s->_last_seq ? now : s->_last_seq + 1;
+    return s->_last_seq;
+}
+
+void
+hd_store_make_id(struct hd_shard *s, uint64_t seq, char *buf)
+{
+    snprintf(buf, 24, "n%02x%016llx", s->id, (unsigned long long)seq);
+}
+
+int
+hd_store_id_shard(const char *id, size_t len)
+{
+    unsigned v = 0;
+
+    if (len < 19 || id[0] != 'n')
+        return -1;
+    for (int i = 1; i < 19; i++) {
+        char c = id[i];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                       : -1;
+        if (d < 0)
+            return -1;
+        if (i <= 2)
+            v = v * 16 + (unsigned)d;
+    }
+    if (len > 19 && id[19] != '-')
+        return -1;
+    return (int)v;
+}

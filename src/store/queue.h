@@ -1,0 +1,24 @@
+/*
+ * queue.h: per-channel delivery queues of a shard, keyed by due time then
+ * sequence, so scheduled sends and retries are the same structure: the
+ * first key is always the next thing due. Owner thread only.
+ */
+#ifndef HD_QUEUE_H
+#define HD_QUEUE_H
+
+#include <stdint.h>
+
+#include "store/store.h"
+
+#define HD_QUEUE_KEY_LEN 16
+
+void hd_queue_key(unsigned char *key, int64_t due_ms, uint64_t seq);
+void hd_queue_key_parse(const unsigned char *key, int64_t *due_ms,
+                        uint64_t *seq);
+/* Stages an entry; the value is the delivery id. */
+void hd_queue_push(struct hd_shard *s, int channel, int64_t due_ms,
+                   uint64_t seq, const char *delivery_id);
+void hd_queue_remove(struct hd_shard *s, int channel, int64_t due_ms,
+                     uint64_t seq);
+
+#endif

@@ -1,0 +1,53 @@
+/*
+ * record.c: how values are laid out in the store. A record is one format
+ * byte (HD_STORE_FORMAT) followed by compact JSON: self-describing, easy
+ * to inspect with mdb_dump, and the format byte lets a later herald read
+ * old records or refuse them. Owner thread of the shard.
+ */
+#include "core/herald.h"
+#include "store/store.h"
+
+char *
+hd_record_encode(json_t *obj, size_t *len)
+{
+    size_t n = json_dumpb(obj, NULL, 0, JSON_COMPACT);
+    char *buf = hd_alloc(n + 1);
+
+    buf[0] = HD_STORE_FORMAT;
+    *len = json_dumpb(obj, buf + 1, n, JSON_COMPACT) + 1;
+    return buf;
+}
+
+json_t *
+hd_record_decode(const MDB_val *val)
+{
+    const char *p = val->mv_data;
+
+    if (val->mv_size < 2 || p[0] != HD_STORE_FORMAT)
+        return NULL;
+    return json_loadb(p + 1, val->mv_size - 1, 0, NULL);
+}
+
+json_t *
+hd_store_get_json(struct hd_shard *s, int db, const char *key)
+{
+    MDB_val v;
+    json_t *obj;
+
+    if (hd_store_get(s, db, key, strlen(key), &v) != HD_OK)
+        return NULL;
+    obj = hd_record_decode(&v);
+    if (obj == NULL)
+        hd_log(HD_LOG_ERR, &s->log, 0, "undecodable record \"%s\"", key);
+    return obj;
+}
+
+void
+hd_store_put_json(struct hd_shard *s, int db, const char *key, json_t *obj)
+{
+    size_t len;
+    char *buf = hd_record_encode(obj, &len);
+
+    hd_store_put(s, db, key, strlen(key), buf, len);
+    free(buf);
+}
