@@ -239,13 +239,33 @@ reload(const char *file)
            file);
 }
 
+static void
+close_shards(struct hd_shard **shards, int n)
+{
+    for (int i = 0; i < n; i++)
+        hd_store_close(shards[i]);
+    free(shards);
+}
+
+static void
+close_listeners(int (*fds)[HD_MAX_LISTEN], int nworkers, int nlisten)
+{
+    for (int w = 0; w < nworkers; w++)
+        for (int l = 0; l < nlisten; l++)
+            if (fds[w][l] > 0)
+                close(fds[w][l]);
+    free(fds);
+}
+
+/* Runs the daemon until it is told to stop. cf stays the caller's to free
+ * on failure; on success the live configuration is freed here. */
 static int
 run(struct hd_conf *cf, const char *file)
 {
     int (*fds)[HD_MAX_LISTEN];
     struct hd_shard **shards;
     int nworkers, nshards, how = 0;
-    char err[1024];
+    char err[1024], *pid_path;
     sigset_t set;
 
     nworkers = cf->workers ? cf->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
@@ -264,10 +284,14 @@ run(struct hd_conf *cf, const char *file)
         return 1;
     }
     fds = hd_calloc(sizeof(*fds) * nworkers);
-    if (open_listeners(cf, nworkers, fds) != HD_OK)
+    if (open_listeners(cf, nworkers, fds) != HD_OK) {
+        close_listeners(fds, nworkers, cf->nlisten);
         return 1;
+    }
     if (hd_providers_create(cf, err, sizeof(err)) != HD_OK) {
         fprintf(stderr, "herald: %s\n", err);
+        hd_providers_destroy();
+        close_listeners(fds, nworkers, cf->nlisten);
         return 1;
     }
     shards = hd_calloc(nshards * sizeof(*shards));
@@ -276,6 +300,9 @@ run(struct hd_conf *cf, const char *file)
         if (shards[i] == NULL) {
             fprintf(stderr, "herald: %s\n", err);
             hd_log(HD_LOG_EMERG, &main_log, 0, "%s", err);
+            close_shards(shards, i);
+            hd_providers_destroy();
+            close_listeners(fds, nworkers, cf->nlisten);
             return 1;
         }
     }
@@ -285,6 +312,8 @@ run(struct hd_conf *cf, const char *file)
                 strerror(errno));
         return 1;
     }
+    /* the pid file stays where it was written, whatever a reload says */
+    pid_path = hd_strdup(cf->pid);
     if (write_pid(cf->pid) != HD_OK) {
         hd_log(HD_LOG_EMERG, &main_log, errno, "open() \"%s\" failed",
                cf->pid);
@@ -361,13 +390,12 @@ run(struct hd_conf *cf, const char *file)
     }
     hd_workers_stop(3);
     hd_workers_join();
-    for (int i = 0; i < nshards; i++)
-        hd_store_close(shards[i]);
-    free(shards);
+    close_shards(shards, nshards);
     hd_providers_destroy();
     hd_log(HD_LOG_NOTICE, &main_log, 0, "exit");
-    unlink(cf->pid);
-    hd_conf_unref(hd_cycle.conf);
+    unlink(pid_path);
+    free(pid_path);
+    hd_conf_unref(hd_cycle.conf); /* cf may be gone: reloads replace it */
     hd_log_close();
     return 0;
 }
@@ -431,5 +459,9 @@ main(int argc, char **argv)
         hd_conf_unref(cf);
         return rc;
     }
-    return run(cf, file);
+    if (run(cf, file) != 0) {
+        hd_conf_unref(cf);
+        return 1;
+    }
+    return 0;
 }

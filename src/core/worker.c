@@ -181,8 +181,6 @@ hd_workers_start(struct hd_conf *cf, int nworkers, int nshards,
         event_config_free(ec);
         if (w->base == NULL)
             return HD_ERROR;
-        /* 0: control, 1: I/O (default), 2: end-of-turn flushes */
-        event_base_priority_init(w->base, 3);
         w->inbox = hd_inbox_create(w->base, w);
         if (w->inbox == NULL)
             return HD_ERROR;

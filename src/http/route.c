@@ -118,6 +118,8 @@ hd_http_route(struct hd_req *r)
 
     for (size_t i = 0; i < HD_NELEMS(routes); i++) {
         int rc = match(routes[i].pattern, r->path, r);
+        if (rc != HD_OK)
+            drop_params(r); /* a prefix may have matched */
         if (rc == HD_ERROR) {
             hd_http_error(r, 400, "bad_request", NULL,
                           "invalid percent-encoding in path");

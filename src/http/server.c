@@ -643,7 +643,6 @@ http_init(struct hd_worker *w)
     hw->w = w;
     TAILQ_INIT(&hw->conns);
     hw->alog_ev = event_new(w->base, -1, 0, on_alog_flush, hw);
-    event_priority_set(hw->alog_ev, 2);
     for (int i = 0; i < w->nlisten; i++) {
         hw->listeners[i] = evconnlistener_new(
             w->base, on_accept, hw, LEV_OPT_CLOSE_ON_FREE, -1,

@@ -302,7 +302,6 @@ dispatch_init(struct hd_worker *w)
 
     d->w = w;
     d->kick_ev = event_new(w->base, -1, 0, on_kick, d);
-    event_priority_set(d->kick_ev, 2);
     d->timer_ev = evtimer_new(w->base, on_timer, d);
     d->nshards = w->nshards;
     d->shards = hd_calloc((w->nshards ? w->nshards : 1) * sizeof(*d->shards));

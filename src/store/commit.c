@@ -136,7 +136,8 @@ staging(struct hd_shard *s)
         s->_staging->msg.kind = HD_MSG_COMMITTED;
         s->_staging->msg.fn = on_committed;
         s->_staging->staged_ms = hd_now_ms();
-        /* runs after the I/O callbacks of this loop turn (lower priority) */
+        /* runs after the I/O callbacks already active in this loop turn (one
+         * priority: libevent starves lower ones while I/O keeps coming) */
         if (s->_flush_ev)
             event_active(s->_flush_ev, EV_TIMEOUT, 0);
     }
@@ -437,7 +438,6 @@ hd_store_commit_init(struct hd_shard *s)
     if (s->_inbox == NULL)
         return HD_ERROR;
     s->_flush_ev = event_new(s->base, -1, 0, on_flush, s);
-    event_priority_set(s->_flush_ev, 2);
     if (pthread_create(&s->_thread, NULL, commit_thread, s) != 0)
         return HD_ERROR;
     return HD_OK;

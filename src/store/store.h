@@ -54,6 +54,7 @@ struct hd_shard {
     int id;
     int nshards;
     int worker; /* owner */
+    char dir[4096];
     struct hd_log log;
     struct event_base *base;
 
@@ -105,6 +106,8 @@ struct hd_shard *hd_store_open(const struct hd_store_conf *sc, int id,
 /* Binds the shard to its owner's loop: commit thread, flush event. */
 int hd_store_attach(struct hd_shard *s, struct event_base *base, int worker);
 void hd_store_close(struct hd_shard *s);
+/* Fills the shard's data file with zeros up to size (see env.c). */
+int hd_store_preallocate(const char *dir, int64_t size);
 
 /* Reads (db, key): the overlay first, then the committed snapshot. The
  * value is borrowed until the caller returns to the event loop.
