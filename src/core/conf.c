@@ -805,7 +805,8 @@ set_scopes(struct parser *p, struct node *n, const struct cmd *c, void *base)
 }
 
 /* A provider block: "type" is required; the rest is kept as name/args for
- * the provider type to read. The log type is checked here. */
+ * the provider type to check and read (provider.c), so each type owns its
+ * settings and their error messages. */
 static const char *
 set_provider(struct parser *p, struct node *n, const struct cmd *c,
              void *base)
@@ -823,6 +824,8 @@ set_provider(struct parser *p, struct node *n, const struct cmd *c,
     pc = &cf->providers[cf->nproviders++];
     memset(pc, 0, sizeof(*pc));
     pc->name = n->args[0];
+    pc->file = n->file;
+    pc->line = n->line;
 
     for (struct node *d = n->children; d; d = d->next) {
         struct hd_conf_kv *kv;
@@ -837,31 +840,21 @@ set_provider(struct parser *p, struct node *n, const struct cmd *c,
                             "invalid number of arguments in \"type\" "
                             "directive"),
                        (const char *)-1;
-            if (strcmp(d->args[0], "log") != 0)
+            if (pc->type != NULL)
                 return fail(p, d->file, d->line,
-                            "unknown provider type \"%s\"", d->args[0]),
+                            "\"type\" directive is duplicate"),
                        (const char *)-1;
             pc->type = d->args[0];
+            pc->type_line = d->line;
             continue;
         }
-        if (strcmp(d->name, "path") == 0) {
-            if (d->nargs != 1)
-                return fail(p, d->file, d->line,
-                            "invalid number of arguments in \"path\" "
-                            "directive"),
-                       (const char *)-1;
-            pc->path = d->args[0];
-            continue;
-        }
-        /* unknown to the log type, which is the only type so far */
-        if (pc->type == NULL || strcmp(pc->type, "log") == 0)
-            return fail(p, d->file, d->line, "unknown directive \"%s\"",
-                        d->name),
-                   (const char *)-1;
         pc->kv = hd_realloc(pc->kv, (pc->nkv + 1) * sizeof(*kv));
         kv = &pc->kv[pc->nkv++];
         kv->name = d->name;
-        kv->args = d->args;
+        /* the node goes with the parse; its strings stay with cf */
+        kv->args = (char **)keep(cf, hd_alloc(sizeof(char *) * (d->nargs + 1)));
+        memcpy(kv->args, d->args, sizeof(char *) * d->nargs);
+        kv->args[d->nargs] = NULL;
         kv->nargs = d->nargs;
         kv->file = d->file;
         kv->line = d->line;
@@ -870,11 +863,17 @@ set_provider(struct parser *p, struct node *n, const struct cmd *c,
         return fail(p, n->file, n->line, "provider \"%s\" has no \"type\"",
                     pc->name),
                (const char *)-1;
-    if (strcmp(pc->type, "log") == 0 && pc->path == NULL)
-        return fail(p, n->file, n->line,
-                    "provider \"%s\" of type log has no \"path\"", pc->name),
-               (const char *)-1;
     return NULL;
+}
+
+const struct hd_conf_kv *
+hd_conf_kv_find(const struct hd_provider_conf *pc, const char *name)
+{
+    const struct hd_conf_kv *found = NULL;
+    for (int i = 0; i < pc->nkv; i++)
+        if (strcmp(pc->kv[i].name, name) == 0)
+            found = &pc->kv[i];
+    return found;
 }
 
 static const char *

@@ -47,8 +47,10 @@ struct hd_conf_kv {
 struct hd_provider_conf {
     char *name;
     char *type;
-    char *path; /* log: the sink file */
-    struct hd_conf_kv *kv;
+    const char *file; /* of the "provider" block */
+    int line;
+    int type_line;
+    struct hd_conf_kv *kv; /* every directive but "type", in order */
     int nkv;
 };
 
@@ -106,6 +108,9 @@ struct hd_conf *hd_conf_load(const char *file, char *err, size_t errlen);
 void hd_conf_ref(struct hd_conf *cf);
 void hd_conf_unref(struct hd_conf *cf);
 
+/* The last kv named name in a provider block, or NULL. */
+const struct hd_conf_kv *hd_conf_kv_find(const struct hd_provider_conf *pc,
+                                         const char *name);
 const char *hd_channel_name(int ch);
 int hd_channel_parse(const char *name, size_t len);
 const struct hd_api_key *hd_conf_find_key(const struct hd_conf *cf,

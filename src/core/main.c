@@ -214,6 +214,10 @@ reload(const char *file)
     char err[1024];
     struct hd_conf *cf = hd_conf_load(file, err, sizeof(err)), *old;
 
+    if (cf != NULL && hd_providers_check(cf, err, sizeof(err)) != HD_OK) {
+        hd_conf_unref(cf);
+        cf = NULL;
+    }
     if (cf == NULL) {
         hd_log(HD_LOG_EMERG, &main_log, 0,
                "%s; reload refused, the old configuration stays", err);
@@ -439,6 +443,10 @@ main(int argc, char **argv)
     }
 
     cf = hd_conf_load(file, err, sizeof(err));
+    if (cf != NULL && hd_providers_check(cf, err, sizeof(err)) != HD_OK) {
+        hd_conf_unref(cf);
+        cf = NULL;
+    }
     if (cf == NULL) {
         fprintf(stderr, "herald: %s\n", err);
         if (test)

@@ -19,20 +19,32 @@ struct log_sink {
     char *path;
 };
 
+static const struct hd_provider_setting settings[] = {
+    {"path", 1, 1},
+    {NULL, 0, 0},
+};
+
+static int
+log_check(const struct hd_provider_conf *pc, char *err, size_t errlen)
+{
+    return hd_provider_check_settings(pc, settings, err, errlen);
+}
+
 static int
 log_create(struct hd_provider *p, const struct hd_provider_conf *pc,
            char *err, size_t errlen)
 {
     struct log_sink *ls = hd_calloc(sizeof(*ls));
+    const char *path = hd_conf_kv_find(pc, "path")->args[0];
 
-    ls->fd = open(pc->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    ls->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
     if (ls->fd < 0) {
         snprintf(err, errlen, "provider \"%s\": cannot open \"%s\": %s",
-                 pc->name, pc->path, strerror(errno));
+                 pc->name, path, strerror(errno));
         free(ls);
         return HD_ERROR;
     }
-    ls->path = hd_strdup(pc->path);
+    ls->path = hd_strdup(path);
     p->data = ls;
     return HD_OK;
 }
@@ -77,5 +89,5 @@ log_destroy(struct hd_provider *p)
 }
 
 const struct hd_provider_type hd_log_provider = {
-    "log", log_create, log_send, log_destroy,
+    "log", log_check, log_create, log_send, log_destroy,
 };

@@ -13,6 +13,69 @@ static struct hd_provider *providers;
 static int nproviders;
 static struct hd_provider *routes[HD_CH_MAX];
 
+static const struct hd_provider_type *
+type_of(const char *name)
+{
+    for (size_t t = 0; t < HD_NELEMS(types); t++)
+        if (strcmp(types[t]->name, name) == 0)
+            return types[t];
+    return NULL;
+}
+
+int
+hd_provider_check_settings(const struct hd_provider_conf *pc,
+                           const struct hd_provider_setting *settings,
+                           char *err, size_t errlen)
+{
+    const struct hd_provider_setting *st;
+
+    for (int i = 0; i < pc->nkv; i++) {
+        const struct hd_conf_kv *kv = &pc->kv[i];
+        for (st = settings; st->name; st++)
+            if (strcmp(st->name, kv->name) == 0)
+                break;
+        if (st->name == NULL) {
+            snprintf(err, errlen,
+                     "unknown directive \"%s\" for provider type \"%s\" in "
+                     "%s:%d",
+                     kv->name, pc->type, kv->file, kv->line);
+            return HD_ERROR;
+        }
+        if (st->nargs >= 0 ? kv->nargs != st->nargs : kv->nargs < 1) {
+            snprintf(err, errlen,
+                     "invalid number of arguments in \"%s\" directive in "
+                     "%s:%d",
+                     kv->name, kv->file, kv->line);
+            return HD_ERROR;
+        }
+    }
+    for (st = settings; st->name; st++)
+        if (st->required && hd_conf_kv_find(pc, st->name) == NULL) {
+            snprintf(err, errlen,
+                     "provider \"%s\" of type %s has no \"%s\" in %s:%d",
+                     pc->name, pc->type, st->name, pc->file, pc->line);
+            return HD_ERROR;
+        }
+    return HD_OK;
+}
+
+int
+hd_providers_check(const struct hd_conf *cf, char *err, size_t errlen)
+{
+    for (int i = 0; i < cf->nproviders; i++) {
+        const struct hd_provider_conf *pc = &cf->providers[i];
+        const struct hd_provider_type *type = type_of(pc->type);
+        if (type == NULL) {
+            snprintf(err, errlen, "unknown provider type \"%s\" in %s:%d",
+                     pc->type, pc->file, pc->type_line);
+            return HD_ERROR;
+        }
+        if (type->check && type->check(pc, err, errlen) != HD_OK)
+            return HD_ERROR;
+    }
+    return HD_OK;
+}
+
 int
 hd_providers_create(const struct hd_conf *cf, char *err, size_t errlen)
 {
@@ -20,17 +83,15 @@ hd_providers_create(const struct hd_conf *cf, char *err, size_t errlen)
     for (int i = 0; i < cf->nproviders; i++) {
         const struct hd_provider_conf *pc = &cf->providers[i];
         struct hd_provider *p = &providers[i];
-        for (size_t t = 0; t < HD_NELEMS(types); t++)
-            if (strcmp(types[t]->name, pc->type) == 0)
-                p->type = types[t];
+        p->type = type_of(pc->type);
         if (p->type == NULL) {
             snprintf(err, errlen, "unknown provider type \"%s\"", pc->type);
             return HD_ERROR;
         }
-        p->name = hd_strdup(pc->name);
-        nproviders = i + 1;
         if (p->type->create(p, pc, err, errlen) != HD_OK)
             return HD_ERROR;
+        p->name = hd_strdup(pc->name);
+        nproviders = i + 1; /* only created ones are destroyed */
     }
     for (int ch = 0; ch < HD_CH_MAX; ch++)
         routes[ch] = &providers[cf->channels[ch].providers[0]];

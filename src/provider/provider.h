@@ -39,6 +39,8 @@ struct hd_provider;
 
 struct hd_provider_type {
     const char *name;
+    /* Checks pc's settings without side effects (herald -t and reload). */
+    int (*check)(const struct hd_provider_conf *pc, char *err, size_t errlen);
     int (*create)(struct hd_provider *p, const struct hd_provider_conf *pc,
                   char *err, size_t errlen);
     void (*send)(struct hd_provider *p, struct hd_worker *w, struct hd_job *j);
@@ -50,6 +52,21 @@ struct hd_provider {
     const struct hd_provider_type *type;
     void *data;
 };
+
+/* Checks every provider block of cf: known type, known settings with the
+ * right arguments. Errors end "in FILE:LINE". */
+int hd_providers_check(const struct hd_conf *cf, char *err, size_t errlen);
+
+/* For provider types: checks that pc has only the named directives, each
+ * with nargs arguments (-1: one or more), and those in required. */
+struct hd_provider_setting {
+    const char *name;
+    int nargs;
+    int required;
+};
+int hd_provider_check_settings(const struct hd_provider_conf *pc,
+                               const struct hd_provider_setting *settings,
+                               char *err, size_t errlen);
 
 /* Builds every provider of cf (main thread, at start). */
 int hd_providers_create(const struct hd_conf *cf, char *err, size_t errlen);
