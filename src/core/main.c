@@ -30,6 +30,7 @@
 
 /* Per-worker modules, in start order (stop runs the same order). */
 static const struct hd_module *modules[] = {
+    &hd_provider_module,
     &hd_dispatch_module,
     &hd_http_module,
 };

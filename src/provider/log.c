@@ -89,5 +89,5 @@ log_destroy(struct hd_provider *p)
 }
 
 const struct hd_provider_type hd_log_provider = {
-    "log", log_check, log_create, log_send, log_destroy,
+    "log", NULL, log_check, log_create, log_send, NULL, log_destroy,
 };

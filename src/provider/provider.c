@@ -11,7 +11,8 @@ static const struct hd_provider_type *types[] = {&hd_log_provider};
 
 static struct hd_provider *providers;
 static int nproviders;
-static struct hd_provider *routes[HD_CH_MAX];
+static struct hd_provider *routes[HD_CH_MAX][HD_MAX_CHANNEL_PROVIDERS];
+static int nroutes[HD_CH_MAX];
 
 static const struct hd_provider_type *
 type_of(const char *name)
@@ -88,13 +89,17 @@ hd_providers_create(const struct hd_conf *cf, char *err, size_t errlen)
             snprintf(err, errlen, "unknown provider type \"%s\"", pc->type);
             return HD_ERROR;
         }
+        p->conf = pc;
         if (p->type->create(p, pc, err, errlen) != HD_OK)
             return HD_ERROR;
         p->name = hd_strdup(pc->name);
         nproviders = i + 1; /* only created ones are destroyed */
     }
-    for (int ch = 0; ch < HD_CH_MAX; ch++)
-        routes[ch] = &providers[cf->channels[ch].providers[0]];
+    for (int ch = 0; ch < HD_CH_MAX; ch++) {
+        nroutes[ch] = cf->channels[ch].nproviders;
+        for (int i = 0; i < nroutes[ch]; i++)
+            routes[ch][i] = &providers[cf->channels[ch].providers[i]];
+    }
     return HD_OK;
 }
 
@@ -112,7 +117,24 @@ hd_providers_destroy(void)
 }
 
 struct hd_provider *
-hd_provider_for(int channel)
+hd_provider_pick(int channel, const struct hd_job *j)
 {
-    return routes[channel];
+    for (int i = 0; i < nroutes[channel]; i++) {
+        struct hd_provider *p = routes[channel][i];
+        if (p->type->accepts == NULL || p->type->accepts(p, j))
+            return p;
+    }
+    return NULL;
 }
+
+static void
+provider_exit_worker(struct hd_worker *w)
+{
+    for (int i = 0; i < nproviders; i++)
+        if (providers[i].type->exit_worker)
+            providers[i].type->exit_worker(&providers[i], w);
+}
+
+const struct hd_module hd_provider_module = {
+    "provider", NULL, NULL, NULL, NULL, provider_exit_worker,
+};

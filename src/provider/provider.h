@@ -24,14 +24,30 @@ struct hd_job;
 typedef void (*hd_job_done_fn)(struct hd_job *j, int outcome,
                                int64_t retry_after_ms, const char *detail);
 
+enum hd_priority {
+    HD_PRIO_LOW = 0,
+    HD_PRIO_NORMAL,
+    HD_PRIO_HIGH,
+    HD_PRIO_CRITICAL
+};
+
+/* One delivery handed to a provider. Everything it points to is borrowed
+ * until done is called. */
 struct hd_job {
-    const char *delivery_id;
+    const char *delivery_id; /* stable: use it as apns-id, Message-ID... */
     const char *notification_id;
     const char *user_id;
-    const char *to;
+    const char *to; /* address, phone, or device token */
     int channel;
     int attempt; /* 1 for the first */
-    json_t *content; /* borrowed until done */
+    json_t *content; /* {title, body, ...}: what to say */
+    /* push and web: the device */
+    const char *platform; /* "ios", "android", "web", or NULL */
+    const char *app;      /* the device's app, or NULL: the default */
+    int sandbox;
+    json_t *device; /* the device record (web: subscription keys) */
+    int priority;   /* enum hd_priority */
+    int64_t expires_at_ms; /* 0: no expiry */
     hd_job_done_fn done;
 };
 
@@ -39,18 +55,24 @@ struct hd_provider;
 
 struct hd_provider_type {
     const char *name;
+    /* Whether this provider takes j (platform, app); NULL: takes all. */
+    int (*accepts)(struct hd_provider *p, const struct hd_job *j);
     /* Checks pc's settings without side effects (herald -t and reload). */
     int (*check)(const struct hd_provider_conf *pc, char *err, size_t errlen);
     int (*create)(struct hd_provider *p, const struct hd_provider_conf *pc,
                   char *err, size_t errlen);
     void (*send)(struct hd_provider *p, struct hd_worker *w, struct hd_job *j);
+    /* worker thread, at its exit: close that worker's connections */
+    void (*exit_worker)(struct hd_provider *p, struct hd_worker *w);
     void (*destroy)(struct hd_provider *p);
 };
 
 struct hd_provider {
     char *name;
     const struct hd_provider_type *type;
-    void *data;
+    const struct hd_provider_conf *conf; /* valid while the provider lives */
+    void *data;                           /* shared, read-only after create */
+    void *worker_data[HD_MAX_WORKERS];    /* each touched by its worker only */
 };
 
 /* Checks every provider block of cf: known type, known settings with the
@@ -71,8 +93,10 @@ int hd_provider_check_settings(const struct hd_provider_conf *pc,
 /* Builds every provider of cf (main thread, at start). */
 int hd_providers_create(const struct hd_conf *cf, char *err, size_t errlen);
 void hd_providers_destroy(void);
-/* The first provider of a channel (failover comes with more types). */
-struct hd_provider *hd_provider_for(int channel);
+/* The first provider of the channel's list that accepts j, or NULL. */
+struct hd_provider *hd_provider_pick(int channel, const struct hd_job *j);
+
+extern const struct hd_module hd_provider_module;
 int hd_providers_reopen(void);
 
 extern const struct hd_provider_type hd_log_provider;

@@ -133,7 +133,8 @@ on_job_done(struct hd_job *j, int outcome, int64_t retry_after_ms,
     const char *status;
 
     json_object_set_new(d, "attempts", json_integer(attempts));
-    json_object_set_new(d, "provider", json_string(jc->provider->name));
+    if (jc->provider)
+        json_object_set_new(d, "provider", json_string(jc->provider->name));
     hd_queue_remove(s, j->channel, jc->due, jc->qseq);
 
     if (outcome == HD_OUT_RETRY && attempts < HD_DISPATCH_MAX_ATTEMPTS) {
@@ -193,7 +194,6 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id)
     jc->due = due;
     jc->qseq = qseq;
     snprintf(jc->id, sizeof(jc->id), "%s", id);
-    jc->provider = hd_provider_for(ch);
     jc->job.delivery_id = jc->id;
     jc->job.notification_id =
         json_string_value(json_object_get(d, "notification_id"));
@@ -212,6 +212,12 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id)
     set_add(ds, id);
     ds->n[ch]++;
     ds->total++;
+    jc->provider = hd_provider_pick(ch, &jc->job);
+    if (jc->provider == NULL) {
+        on_job_done(&jc->job, HD_OUT_FAILED, 0,
+                    "no provider of the channel takes this delivery");
+        return;
+    }
     jc->provider->type->send(jc->provider, ds->d->w, &jc->job);
 }
 
