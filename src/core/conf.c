@@ -188,7 +188,7 @@ next_token(struct parser *p, struct lexer *lx, char **word, int *line)
     s = lx->s;
     if (*s == '"' || *s == '\'') {
         char q = *s++;
-        quoted = 1;
+        quoted = q == '\'' ? 2 : 1;
         for (;;) {
             if (s >= lx->end) {
                 free(buf);
@@ -227,7 +227,7 @@ next_token(struct parser *p, struct lexer *lx, char **word, int *line)
 
     /* secret references: "$NAME" or "env:NAME" is the variable's value
      * (single-quoted strings are literal) */
-    if (quoted != 1 || buf[0] == '$' || strncmp(buf, "env:", 4) == 0) {
+    if (quoted != 2) {
         const char *name = NULL;
         if (buf[0] == '$' && buf[1] != '\0')
             name = buf + 1;
@@ -349,7 +349,7 @@ parse_block(struct parser *p, struct lexer *lx, struct node **head, int level,
             if (n == NULL) {
                 n = new_node(p);
                 n->name = keep(p->cf, word);
-                n->file = p->files[p->nfiles - 1];
+                n->file = lx->file;
                 n->line = line;
             } else {
                 if (n->nargs == MAX_ARGS) {

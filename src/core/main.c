@@ -225,10 +225,13 @@ reload(const char *file)
         return;
     }
     old = hd_cycle.conf;
-    if (cf->nlisten != old->nlisten
-        || memcmp(cf->listen, old->listen, sizeof(cf->listen[0]) * 0) != 0
-        || cf->workers != old->workers
-        || strcmp(cf->store.path, old->store.path) != 0)
+    int listen_changed = cf->nlisten != old->nlisten;
+    for (int i = 0; !listen_changed && i < cf->nlisten; i++)
+        listen_changed = strcmp(cf->listen[i].text, old->listen[i].text) != 0;
+    if (listen_changed || cf->workers != old->workers
+        || strcmp(cf->store.path, old->store.path) != 0
+        || cf->store.shards != old->store.shards
+        || cf->store.sync != old->store.sync)
         hd_log(HD_LOG_WARN, &main_log, 0,
                "listen, workers and store changes take effect on restart");
     if (cf->nproviders != old->nproviders)

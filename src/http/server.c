@@ -158,6 +158,7 @@ reason(int status)
     case 411: return "Length Required";
     case 413: return "Content Too Large";
     case 415: return "Unsupported Media Type";
+    case 417: return "Expectation Failed";
     case 422: return "Unprocessable Content";
     case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
@@ -192,7 +193,8 @@ access_log(struct hd_conn *c, struct hd_req *r, const char *method,
     if (!hd_access_log_enabled())
         return;
     hd_time_iso(hd_now_ms(), ts, sizeof(ts));
-    need = strlen(path) + strlen(ts) + 256;
+    need = strlen(path) + strlen(ts) + strlen(c->peer) + 128
+           + (r && r->key ? strlen(r->key->id) : 1);
     if (hw->alog_len + need > hw->alog_cap) {
         hw->alog_cap = hw->alog_cap * 2 + need;
         hw->alog = hd_realloc(hw->alog, hw->alog_cap);
