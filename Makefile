@@ -49,7 +49,8 @@ UNIT_BIN := $(patsubst t/unit/%.c,$(OBJS)/unit/%,$(UNIT_SRC))
 all: $(OBJS)/herald $(UNIT_BIN)
 
 $(OBJS)/herald: $(OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  LINK  $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(OBJS)/%.o: src/%.c $(wildcard src/*/*.h) Makefile
 	@mkdir -p $(dir $@)
@@ -59,7 +60,8 @@ $(OBJS)/%.o: src/%.c $(wildcard src/*/*.h) Makefile
 # Unit tests may #include the .c they test; they link everything else.
 $(OBJS)/unit/%: t/unit/%.c $(LIB) $(wildcard src/*/*.h) t/unit/tap.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -It/unit $(LDFLAGS) -o $@ $< \
+	@echo "  UNIT  $<"
+	@$(CC) $(CFLAGS) -It/unit $(LDFLAGS) -o $@ $< \
 	    $(filter-out $(OBJS)/$*.o,$(LIB)) $(LDLIBS)
 
 check-deps:

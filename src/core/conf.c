@@ -448,6 +448,14 @@ static const char *set_secret(struct parser *, struct node *,
                               const struct cmd *, void *);
 static const char *set_scopes(struct parser *, struct node *,
                               const struct cmd *, void *);
+static const char *set_rate_limit(struct parser *, struct node *,
+                                  const struct cmd *, void *);
+static const char *set_key_rate(struct parser *, struct node *,
+                                const struct cmd *, void *);
+static const char *set_category(struct parser *, struct node *,
+                                const struct cmd *, void *);
+static const char *set_opt_in(struct parser *, struct node *,
+                              const struct cmd *, void *);
 
 #define CF(f) offsetof(struct hd_conf, f)
 #define ST(f) offsetof(struct hd_store_conf, f)
@@ -469,6 +477,16 @@ static const struct cmd main_cmds[] = {
     {"api_key", ARGS_1 | ARGS_BLOCK, set_api_key, 0},
     {"provider", ARGS_1 | ARGS_BLOCK, set_provider, 0},
     {"channel", ARGS_1 | ARGS_BLOCK, set_channel, 0},
+    {"rate_limit", ARGS_1MORE, set_rate_limit, CF(rate)},
+    {"category", ARGS_1 | ARGS_BLOCK, set_category, 0},
+    {"idempotency_ttl", ARGS_1, set_msec, CF(idempotency_ttl_ms)},
+    {NULL, 0, NULL, 0},
+};
+
+static const struct cmd category_cmds[] = {
+    {"opt_in", ARGS_1MORE, set_opt_in, 0},
+    {"rate_limit", ARGS_1MORE, set_rate_limit,
+     offsetof(struct hd_category_conf, rate)},
     {NULL, 0, NULL, 0},
 };
 
@@ -486,6 +504,7 @@ static const struct cmd store_cmds[] = {
 static const struct cmd key_cmds[] = {
     {"secret", ARGS_1, set_secret, 0},
     {"scopes", ARGS_1MORE, set_scopes, 0},
+    {"rate_limit", ARGS_1MORE, set_key_rate, 0},
     {NULL, 0, NULL, 0},
 };
 
@@ -517,7 +536,8 @@ run_block(struct parser *p, struct node *head, const struct cmd *cmds,
           void *base)
 {
     static const char *repeatable[] = {"listen", "api_key", "provider",
-                                       "channel", NULL};
+                                       "channel", "category", "rate_limit",
+                                       NULL};
     const char *seen[64];
     int nseen = 0;
 
@@ -704,7 +724,7 @@ set_listen(struct parser *p, struct node *n, const struct cmd *c, void *base)
                 snprintf(host, sizeof(host), "0.0.0.0");
         }
     }
-    port = atoi(colon + 1);
+    port = strlen(colon + 1) <= 5 ? atoi(colon + 1) : -1;
     for (const char *d = colon + 1; *d; d++)
         if (!isdigit((unsigned char)*d))
             port = -1;
@@ -866,6 +886,131 @@ set_provider(struct parser *p, struct node *n, const struct cmd *c,
     return NULL;
 }
 
+/* "10/h [burst 5]" from args[from]; burst defaults to the count. */
+static const char *
+parse_rate(struct parser *p, struct node *n, int from, struct hd_rate *r)
+{
+    char *end;
+    double count;
+    int64_t per = 0;
+
+    if (n->nargs != from + 1 && n->nargs != from + 3)
+        return "takes RATE [burst N], e.g. 10/h burst 5";
+    count = strtod(n->args[from], &end);
+    if (end == n->args[from] || *end != '/' || count <= 0)
+        return bad_value(p, n, n->args[from]);
+    switch (end[1]) {
+    case 's': per = 1000; break;
+    case 'm': per = 60 * 1000; break;
+    case 'h': per = 3600 * 1000; break;
+    case 'd': per = 86400 * 1000; break;
+    default:
+        return bad_value(p, n, n->args[from]);
+    }
+    if (end[2] != '\0')
+        return bad_value(p, n, n->args[from]);
+    r->per_ms = count / (double)per;
+    r->burst = count;
+    if (n->nargs == from + 3) {
+        char *e2;
+        double b;
+        if (strcmp(n->args[from + 1], "burst") != 0)
+            return bad_value(p, n, n->args[from + 1]);
+        b = strtod(n->args[from + 2], &e2);
+        if (e2 == n->args[from + 2] || *e2 != '\0' || b < 1)
+            return bad_value(p, n, n->args[from + 2]);
+        r->burst = b;
+    }
+    r->set = 1;
+    return NULL;
+}
+
+/* rate_limit CHANNEL RATE [burst N]; (main and category contexts) */
+static const char *
+set_rate_limit(struct parser *p, struct node *n, const struct cmd *c,
+               void *base)
+{
+    struct hd_rate *rates = (struct hd_rate *)((char *)base + c->offset);
+    int ch = hd_channel_parse(n->args[0], strlen(n->args[0]));
+
+    if (ch < 0)
+        return bad_value(p, n, n->args[0]);
+    if (rates[ch].set)
+        return "is duplicate for this channel";
+    return parse_rate(p, n, 1, &rates[ch]);
+}
+
+static const char *
+set_key_rate(struct parser *p, struct node *n, const struct cmd *c,
+             void *base)
+{
+    struct hd_api_key *k = base;
+    if (k->rate.set)
+        return "is duplicate";
+    return parse_rate(p, n, 0, &k->rate);
+}
+
+static const char *
+set_category(struct parser *p, struct node *n, const struct cmd *c,
+             void *base)
+{
+    struct hd_conf *cf = p->cf;
+    struct hd_category_conf *cat;
+
+    if (hd_conf_find_category(cf, n->args[0]) != NULL)
+        return fail(p, n->file, n->line, "duplicate category \"%s\"",
+                    n->args[0]),
+               (const char *)-1;
+    if (cf->ncategories == HD_MAX_CATEGORIES)
+        return "is repeated too often";
+    cf->categories = hd_realloc(cf->categories,
+                                (cf->ncategories + 1) * sizeof(*cat));
+    cat = &cf->categories[cf->ncategories++];
+    memset(cat, 0, sizeof(*cat));
+    cat->name = n->args[0];
+    if (run_block(p, n->children, category_cmds, cat) != HD_OK)
+        return (const char *)-1;
+    return NULL;
+}
+
+/* opt_in on|off [CHANNEL ...]; without channels: every channel */
+static const char *
+set_opt_in(struct parser *p, struct node *n, const struct cmd *c, void *base)
+{
+    struct hd_category_conf *cat = base;
+    unsigned bits = 0;
+    int on;
+
+    if (strcmp(n->args[0], "on") == 0)
+        on = 1;
+    else if (strcmp(n->args[0], "off") == 0)
+        on = 0;
+    else
+        return bad_value(p, n, n->args[0]);
+    for (int i = 1; i < n->nargs; i++) {
+        int ch = hd_channel_parse(n->args[i], strlen(n->args[i]));
+        if (ch < 0)
+            return bad_value(p, n, n->args[i]);
+        bits |= 1u << ch;
+    }
+    if (n->nargs == 1)
+        bits = (1u << HD_CH_MAX) - 1;
+    if (on)
+        cat->opt_out &= ~bits;
+    else
+        cat->opt_out |= bits;
+    return NULL;
+}
+
+const struct hd_category_conf *
+hd_conf_find_category(const struct hd_conf *cf, const char *name)
+{
+    for (int i = 0; i < cf->ncategories; i++)
+        if (strcmp(cf->categories[i].name, name) == 0)
+            return &cf->categories[i];
+    return NULL;
+}
+
 const struct hd_conf_kv *
 hd_conf_kv_find(const struct hd_provider_conf *pc, const char *name)
 {
@@ -946,6 +1091,7 @@ set_defaults(struct hd_conf *cf)
     cf->store.max_map_size = HD_CONF_UNSET;
     cf->store.commit_records = HD_CONF_UNSET;
     cf->store.commit_delay_ms = HD_CONF_UNSET;
+    cf->idempotency_ttl_ms = HD_CONF_UNSET;
 }
 
 #define DEFAULT(v, d)                                                          \
@@ -971,6 +1117,7 @@ merge_defaults(struct hd_conf *cf)
     DEFAULT(cf->store.max_map_size, 4LL * 1024 * 1024 * 1024);
     DEFAULT(cf->store.commit_records, 256);
     DEFAULT(cf->store.commit_delay_ms, 0);
+    DEFAULT(cf->idempotency_ttl_ms, 24LL * 3600 * 1000);
     if (cf->pid == NULL)
         cf->pid = keep(cf, hd_strdup("var/herald.pid"));
     if (cf->error_log == NULL)
@@ -1049,6 +1196,7 @@ hd_conf_unref(struct hd_conf *cf)
         free(cf->providers[i].kv);
     free(cf->providers);
     free(cf->keys);
+    free(cf->categories);
     free(cf);
 }
 

@@ -28,10 +28,26 @@ struct hd_listen_conf {
     socklen_t addrlen;
 };
 
+/* A token bucket's settings: rate tokens per millisecond, burst size. */
+struct hd_rate {
+    double per_ms;
+    double burst;
+    int set;
+};
+
 struct hd_api_key {
     char *id;
     unsigned char secret_sha256[32];
     unsigned scopes;
+    struct hd_rate rate; /* ingest limit of the key */
+};
+
+#define HD_MAX_CATEGORIES 64
+
+struct hd_category_conf {
+    char *name;
+    unsigned opt_out; /* channel bits opted out unless the user opts in */
+    struct hd_rate rate[HD_CH_MAX];
 };
 
 /* One directive inside a provider block, kept for the provider's type to
@@ -97,6 +113,10 @@ struct hd_conf {
     struct hd_provider_conf *providers;
     int nproviders;
     struct hd_channel_conf channels[HD_CH_MAX];
+    struct hd_rate rate[HD_CH_MAX]; /* per user and channel */
+    struct hd_category_conf *categories;
+    int ncategories;
+    int64_t idempotency_ttl_ms;
 
     char **strings; /* every string above, freed with the conf */
     int nstrings, cstrings;
@@ -111,6 +131,8 @@ void hd_conf_unref(struct hd_conf *cf);
 /* The last kv named name in a provider block, or NULL. */
 const struct hd_conf_kv *hd_conf_kv_find(const struct hd_provider_conf *pc,
                                          const char *name);
+const struct hd_category_conf *hd_conf_find_category(const struct hd_conf *cf,
+                                                     const char *name);
 const char *hd_channel_name(int ch);
 int hd_channel_parse(const char *name, size_t len);
 const struct hd_api_key *hd_conf_find_key(const struct hd_conf *cf,

@@ -68,46 +68,81 @@ hd_time_iso(int64_t ms, char *buf, size_t size)
              tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 }
 
+/* Reads exactly n digits at *p. */
+static int
+digits(const char **p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        char c = (*p)[i];
+        if (c < '0' || c > '9')
+            return HD_ERROR;
+        v = v * 10 + (c - '0');
+    }
+    *p += n;
+    *out = v;
+    return HD_OK;
+}
+
+static int
+expect(const char **p, const char *set)
+{
+    if (**p == '\0' || strchr(set, **p) == NULL)
+        return HD_ERROR;
+    (*p)++;
+    return HD_OK;
+}
+
+/* RFC 3339 date-time: YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM) */
 int
 hd_time_parse_iso(const char *s, int64_t *ms)
 {
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     struct tm tm;
-    int n = 0, frac_ms = 0, off = 0;
-    const char *p;
+    const char *p = s;
+    int y, mo, d, h, mi, sec, frac_ms = 0, off = 0;
 
-    memset(&tm, 0, sizeof(tm));
-    if (sscanf(s, "%4d-%2d-%2d%*[Tt ]%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon,
-               &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6)
+    if (digits(&p, 4, &y) || expect(&p, "-") || digits(&p, 2, &mo)
+        || expect(&p, "-") || digits(&p, 2, &d) || expect(&p, "Tt ")
+        || digits(&p, 2, &h) || expect(&p, ":") || digits(&p, 2, &mi)
+        || expect(&p, ":") || digits(&p, 2, &sec))
         return HD_ERROR;
-    if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31
-        || tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
+    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59
+        || sec > 60)
         return HD_ERROR;
-    p = s + n;
+    if (mo == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
+        return HD_ERROR;
     if (*p == '.') {
-        int digits = 0;
-        for (p++; *p >= '0' && *p <= '9'; p++, digits++)
-            if (digits < 3)
+        int n = 0;
+        for (p++; *p >= '0' && *p <= '9'; p++, n++)
+            if (n < 3)
                 frac_ms = frac_ms * 10 + (*p - '0');
-        if (digits == 0)
+        if (n == 0)
             return HD_ERROR;
-        for (; digits < 3; digits++)
+        for (; n < 3; n++)
             frac_ms *= 10;
     }
     if (*p == 'Z' || *p == 'z') {
         p++;
     } else if (*p == '+' || *p == '-') {
-        int hh, mm;
-        if (sscanf(p + 1, "%2d:%2d", &hh, &mm) != 2 || hh > 23 || mm > 59)
+        int sign = *p == '+' ? 1 : -1, oh, om;
+        p++;
+        if (digits(&p, 2, &oh) || expect(&p, ":") || digits(&p, 2, &om)
+            || oh > 23 || om > 59)
             return HD_ERROR;
-        off = (hh * 60 + mm) * 60 * (*p == '+' ? 1 : -1);
-        p += 6;
+        off = sign * (oh * 60 + om) * 60;
     } else {
         return HD_ERROR;
     }
     if (*p != '\0')
         return HD_ERROR;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
+    memset(&tm, 0, sizeof(tm));
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = sec;
     *ms = ((int64_t)timegm(&tm) - off) * 1000 + frac_ms;
     return HD_OK;
 }

@@ -39,8 +39,18 @@ json_t *hd_api_body(struct hd_req *r);
 
 void hd_api_healthz(struct hd_req *r);
 void hd_api_user_put(struct hd_req *r);
+void hd_api_user_patch(struct hd_req *r);
 void hd_api_user_get(struct hd_req *r);
+void hd_api_user_delete(struct hd_req *r);
+void hd_api_device_post(struct hd_req *r);
+void hd_api_devices_get(struct hd_req *r);
+void hd_api_device_delete(struct hd_req *r);
+void hd_api_prefs_put(struct hd_req *r);
+void hd_api_prefs_get(struct hd_req *r);
 void hd_api_send(struct hd_req *r);
+void hd_api_send_batch(struct hd_req *r);
 void hd_api_status(struct hd_req *r);
+void hd_api_cancel(struct hd_req *r);
+void hd_api_user_notifications(struct hd_req *r);
 
 #endif

@@ -9,6 +9,9 @@
 #include "http/api.h"
 #include "http/auth.h"
 #include "http/http.h"
+#include "core/shard.h"
+#include "core/time.h"
+#include "send/ratelimit.h"
 
 struct route {
     int method;
@@ -17,14 +20,74 @@ struct route {
     void (*handler)(struct hd_req *r);
 };
 
+/* Every per-user path keeps the user id in the path, so a balancer can
+ * route each user to one herald by hashing the path (README: scaling). */
 static const struct route routes[] = {
     {HD_M_GET, "/healthz", 0, hd_api_healthz},
     {HD_M_PUT, "/v1/users/{}", HD_SCOPE_USERS, hd_api_user_put},
+    {HD_M_PATCH, "/v1/users/{}", HD_SCOPE_USERS, hd_api_user_patch},
     {HD_M_GET, "/v1/users/{}", HD_SCOPE_USERS, hd_api_user_get},
-    {HD_M_POST, "/v1/notifications", HD_SCOPE_SEND, hd_api_send},
+    {HD_M_DELETE, "/v1/users/{}", HD_SCOPE_USERS, hd_api_user_delete},
+    {HD_M_POST, "/v1/users/{}/devices", HD_SCOPE_USERS, hd_api_device_post},
+    {HD_M_GET, "/v1/users/{}/devices", HD_SCOPE_USERS, hd_api_devices_get},
+    {HD_M_DELETE, "/v1/users/{}/devices/{}", HD_SCOPE_USERS,
+     hd_api_device_delete},
+    {HD_M_PUT, "/v1/users/{}/preferences", HD_SCOPE_USERS, hd_api_prefs_put},
+    {HD_M_GET, "/v1/users/{}/preferences", HD_SCOPE_USERS, hd_api_prefs_get},
     {HD_M_POST, "/v1/users/{}/notifications", HD_SCOPE_SEND, hd_api_send},
+    {HD_M_GET, "/v1/users/{}/notifications", HD_SCOPE_READ,
+     hd_api_user_notifications},
+    {HD_M_POST, "/v1/notifications", HD_SCOPE_SEND, hd_api_send},
+    {HD_M_POST, "/v1/notifications/batch", HD_SCOPE_SEND, hd_api_send_batch},
     {HD_M_GET, "/v1/notifications/{}", HD_SCOPE_READ, hd_api_status},
+    {HD_M_DELETE, "/v1/notifications/{}", HD_SCOPE_SEND, hd_api_cancel},
 };
+
+static const char *
+method_name(int m)
+{
+    switch (m) {
+    case HD_M_GET: return "GET";
+    case HD_M_POST: return "POST";
+    case HD_M_PUT: return "PUT";
+    case HD_M_PATCH: return "PATCH";
+    case HD_M_DELETE: return "DELETE";
+    default: return "OPTIONS";
+    }
+}
+
+/* Per-key ingest limits: each worker keeps its own buckets and takes its
+ * share (1/N) of the key's rate. */
+struct key_bucket {
+    char id[64];
+    struct hd_bucket b;
+};
+static __thread struct key_bucket key_buckets[32];
+
+static int
+key_allow(const struct hd_api_key *k, int64_t *retry_ms)
+{
+    struct key_bucket *kb = NULL;
+
+    if (!k->rate.set)
+        return 1;
+    for (size_t i = 0; i < HD_NELEMS(key_buckets); i++) {
+        if (strcmp(key_buckets[i].id, k->id) == 0) {
+            kb = &key_buckets[i];
+            break;
+        }
+        if (kb == NULL && key_buckets[i].id[0] == '\0')
+            kb = &key_buckets[i];
+    }
+    if (kb == NULL)
+        kb = &key_buckets[hd_hash(k->id, strlen(k->id)) % 32];
+    if (strcmp(kb->id, k->id) != 0) {
+        snprintf(kb->id, sizeof(kb->id), "%s", k->id);
+        memset(&kb->b, 0, sizeof(kb->b));
+    }
+    return hd_bucket_take(&kb->b, &k->rate, (double)hd_cycle.nworkers,
+                          hd_now_ms(), retry_ms);
+}
 
 static int
 unhex(char c)
@@ -133,14 +196,10 @@ hd_http_route(struct hd_req *r)
             break;
         }
         drop_params(r);
-        n += (size_t)snprintf(allow + n, sizeof(allow) - n, "%s%s",
-                              n ? ", " : "Allow: ",
-                              routes[i].method == HD_M_GET    ? "GET"
-                              : routes[i].method == HD_M_POST ? "POST"
-                              : routes[i].method == HD_M_PUT  ? "PUT"
-                              : routes[i].method == HD_M_PATCH
-                                  ? "PATCH"
-                                  : "DELETE");
+        if (n < sizeof(allow) - 16)
+            n += (size_t)snprintf(allow + n, sizeof(allow) - n, "%s%s",
+                                  n ? ", " : "Allow: ",
+                                  method_name(routes[i].method));
     }
     if (found == NULL) {
         if (n) {
@@ -170,6 +229,19 @@ hd_http_route(struct hd_req *r)
                           "needs",
                           r->key->id);
             return;
+        }
+        {
+            int64_t retry_ms = 0;
+            if (!key_allow(r->key, &retry_ms)) {
+                char h[64];
+                snprintf(h, sizeof(h), "Retry-After: %lld",
+                         (long long)((retry_ms + 999) / 1000));
+                hd_http_header(r, h);
+                hd_http_error(r, 429, "rate_limited", NULL,
+                              "API key \"%s\" is over its rate limit",
+                              r->key->id);
+                return;
+            }
         }
     }
     found->handler(r);

@@ -18,6 +18,7 @@
 #include "provider/provider.h"
 #include "send/dispatch.h"
 #include "send/notify.h"
+#include "send/users.h"
 #include "store/queue.h"
 
 #define SET_BUCKETS 1024
@@ -37,7 +38,7 @@ struct dshard {
 
 struct dispatcher {
     struct hd_worker *w;
-    struct event *kick_ev, *timer_ev;
+    struct event *kick_ev, *timer_ev, *purge_ev;
     int64_t timer_at;
     struct dshard *shards;
     int nshards;
@@ -48,7 +49,8 @@ struct job_ctx {
     struct dshard *ds;
     struct hd_provider *provider;
     json_t *delivery;
-    json_t *notification;
+    json_t *content; /* what this channel says */
+    json_t *device;
     int64_t due;
     uint64_t qseq;
     char id[40];
@@ -105,7 +107,8 @@ on_outcome_durable(void *arg, int status)
     ds->n[jc->job.channel]--;
     ds->total--;
     json_decref(jc->delivery);
-    json_decref(jc->notification);
+    json_decref(jc->content);
+    json_decref(jc->device);
     free(jc);
     kick(ds->d);
 }
@@ -130,12 +133,20 @@ on_job_done(struct hd_job *j, int outcome, int64_t retry_after_ms,
     struct hd_shard *s = jc->ds->s;
     json_t *d = jc->delivery;
     int attempts = j->attempt;
-    const char *status;
+    const char *status, *reason = NULL;
+    MDB_val v;
 
+    hd_queue_remove(s, j->channel, jc->due, jc->qseq);
+    /* the user may have been erased while the provider worked */
+    if (hd_store_get(s, HD_DB_DELIVERIES, jc->id, strlen(jc->id), &v)
+        != HD_OK) {
+        hd_store_after_commit(s, on_outcome_durable, jc);
+        return;
+    }
     json_object_set_new(d, "attempts", json_integer(attempts));
     if (jc->provider)
         json_object_set_new(d, "provider", json_string(jc->provider->name));
-    hd_queue_remove(s, j->channel, jc->due, jc->qseq);
+    json_object_del(d, "qseq");
 
     if (outcome == HD_OUT_RETRY && attempts < HD_DISPATCH_MAX_ATTEMPTS) {
         int64_t due = hd_now_ms() + backoff_ms(attempts, retry_after_ms);
@@ -148,9 +159,24 @@ on_job_done(struct hd_job *j, int outcome, int64_t retry_after_ms,
         status = "delivered";
     } else {
         status = "failed";
+        if (outcome == HD_OUT_DEAD_ADDRESS) {
+            const char *dev =
+                json_string_value(json_object_get(d, "device_id"));
+            reason = "invalid_address";
+            if (dev != NULL) {
+                reason = "invalid_token";
+                hd_device_remove(s, j->user_id, dev);
+            }
+        } else if (outcome == HD_OUT_RETRY) {
+            reason = "attempts_exhausted";
+        } else {
+            reason = "rejected";
+        }
     }
     if (detail)
         json_object_set_new(d, "last_error", json_string(detail));
+    if (reason)
+        json_object_set_new(d, "reason", json_string(reason));
     json_object_set_new(d, "status", json_string(status));
     hd_timeline_add(d, status, detail);
     hd_store_put_json(s, HD_DB_DELIVERIES, jc->id, d);
@@ -162,24 +188,45 @@ on_job_done(struct hd_job *j, int outcome, int64_t retry_after_ms,
 static int
 terminal(const char *status)
 {
-    return status == NULL || strcmp(status, "delivered") == 0
-           || strcmp(status, "failed") == 0
-           || strcmp(status, "cancelled") == 0
-           || strcmp(status, "expired") == 0;
+    return status == NULL
+           || (strcmp(status, "queued") != 0 && strcmp(status, "scheduled") != 0
+               && strcmp(status, "retrying") != 0);
+}
+
+/* A delivery past its ttl: recorded expired, never sent. */
+static void
+expire(struct hd_shard *s, int ch, int64_t due, uint64_t qseq, json_t *d)
+{
+    const char *id = json_string_value(json_object_get(d, "id"));
+
+    hd_queue_remove(s, ch, due, qseq);
+    json_object_del(d, "qseq");
+    json_object_set_new(d, "status", json_string("expired"));
+    json_object_set_new(d, "reason", json_string("ttl"));
+    hd_timeline_add(d, "expired", NULL);
+    hd_store_put_json(s, HD_DB_DELIVERIES, id, d);
 }
 
 static void
-start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id)
+start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
+      int64_t now)
 {
     struct hd_shard *s = ds->s;
     struct job_ctx *jc;
-    json_t *d, *n;
+    json_t *d, *n, *v;
+    int64_t expires;
 
     d = hd_store_get_json(s, HD_DB_DELIVERIES, id);
     if (d == NULL
         || terminal(json_string_value(json_object_get(d, "status")))) {
         /* a queue entry left by an erase or a finished delivery */
         hd_queue_remove(s, ch, due, qseq);
+        json_decref(d);
+        return;
+    }
+    expires = json_integer_value(json_object_get(d, "expires_at"));
+    if (expires && now > expires) {
+        expire(s, ch, due, qseq, d);
         json_decref(d);
         return;
     }
@@ -190,7 +237,8 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id)
     jc = hd_calloc(sizeof(*jc));
     jc->ds = ds;
     jc->delivery = d;
-    jc->notification = n;
+    jc->content = hd_content_for(n ? json_object_get(n, "content") : NULL, ch);
+    json_decref(n);
     jc->due = due;
     jc->qseq = qseq;
     snprintf(jc->id, sizeof(jc->id), "%s", id);
@@ -202,13 +250,28 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id)
     jc->job.channel = ch;
     jc->job.attempt =
         (int)json_integer_value(json_object_get(d, "attempts")) + 1;
-    jc->job.content = n ? json_object_get(n, "content") : NULL;
-    jc->job.done = on_job_done;
-    if (jc->job.content == NULL) {
-        json_decref(n);
-        jc->notification = json_object();
-        jc->job.content = jc->notification;
+    jc->job.content = jc->content;
+    jc->job.platform = json_string_value(json_object_get(d, "platform"));
+    jc->job.app = json_string_value(json_object_get(d, "app"));
+    jc->job.sandbox = json_is_true(json_object_get(d, "sandbox"));
+    v = json_object_get(d, "priority");
+    jc->job.priority = v ? hd_priority_parse(json_string_value(v))
+                         : HD_PRIO_NORMAL;
+    if (jc->job.priority < 0)
+        jc->job.priority = HD_PRIO_NORMAL;
+    jc->job.expires_at_ms = expires;
+    if (jc->job.platform && strcmp(jc->job.platform, "web") == 0) {
+        json_t *list = hd_devices_list(s, jc->job.user_id), *dev;
+        size_t i;
+        const char *dev_id = json_string_value(json_object_get(d, "device_id"));
+        json_array_foreach(list, i, dev)
+            if (dev_id && strcmp(json_string_value(json_object_get(dev, "id")),
+                                 dev_id) == 0)
+                jc->device = json_incref(dev);
+        json_decref(list);
     }
+    jc->job.device = jc->device;
+    jc->job.done = on_job_done;
     set_add(ds, id);
     ds->n[ch]++;
     ds->total++;
@@ -252,7 +315,7 @@ scan(struct dshard *ds, int ch, int64_t now)
         id[v.mv_size] = '\0';
         if (*set_slot(ds, id) != NULL)
             continue;
-        start(ds, ch, due, qseq, id);
+        start(ds, ch, due, qseq, id, now);
     }
     mdb_cursor_close(cur);
     return next;
@@ -299,6 +362,24 @@ on_durable(struct hd_shard *s, void *arg)
     kick(arg);
 }
 
+static void
+on_purge(evutil_socket_t fd, short what, void *arg)
+{
+    struct dispatcher *d = arg;
+    for (int i = 0; i < d->nshards; i++)
+        hd_notify_purge_idempotency(d->shards[i].s, 1000);
+}
+
+int
+hd_dispatch_inflight(struct hd_shard *s, const char *id)
+{
+    struct dispatcher *d = hd_current_worker->module[HD_MODULE_DISPATCH];
+    for (int i = 0; i < d->nshards; i++)
+        if (d->shards[i].s == s)
+            return *set_slot(&d->shards[i], id) != NULL;
+    return 0;
+}
+
 /* ==== module ==== */
 
 static int
@@ -309,6 +390,11 @@ dispatch_init(struct hd_worker *w)
     d->w = w;
     d->kick_ev = event_new(w->base, -1, 0, on_kick, d);
     d->timer_ev = evtimer_new(w->base, on_timer, d);
+    d->purge_ev = event_new(w->base, -1, EV_PERSIST, on_purge, d);
+    {
+        struct timeval tv = {5, 0};
+        event_add(d->purge_ev, &tv);
+    }
     d->nshards = w->nshards;
     d->shards = hd_calloc((w->nshards ? w->nshards : 1) * sizeof(*d->shards));
     for (int i = 0; i < w->nshards; i++) {
@@ -351,6 +437,7 @@ dispatch_exit(struct hd_worker *w)
     }
     event_free(d->kick_ev);
     event_free(d->timer_ev);
+    event_free(d->purge_ev);
     free(d->shards);
     free(d);
 }

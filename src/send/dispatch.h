@@ -14,4 +14,8 @@
 
 extern const struct hd_module hd_dispatch_module;
 
+struct hd_shard;
+/* Whether delivery id is at a provider now (owner thread of s). */
+int hd_dispatch_inflight(struct hd_shard *s, const char *id);
+
 #endif

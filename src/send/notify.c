@@ -1,15 +1,38 @@
 /*
- * notify.c: a notification becomes one delivery per (channel, address),
- * each with its record and a queue entry, all staged in the same group
- * commit as the notification. Owner thread of the shard.
+ * notify.c: a notification becomes one delivery per (channel, address or
+ * device), each with its record and, when it is to be sent, a queue entry,
+ * all staged in the same group commit as the notification, its index
+ * entry and its idempotency key. Opt-outs and frequency caps are decided
+ * here, in the owning shard, and recorded on the delivery: a delivery is
+ * never dropped silently. Owner thread of the shard.
  */
 #include <stdio.h>
 
 #include "core/herald.h"
 #include "core/time.h"
+#include "provider/provider.h"
+#include "send/dispatch.h"
 #include "send/notify.h"
+#include "send/ratelimit.h"
 #include "send/users.h"
 #include "store/queue.h"
+
+static const char *priorities[] = {"low", "normal", "high", "critical"};
+
+const char *
+hd_priority_name(int priority)
+{
+    return priorities[priority];
+}
+
+int
+hd_priority_parse(const char *name)
+{
+    for (size_t i = 0; i < HD_NELEMS(priorities); i++)
+        if (strcmp(priorities[i], name) == 0)
+            return (int)i;
+    return HD_ERROR;
+}
 
 void
 hd_timeline_add(json_t *delivery, const char *event, const char *detail)
@@ -29,151 +52,417 @@ hd_timeline_add(json_t *delivery, const char *event, const char *detail)
     json_array_append_new(tl, e);
 }
 
-/* The address of a user on a channel, or NULL. */
-static const char *
-address_of(json_t *user, int ch)
+json_t *
+hd_content_for(json_t *content, int ch)
 {
-    json_t *v = NULL;
-    switch (ch) {
-    case HD_CH_EMAIL:
-        v = json_object_get(user, "email");
-        break;
-    case HD_CH_SMS:
-        v = json_object_get(user, "phone");
-        break;
-    default:
-        break; /* push and web go to devices (the send API issue) */
+    json_t *out = json_object(), *part, *v;
+    static const char *shorthand[] = {"title", "body", "data"};
+
+    for (size_t i = 0; i < HD_NELEMS(shorthand); i++)
+        if ((v = json_object_get(content, shorthand[i])) != NULL)
+            json_object_set(out, shorthand[i], v);
+    part = json_object_get(content, hd_channel_name(ch));
+    if (json_is_object(part))
+        json_object_update(out, part);
+    if (ch == HD_CH_EMAIL) {
+        if (!json_object_get(out, "subject") && json_object_get(out, "title"))
+            json_object_set(out, "subject", json_object_get(out, "title"));
+        if (!json_object_get(out, "text") && !json_object_get(out, "html")
+            && json_object_get(out, "body"))
+            json_object_set(out, "text", json_object_get(out, "body"));
+    } else if (ch == HD_CH_SMS) {
+        if (!json_object_get(out, "body") && json_object_get(out, "title"))
+            json_object_set(out, "body", json_object_get(out, "title"));
     }
-    return json_string_value(v);
+    return out;
+}
+
+/* user "\0" key_id "\0" idempotency key */
+static size_t
+idem_key(char *buf, size_t size, const char *user, const char *key_id,
+         const char *key)
+{
+    int n = snprintf(buf, size, "%s%c%s%c%s", user, 0, key_id, 0, key);
+    HD_ASSERT(n > 0 && (size_t)n < size);
+    return (size_t)n;
+}
+
+struct target {
+    int ch;
+    const char *to;
+    json_t *device; /* borrowed from the device list, or NULL */
+};
+
+static void
+fail(struct hd_notify_err *err, int status, const char *code,
+     const char *field, const char *fmt, const char *a, const char *b)
+{
+    err->status = status;
+    err->code = code;
+    err->field = field;
+    snprintf(err->message, sizeof(err->message), fmt, a, b);
 }
 
 int
-hd_notify_accept(struct hd_shard *s, const struct hd_notify_in *in,
-                 json_t **answer, struct hd_notify_err *err)
+hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
+                 const struct hd_notify_in *in, json_t **answer, int *status,
+                 struct hd_notify_err *err)
 {
-    json_t *user, *notif, *dels, *ans, *ans_dels;
-    char id[24], did[40], now[32];
-    uint64_t seq;
-    int64_t now_ms = hd_now_ms();
-    int n = 0;
+    json_t *user, *prefs, *devices, *notif, *dels, *ans_dels, *dev;
+    struct target targets[64];
+    int ntargets = 0, n = 0;
+    char id[24], did[40], now[32], ikey[1024];
+    size_t iklen = 0;
+    int64_t now_ms = hd_now_ms(), due, expires;
+    size_t i;
+
+    if (in->idempotency_key) {
+        json_t *rec;
+        iklen = idem_key(ikey, sizeof(ikey), in->user_id, in->key_id,
+                         in->idempotency_key);
+        rec = hd_store_get_json_n(s, HD_DB_IDEMPOTENCY, ikey, iklen);
+        if (rec != NULL
+            && json_integer_value(json_object_get(rec, "expires_at"))
+                   > now_ms) {
+            *answer = json_deep_copy(json_object_get(rec, "answer"));
+            json_object_set_new(*answer, "duplicate", json_true());
+            *status = 200;
+            json_decref(rec);
+            return HD_OK;
+        }
+        json_decref(rec);
+    }
 
     user = hd_user_load(s, in->user_id);
     if (user == NULL) {
-        err->status = 404;
-        err->code = "not_found";
-        err->field = "user_id";
-        snprintf(err->message, sizeof(err->message),
-                 "unknown user \"%s\": create it with PUT /v1/users/%s",
-                 in->user_id, in->user_id);
+        fail(err, 404, "not_found", "user_id",
+             "unknown user \"%s\": create it with PUT /v1/users/%s",
+             in->user_id, in->user_id);
         return HD_ERROR;
     }
+    devices = hd_devices_list(s, in->user_id);
+
     for (int ch = 0; ch < HD_CH_MAX; ch++) {
-        if ((in->channels & (1u << ch)) && address_of(user, ch) == NULL) {
-            err->status = 422;
-            err->code = "no_address";
-            err->field = "channels";
-            snprintf(err->message, sizeof(err->message),
-                     "user \"%s\" has no address for channel \"%s\"",
-                     in->user_id, hd_channel_name(ch));
+        int before = ntargets;
+        if (in->channels && !(in->channels & (1u << ch)))
+            continue;
+        if (ch == HD_CH_EMAIL || ch == HD_CH_SMS) {
+            const char *to = json_string_value(
+                json_object_get(user, ch == HD_CH_EMAIL ? "email" : "phone"));
+            if (to != NULL)
+                targets[ntargets++] = (struct target){ch, to, NULL};
+        } else {
+            json_array_foreach(devices, i, dev)
+            {
+                const char *pf =
+                    json_string_value(json_object_get(dev, "platform"));
+                int web = pf && strcmp(pf, "web") == 0;
+                if (ntargets == (int)HD_NELEMS(targets))
+                    break;
+                if (web != (ch == HD_CH_WEB))
+                    continue;
+                targets[ntargets++] = (struct target){
+                    ch, json_string_value(json_object_get(dev, "token")), dev};
+            }
+        }
+        if (in->channels && ntargets == before) {
+            fail(err, 422, "no_address", "channels",
+                 "user \"%s\" has no address or device for channel \"%s\"",
+                 in->user_id, hd_channel_name(ch));
             json_decref(user);
+            json_decref(devices);
             return HD_ERROR;
         }
     }
-
-    seq = hd_store_next_seq(s);
-    hd_store_make_id(s, seq, id);
-    hd_time_iso(now_ms, now, sizeof(now));
-    dels = json_array();
-    ans_dels = json_array();
-
-    for (int ch = 0; ch < HD_CH_MAX; ch++) {
-        const char *to = address_of(user, ch);
-        json_t *d;
-        uint64_t qseq;
-
-        if (to == NULL || (in->channels && !(in->channels & (1u << ch))))
-            continue;
-        snprintf(did, sizeof(did), "%s-%d", id, n++);
-        qseq = hd_store_next_seq(s);
-        d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:I}", "id",
-                      did, "notification_id", id, "user_id", in->user_id,
-                      "channel", hd_channel_name(ch), "to", to, "status",
-                      "queued", "attempts", 0, "due", (json_int_t)now_ms,
-                      "qseq", (json_int_t)qseq);
-        hd_timeline_add(d, "accepted", NULL);
-        hd_store_put_json(s, HD_DB_DELIVERIES, did, d);
-        hd_queue_push(s, ch, now_ms, qseq, did);
-        json_decref(d);
-        json_array_append_new(dels, json_string(did));
-        json_array_append_new(ans_dels,
-                              json_pack("{s:s, s:s, s:s, s:s}", "id", did,
-                                        "channel", hd_channel_name(ch), "to",
-                                        to, "status", "queued"));
-    }
-    json_decref(user);
-    if (n == 0) {
-        json_decref(dels);
-        json_decref(ans_dels);
-        err->status = 422;
-        err->code = "no_address";
-        err->field = "user_id";
-        snprintf(err->message, sizeof(err->message),
-                 "user \"%s\" has no address on any channel", in->user_id);
+    if (ntargets == 0) {
+        fail(err, 422, "no_address", "user_id",
+             "user \"%s\" has no address or device on any channel%s",
+             in->user_id, "");
+        json_decref(user);
+        json_decref(devices);
         return HD_ERROR;
     }
 
-    notif = json_pack("{s:s, s:s, s:s, s:s, s:O, s:o}", "id", id, "user_id",
-                      in->user_id, "key_id", in->key_id, "created_at", now,
-                      "content", in->content, "deliveries", dels);
+    prefs = hd_prefs_get(s, in->user_id);
+    hd_store_make_id(s, hd_store_next_seq(s), id);
+    hd_time_iso(now_ms, now, sizeof(now));
+    due = in->send_at_ms > now_ms ? in->send_at_ms : now_ms;
+    expires = in->ttl_ms ? due + in->ttl_ms : 0;
+    dels = json_array();
+    ans_dels = json_array();
+
+    for (int t = 0; t < ntargets; t++) {
+        struct target *tg = &targets[t];
+        const char *st, *reason = NULL;
+        json_t *d, *a;
+
+        snprintf(did, sizeof(did), "%s-%d", id, n++);
+        d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:I}", "id", did,
+                      "notification_id", id, "user_id", in->user_id,
+                      "channel", hd_channel_name(tg->ch), "to", tg->to,
+                      "attempts", 0, "priority",
+                      hd_priority_name(in->priority), "due", (json_int_t)due);
+        if (tg->device) {
+            static const char *dk[] = {"platform", "app", "sandbox"};
+            json_object_set(d, "device_id", json_object_get(tg->device, "id"));
+            for (size_t k = 0; k < HD_NELEMS(dk); k++)
+                if (json_object_get(tg->device, dk[k]))
+                    json_object_set(d, dk[k],
+                                    json_object_get(tg->device, dk[k]));
+        }
+        if (expires)
+            json_object_set_new(d, "expires_at", json_integer(expires));
+        hd_timeline_add(d, "accepted", NULL);
+
+        if (!hd_prefs_allow(prefs, cf, tg->ch, in->category)) {
+            st = "suppressed";
+            reason = "opted_out";
+        } else if (in->priority != HD_PRIO_CRITICAL
+                   && !hd_ratelimit_allow(s->id, cf, in->user_id, tg->ch,
+                                          in->category, now_ms)) {
+            st = "throttled";
+            reason = "rate_limited";
+        } else {
+            uint64_t qseq = hd_store_next_seq(s);
+            st = due > now_ms ? "scheduled" : "queued";
+            json_object_set_new(d, "qseq", json_integer((json_int_t)qseq));
+            hd_queue_push(s, tg->ch, due, qseq, did);
+        }
+        json_object_set_new(d, "status", json_string(st));
+        if (reason) {
+            json_object_set_new(d, "reason", json_string(reason));
+            hd_timeline_add(d, st, reason);
+        } else if (due > now_ms) {
+            hd_timeline_add(d, "scheduled", NULL);
+        }
+        hd_store_put_json(s, HD_DB_DELIVERIES, did, d);
+
+        a = json_pack("{s:s, s:s, s:s, s:s}", "id", did, "channel",
+                      hd_channel_name(tg->ch), "to", tg->to, "status", st);
+        if (tg->device)
+            json_object_set(a, "device_id", json_object_get(tg->device, "id"));
+        if (reason)
+            json_object_set_new(a, "reason", json_string(reason));
+        json_array_append_new(ans_dels, a);
+        json_array_append_new(dels, json_string(did));
+        json_decref(d);
+    }
+
+    notif = json_pack("{s:s, s:s, s:s, s:s, s:s, s:O, s:o}", "id", id,
+                      "user_id", in->user_id, "key_id", in->key_id,
+                      "created_at", now, "priority",
+                      hd_priority_name(in->priority), "content", in->content,
+                      "deliveries", dels);
+    if (in->category)
+        json_object_set_new(notif, "category", json_string(in->category));
+    if (in->send_at_ms) {
+        char at[32];
+        hd_time_iso(in->send_at_ms, at, sizeof(at));
+        json_object_set_new(notif, "send_at", json_string(at));
+    }
+    if (in->ttl_ms)
+        json_object_set_new(notif, "ttl", json_integer(in->ttl_ms / 1000));
     hd_store_put_json(s, HD_DB_NOTIFICATIONS, id, notif);
     json_decref(notif);
+    {
+        char ukey[HD_USER_ID_MAX + 32];
+        int k = snprintf(ukey, sizeof(ukey), "%s%c%s", in->user_id, 0, id);
+        hd_store_put(s, HD_DB_USER_NOTIFICATIONS, ukey, (size_t)k, "", 0);
+    }
 
-    ans = json_pack("{s:s, s:s, s:s, s:o}", "id", id, "user_id", in->user_id,
-                    "status", "accepted", "deliveries", ans_dels);
-    *answer = ans;
+    *answer = json_pack("{s:s, s:s, s:s, s:b, s:o}", "id", id, "user_id",
+                        in->user_id, "status", "accepted", "duplicate", 0,
+                        "deliveries", ans_dels);
+    *status = 202;
+    if (in->idempotency_key) {
+        json_t *rec = json_pack("{s:s, s:I, s:O}", "id", id, "expires_at",
+                                (json_int_t)(now_ms + cf->idempotency_ttl_ms),
+                                "answer", *answer);
+        hd_store_put_json_n(s, HD_DB_IDEMPOTENCY, ikey, iklen, rec);
+        json_decref(rec);
+    }
+    json_decref(prefs);
+    json_decref(devices);
+    json_decref(user);
     return HD_OK;
+}
+
+static int
+terminal(const char *st)
+{
+    static const char *done[] = {"delivered", "failed",  "suppressed",
+                                 "throttled", "expired", "cancelled"};
+    for (size_t i = 0; i < HD_NELEMS(done); i++)
+        if (st && strcmp(st, done[i]) == 0)
+            return 1;
+    return 0;
 }
 
 json_t *
 hd_notify_get(struct hd_shard *s, const char *id)
 {
     json_t *notif = hd_store_get_json(s, HD_DB_NOTIFICATIONS, id), *out,
-           *list;
+           *list, *v;
+    static const char *keep[] = {"id",      "user_id",  "created_at",
+                                 "category", "priority", "send_at", "ttl",
+                                 "content"};
+    int delivered = 0, failed = 0, open = 0, total = 0, cancelled = 0;
     size_t i;
-    json_t *v;
-    int delivered = 0, failed = 0, total = 0;
 
     if (notif == NULL)
         return NULL;
-    out = json_pack("{s:O, s:O, s:O, s:O}", "id", json_object_get(notif, "id"),
-                    "user_id", json_object_get(notif, "user_id"),
-                    "created_at", json_object_get(notif, "created_at"),
-                    "content", json_object_get(notif, "content"));
+    out = json_object();
+    for (i = 0; i < HD_NELEMS(keep); i++)
+        if ((v = json_object_get(notif, keep[i])) != NULL)
+            json_object_set(out, keep[i], v);
     list = json_array();
     json_array_foreach(json_object_get(notif, "deliveries"), i, v)
     {
-        json_t *d = hd_store_get_json(s, HD_DB_DELIVERIES,
-                                      json_string_value(v));
+        const char *did = json_string_value(v);
+        json_t *d = hd_store_get_json(s, HD_DB_DELIVERIES, did);
         const char *st;
         if (d == NULL)
             continue;
         json_object_del(d, "qseq");
         json_object_del(d, "due");
+        json_object_del(d, "notification_id");
+        json_object_del(d, "user_id");
+        if (json_object_get(d, "expires_at")) {
+            char at[32];
+            hd_time_iso(json_integer_value(json_object_get(d, "expires_at")),
+                        at, sizeof(at));
+            json_object_set_new(d, "expires_at", json_string(at));
+        }
+        if (hd_dispatch_inflight(s, did))
+            json_object_set_new(d, "status", json_string("sending"));
         st = json_string_value(json_object_get(d, "status"));
         total++;
-        if (st && strcmp(st, "delivered") == 0)
+        if (strcmp(st, "delivered") == 0)
             delivered++;
-        else if (st && strcmp(st, "failed") == 0)
+        else if (strcmp(st, "cancelled") == 0)
+            cancelled++;
+        else if (terminal(st))
             failed++;
+        else
+            open++;
         json_array_append_new(list, d);
     }
-    json_object_set_new(out, "status",
-                        json_string(delivered == total ? "delivered"
-                                    : failed == total  ? "failed"
-                                    : delivered + failed == total
-                                        ? "partially_delivered"
-                                        : "pending"));
+    json_object_set_new(
+        out, "status",
+        json_string(open                                ? "pending"
+                    : total == 0                        ? "empty"
+                    : delivered == total                ? "delivered"
+                    : cancelled == total                ? "cancelled"
+                    : delivered == 0                    ? "failed"
+                                                        : "partially_delivered"));
     json_object_set_new(out, "deliveries", list);
     json_decref(notif);
     return out;
+}
+
+json_t *
+hd_notify_list(struct hd_shard *s, const char *user_id, const char *cursor,
+               int limit)
+{
+    char prefix[HD_USER_ID_MAX + 2], after[HD_USER_ID_MAX + 40];
+    size_t plen, alen = 0;
+    struct hd_kv *kv;
+    json_t *list = json_array(), *out;
+    int n;
+
+    plen = (size_t)snprintf(prefix, sizeof(prefix), "%s", user_id) + 1;
+    if (cursor)
+        alen = (size_t)snprintf(after, sizeof(after), "%s%c%s", user_id, 0,
+                                cursor);
+    n = hd_store_range(s, HD_DB_USER_NOTIFICATIONS, prefix, plen,
+                       cursor ? after : NULL, alen, 1, limit + 1, &kv);
+    for (int i = 0; i < n && i < limit; i++) {
+        json_t *nj = hd_notify_get(s, kv[i].key + plen), *v;
+        size_t j;
+        if (nj == NULL)
+            continue;
+        json_array_foreach(json_object_get(nj, "deliveries"), j, v)
+            json_object_del(v, "timeline");
+        json_array_append_new(list, nj);
+    }
+    out = json_pack("{s:o}", "notifications", list);
+    if (n > limit)
+        json_object_set_new(out, "next_cursor",
+                            json_string(kv[limit - 1].key + plen));
+    else
+        json_object_set_new(out, "next_cursor", json_null());
+    hd_kv_free(kv, n);
+    return out;
+}
+
+int
+hd_notify_cancel(struct hd_shard *s, const char *id)
+{
+    json_t *notif = hd_store_get_json(s, HD_DB_NOTIFICATIONS, id), *v;
+    int cancelled = 0;
+    size_t i;
+
+    if (notif == NULL)
+        return -1;
+    json_array_foreach(json_object_get(notif, "deliveries"), i, v)
+    {
+        const char *did = json_string_value(v);
+        json_t *d = hd_store_get_json(s, HD_DB_DELIVERIES, did);
+        const char *st = d ? json_string_value(json_object_get(d, "status"))
+                           : NULL;
+        if (d == NULL || terminal(st) || hd_dispatch_inflight(s, did)) {
+            json_decref(d);
+            continue;
+        }
+        {
+            const char *chn = json_string_value(json_object_get(d, "channel"));
+            hd_queue_remove(
+                s, hd_channel_parse(chn, strlen(chn)),
+                json_integer_value(json_object_get(d, "due")),
+                (uint64_t)json_integer_value(json_object_get(d, "qseq")));
+        }
+        json_object_del(d, "qseq");
+        json_object_set_new(d, "status", json_string("cancelled"));
+        hd_timeline_add(d, "cancelled", NULL);
+        hd_store_put_json(s, HD_DB_DELIVERIES, did, d);
+        json_decref(d);
+        cancelled++;
+    }
+    json_decref(notif);
+    return cancelled;
+}
+
+/* where each shard's purge stopped; owner thread only */
+static char purge_at[HD_MAX_SHARDS][1024];
+static size_t purge_len[HD_MAX_SHARDS];
+
+int
+hd_notify_purge_idempotency(struct hd_shard *s, int max)
+{
+    struct hd_kv *kv;
+    int64_t now = hd_now_ms();
+    int n, purged = 0;
+
+    n = hd_store_range(s, HD_DB_IDEMPOTENCY, "", 0,
+                       purge_len[s->id] ? purge_at[s->id] : NULL,
+                       purge_len[s->id], 0, max, &kv);
+    for (int i = 0; i < n; i++) {
+        MDB_val v = {kv[i].vlen, kv[i].val};
+        json_t *rec = hd_record_decode(&v);
+        if (rec == NULL
+            || json_integer_value(json_object_get(rec, "expires_at")) <= now) {
+            hd_store_del(s, HD_DB_IDEMPOTENCY, kv[i].key, kv[i].klen);
+            purged++;
+        }
+        json_decref(rec);
+    }
+    /* start over from the first key once the end is reached */
+    if (n == max && kv[n - 1].klen <= sizeof(purge_at[0])) {
+        memcpy(purge_at[s->id], kv[n - 1].key, kv[n - 1].klen);
+        purge_len[s->id] = kv[n - 1].klen;
+    } else {
+        purge_len[s->id] = 0;
+    }
+    hd_kv_free(kv, n);
+    return purged;
 }

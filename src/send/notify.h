@@ -1,6 +1,7 @@
 /*
- * notify.h: accepting a notification in the owning shard: expansion into
- * deliveries, records and queue entries. Owner thread only.
+ * notify.h: accepting a notification in the owning shard: idempotency,
+ * expansion into deliveries (opt-outs, frequency caps, schedule),
+ * records and queue entries; status, listing and cancel. Owner thread.
  */
 #ifndef HD_NOTIFY_H
 #define HD_NOTIFY_H
@@ -13,7 +14,12 @@ struct hd_notify_in {
     const char *user_id;
     const char *key_id;
     unsigned channels; /* bit per channel; 0: every channel with an address */
-    json_t *content;   /* borrowed: {title, body} */
+    const char *category; /* or NULL */
+    int priority;         /* enum hd_priority (provider.h) */
+    int64_t send_at_ms;   /* 0: now */
+    int64_t ttl_ms;       /* 0: none */
+    const char *idempotency_key; /* or NULL */
+    json_t *content; /* borrowed: {title, body, data, push, sms, email, web} */
 };
 
 /* The error of a refused notification: HTTP status, code, field. */
@@ -24,13 +30,28 @@ struct hd_notify_err {
     char message[256];
 };
 
-/* Stages the notification; *answer is the 202 body. HD_OK or HD_ERROR
- * with err filled (nothing staged). */
-int hd_notify_accept(struct hd_shard *s, const struct hd_notify_in *in,
-                     json_t **answer, struct hd_notify_err *err);
+/* Stages the notification; *answer is the body, *status 202 (or 200 for an
+ * idempotent repeat). HD_OK, or HD_ERROR with err filled (nothing
+ * staged). */
+int hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
+                     const struct hd_notify_in *in, json_t **answer,
+                     int *status, struct hd_notify_err *err);
 /* Notification with each delivery's status, or NULL when unknown. */
 json_t *hd_notify_get(struct hd_shard *s, const char *id);
+/* Newest first, after cursor (a notification id) if given. */
+json_t *hd_notify_list(struct hd_shard *s, const char *user_id,
+                       const char *cursor, int limit);
+/* Cancels deliveries not yet sent; -1 when the notification is unknown. */
+int hd_notify_cancel(struct hd_shard *s, const char *id);
+/* Drops idempotency keys past their retention (at most max per call). */
+int hd_notify_purge_idempotency(struct hd_shard *s, int max);
+
 /* Appends {at, event[, detail]} to a delivery's timeline. */
 void hd_timeline_add(json_t *delivery, const char *event, const char *detail);
+/* What a provider says on channel ch: the channel's part of content over
+ * the shorthand title/body/data (new reference). */
+json_t *hd_content_for(json_t *content, int ch);
+const char *hd_priority_name(int priority);
+int hd_priority_parse(const char *name);
 
 #endif

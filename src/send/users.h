@@ -1,5 +1,7 @@
 /*
- * users.h: contacts of a user in the owning shard. Owner thread only.
+ * users.h: a user's contact points (email, phone, devices) and
+ * preferences in the owning shard. Owner thread of the shard only; input
+ * is validated by the caller.
  */
 #ifndef HD_USERS_H
 #define HD_USERS_H
@@ -12,14 +14,40 @@
 
 /* Checks a user id: 1-128 of [A-Za-z0-9._:@-]. */
 int hd_user_id_valid(const char *id);
-/* Creates or replaces the user with validated fields (email, phone,
- * locale, timezone; absent = unset). Stages the write; *out is the public
- * JSON of the user. Returns 1 if created, 0 if replaced. */
+
+/* Creates or replaces (patch: merges; null removes) the user. Stages the
+ * write; *out is the public JSON. Returns 1 if created, 0 if updated,
+ * HD_DECLINED when patching an unknown user. */
 int hd_user_put(struct hd_shard *s, const char *user_id, json_t *fields,
-                json_t **out);
+                int patch, json_t **out);
 /* The stored record (new reference), or NULL. */
 json_t *hd_user_load(struct hd_shard *s, const char *user_id);
-/* The public JSON of a stored user, or NULL when unknown. */
+/* Public JSON with devices and preferences, or NULL when unknown. */
 json_t *hd_user_get(struct hd_shard *s, const char *user_id);
+/* Erases the user and everything of theirs in one batch. *out gets
+ * counts. HD_DECLINED when unknown. */
+int hd_user_erase(struct hd_shard *s, const char *user_id, json_t **out);
+
+/* Devices. The device id is derived from platform and token, so the
+ * same token always has the same id. */
+int hd_device_register(struct hd_shard *s, const char *user_id,
+                       json_t *device, json_t **out);
+json_t *hd_devices_list(struct hd_shard *s, const char *user_id);
+int hd_device_remove(struct hd_shard *s, const char *user_id,
+                     const char *device_id);
+/* Drops platform:token from its user in this shard unless that user is
+ * new_user or registered it later than registered_ms (a token belongs to
+ * one user: the last to register it). */
+void hd_device_release(struct hd_shard *s, const char *token_key,
+                       const char *new_user, int64_t registered_ms);
+
+/* Preferences: {channels: {ch: bool}, categories: {name: {ch: bool}}}. */
+void hd_prefs_put(struct hd_shard *s, const char *user_id, json_t *prefs);
+json_t *hd_prefs_get(struct hd_shard *s, const char *user_id);
+/* Whether user_id may get category on channel: an explicit "false" for
+ * the channel or for (category, channel) opts out; a category whose
+ * config says opt_in off needs an explicit true. */
+int hd_prefs_allow(json_t *prefs, const struct hd_conf *cf, int channel,
+                   const char *category);
 
 #endif

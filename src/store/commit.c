@@ -480,3 +480,152 @@ hd_store_commit_stop(struct hd_shard *s)
     hd_inbox_destroy(s->_inbox);
     s->_inbox = NULL;
 }
+
+/* ==== range reads: the committed snapshot merged with the overlay ==== */
+
+static int
+kcmp(const void *a, size_t alen, const void *b, size_t blen)
+{
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+    if (c != 0)
+        return c;
+    return alen < blen ? -1 : alen > blen ? 1 : 0;
+}
+
+static int
+ov_sort(const void *x, const void *y, void *reverse)
+{
+    const struct hd_ov_entry *a = *(struct hd_ov_entry *const *)x;
+    const struct hd_ov_entry *b = *(struct hd_ov_entry *const *)y;
+    int c = kcmp(a->data, a->klen, b->data, b->klen);
+    return *(int *)reverse ? -c : c;
+}
+
+static void
+kv_add(struct hd_kv **out, int *n, int *cap, const void *k, size_t klen,
+       const void *v, size_t vlen)
+{
+    struct hd_kv *kv;
+
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 16;
+        *out = hd_realloc(*out, *cap * sizeof(**out));
+    }
+    kv = &(*out)[(*n)++];
+    kv->key = hd_strndup(k, klen);
+    kv->klen = klen;
+    kv->val = hd_strndup(v, vlen);
+    kv->vlen = vlen;
+}
+
+void
+hd_kv_free(struct hd_kv *kv, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(kv[i].key);
+        free(kv[i].val);
+    }
+    free(kv);
+}
+
+int
+hd_store_range(struct hd_shard *s, int db, const void *prefix, size_t plen,
+               const void *after, size_t alen, int reverse, int limit,
+               struct hd_kv **out)
+{
+    struct hd_ov_entry **ov = NULL;
+    size_t nov = 0, cov = 0, oi = 0;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    int n = 0, cap = 0, rc;
+    unsigned char seek[512];
+
+    *out = NULL;
+    /* the staged side: latest entry per key under the prefix */
+    for (size_t b = 0; b < s->_nbuckets; b++)
+        for (struct hd_ov_entry *e = s->_buckets[b]; e; e = e->_chain) {
+            if (e->db != db || e->klen < plen
+                || memcmp(e->data, prefix, plen) != 0)
+                continue;
+            if (after != NULL) {
+                int c = kcmp(e->data, e->klen, after, alen);
+                if (reverse ? c >= 0 : c <= 0)
+                    continue;
+            }
+            if (nov == cov) {
+                cov = cov ? cov * 2 : 16;
+                ov = hd_realloc(ov, cov * sizeof(*ov));
+            }
+            ov[nov++] = e;
+        }
+    if (nov > 1)
+        qsort_r(ov, nov, sizeof(*ov), ov_sort, &reverse);
+
+    /* the committed side: position the cursor on the first candidate */
+    if (mdb_cursor_open(s->_rtxn, s->dbi[db], &cur) != 0)
+        cur = NULL;
+    rc = MDB_NOTFOUND;
+    if (cur != NULL) {
+        if (!reverse) {
+            k.mv_data = (void *)(after ? after : prefix);
+            k.mv_size = after ? alen : plen;
+            rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+            if (rc == 0 && after
+                && kcmp(k.mv_data, k.mv_size, after, alen) == 0)
+                rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        } else {
+            size_t slen;
+            if (after) {
+                memcpy(seek, after, alen);
+                slen = alen;
+            } else {
+                /* just past every key with the prefix */
+                HD_ASSERT(plen + 1 <= sizeof(seek));
+                memcpy(seek, prefix, plen);
+                seek[plen] = 0xff;
+                slen = plen + 1;
+            }
+            k.mv_data = seek;
+            k.mv_size = slen;
+            rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+            if (rc == MDB_NOTFOUND)
+                rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+            while (rc == 0 && kcmp(k.mv_data, k.mv_size, seek, slen) >= 0)
+                rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
+        }
+    }
+
+    while (n < limit) {
+        int have_c = rc == 0 && k.mv_size >= plen
+                     && memcmp(k.mv_data, prefix, plen) == 0;
+        int have_o = oi < nov;
+        int c;
+
+        if (!have_c && !have_o)
+            break;
+        if (have_c && have_o) {
+            c = kcmp(k.mv_data, k.mv_size, ov[oi]->data, ov[oi]->klen);
+            if (reverse)
+                c = -c;
+        } else {
+            c = have_c ? -1 : 1;
+        }
+        if (c < 0) {
+            kv_add(out, &n, &cap, k.mv_data, k.mv_size, v.mv_data,
+                   v.mv_size);
+            rc = mdb_cursor_get(cur, &k, &v, reverse ? MDB_PREV : MDB_NEXT);
+            continue;
+        }
+        /* staged wins over committed for the same key */
+        if (!ov[oi]->del)
+            kv_add(out, &n, &cap, ov[oi]->data, ov[oi]->klen,
+                   ov[oi]->data + ov[oi]->klen, ov[oi]->vlen);
+        if (c == 0)
+            rc = mdb_cursor_get(cur, &k, &v, reverse ? MDB_PREV : MDB_NEXT);
+        oi++;
+    }
+    if (cur)
+        mdb_cursor_close(cur);
+    free(ov);
+    return n;
+}

@@ -8,12 +8,13 @@
  * format byte, HD_STORE_FORMAT = 1, then compact JSON, see record.c):
  *   meta           "shard", "nshards", "format", "seq" (u64 id clock, BE)
  *   users          user_id -> {id, email, phone, locale, timezone, ...}
- *   devices        device_id -> {id, user_id, platform, token, app, ...}
- *   tokens         platform ":" token -> device_id (raw)
+ *   devices        user_id "\0" device_id -> {id, platform, token, app, ...}
+ *   tokens         platform ":" sha256hex(token) -> user_id "\0" device_id
  *   preferences    user_id -> {channels, categories}
  *   notifications  notification id -> {id, user_id, content, deliveries}
  *   deliveries     delivery id -> {id, channel, to, status, timeline, ...}
- *   idempotency    key_id "\0" user_id "\0" key -> notification id (raw)
+ *   idempotency    user_id "\0" key_id "\0" key -> {id, expires_at, answer}
+ *   user_notifications  user_id "\0" notification id -> "" (newest last)
  *   queue.CHANNEL  due_ms (u64 BE) + seq (u64 BE) -> delivery id (raw)
  */
 #include <errno.h>
@@ -29,6 +30,7 @@
 static const char *db_names[HD_DB_MAX] = {
     "meta",         "users",       "devices",     "tokens",
     "preferences",  "notifications", "deliveries", "idempotency",
+    "user_notifications",
     "queue.push",   "queue.sms",   "queue.email", "queue.web",
 };
 

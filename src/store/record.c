@@ -29,12 +29,12 @@ hd_record_decode(const MDB_val *val)
 }
 
 json_t *
-hd_store_get_json(struct hd_shard *s, int db, const char *key)
+hd_store_get_json_n(struct hd_shard *s, int db, const char *key, size_t klen)
 {
     MDB_val v;
     json_t *obj;
 
-    if (hd_store_get(s, db, key, strlen(key), &v) != HD_OK)
+    if (hd_store_get(s, db, key, klen, &v) != HD_OK)
         return NULL;
     obj = hd_record_decode(&v);
     if (obj == NULL)
@@ -42,12 +42,25 @@ hd_store_get_json(struct hd_shard *s, int db, const char *key)
     return obj;
 }
 
+json_t *
+hd_store_get_json(struct hd_shard *s, int db, const char *key)
+{
+    return hd_store_get_json_n(s, db, key, strlen(key));
+}
+
 void
-hd_store_put_json(struct hd_shard *s, int db, const char *key, json_t *obj)
+hd_store_put_json_n(struct hd_shard *s, int db, const char *key, size_t klen,
+                    json_t *obj)
 {
     size_t len;
     char *buf = hd_record_encode(obj, &len);
 
-    hd_store_put(s, db, key, strlen(key), buf, len);
+    hd_store_put(s, db, key, klen, buf, len);
     free(buf);
+}
+
+void
+hd_store_put_json(struct hd_shard *s, int db, const char *key, json_t *obj)
+{
+    hd_store_put_json_n(s, db, key, strlen(key), obj);
 }

@@ -31,6 +31,7 @@ enum hd_db {
     HD_DB_NOTIFICATIONS,
     HD_DB_DELIVERIES,
     HD_DB_IDEMPOTENCY,
+    HD_DB_USER_NOTIFICATIONS,
     HD_DB_QUEUE, /* + channel: one queue per channel */
     HD_DB_MAX = HD_DB_QUEUE + HD_CH_MAX
 };
@@ -114,6 +115,23 @@ int hd_store_preallocate(const char *dir, int64_t size);
  * HD_OK, HD_DECLINED (not found) or HD_ERROR. */
 int hd_store_get(struct hd_shard *s, int db, const void *key, size_t klen,
                  MDB_val *val);
+/* A copied key/value pair. */
+struct hd_kv {
+    char *key;
+    size_t klen;
+    char *val;
+    size_t vlen;
+};
+
+/* Up to limit pairs of db whose key starts with prefix, in key order (or
+ * reverse), strictly after the key `after` when given, with staged writes
+ * merged in: what hd_store_get would see, key by key. Returns the count
+ * and a malloc'd array in *out (free with hd_kv_free). */
+int hd_store_range(struct hd_shard *s, int db, const void *prefix,
+                   size_t plen, const void *after, size_t alen, int reverse,
+                   int limit, struct hd_kv **out);
+void hd_kv_free(struct hd_kv *kv, int n);
+
 /* Committed snapshot only (cursors over queues). Borrowed likewise. */
 MDB_txn *hd_store_snapshot(struct hd_shard *s);
 
@@ -150,5 +168,10 @@ json_t *hd_record_decode(const MDB_val *val);
 json_t *hd_store_get_json(struct hd_shard *s, int db, const char *key);
 void hd_store_put_json(struct hd_shard *s, int db, const char *key,
                        json_t *obj);
+/* The same for keys that hold NUL bytes ("user\0device"). */
+json_t *hd_store_get_json_n(struct hd_shard *s, int db, const char *key,
+                            size_t klen);
+void hd_store_put_json_n(struct hd_shard *s, int db, const char *key,
+                         size_t klen, json_t *obj);
 
 #endif
