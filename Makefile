@@ -23,7 +23,7 @@ LIBS_PKG   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 LIBS_LMDB  := $(shell pkg-config --libs lmdb 2>/dev/null || echo -llmdb)
 
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter \
+CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
            -Wshadow -Wpointer-arith -Wstrict-prototypes -fno-strict-aliasing \
            -pthread -D_GNU_SOURCE -Isrc $(CFLAGS_PKG)
 LDLIBS  += $(LIBS_PKG) $(LIBS_LMDB) -pthread -lm

@@ -123,6 +123,10 @@ on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
     wtv.tv_sec = hw->w->conf->send_timeout_ms / 1000;
     wtv.tv_usec = (hw->w->conf->send_timeout_ms % 1000) * 1000;
     bufferevent_set_timeouts(c->bev, NULL, &wtv);
+    /* stop reading once a request and a header's worth wait unprocessed */
+    bufferevent_setwatermark(c->bev, EV_READ, 0,
+                             (size_t)hw->w->conf->client_max_body_size
+                                 + 2 * HD_MAX_HEADER);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     TAILQ_INSERT_TAIL(&hw->conns, c, link);
     hw->nconns++;
@@ -314,7 +318,6 @@ hd_http_reply(struct hd_req *r, int status, json_t *body)
     free(text);
     req_free(r);
     if (keepalive) {
-        bufferevent_enable(c->bev, EV_READ);
         arm(c, w->conf->keepalive_timeout_ms);
         /* pipelined requests may already be buffered */
         if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
@@ -566,9 +569,10 @@ process(struct hd_conn *c)
             r->body = hd_alloc(r->body_len + 1);
             evbuffer_remove(in, r->body, r->body_len);
             r->body[r->body_len] = '\0';
+            /* reading goes on (no epoll change per request): pipelined
+             * bytes wait in the input buffer, bounded by its watermark */
             c->state = C_WAITING;
             event_del(c->timer);
-            bufferevent_disable(c->bev, EV_READ);
             hd_http_route(r);
             /* the route may have answered at once; loop for pipelining */
         }
@@ -578,7 +582,9 @@ process(struct hd_conn *c)
 static void
 on_read(struct bufferevent *bev, void *arg)
 {
-    process(arg);
+    struct hd_conn *c = arg;
+    if (c->state != C_WAITING && c->state != C_CLOSING)
+        process(c);
 }
 
 static void

@@ -1,9 +1,10 @@
 /*
  * log.c: the built-in "log" provider: every delivery becomes one JSON line
  * appended to a file. It lets herald run, and be tested end to end, with
- * no credentials. One write() per delivery on an O_APPEND descriptor, so
- * workers never interleave lines and a line is in the page cache (safe
- * from a process crash) before the outcome is recorded.
+ * no credentials. The lines of one dispatch pass go out in one write() on
+ * an O_APPEND descriptor, so workers never interleave lines, and they are
+ * in the page cache (safe from a process crash) before any outcome is
+ * reported. Per-worker buffers; the descriptor is shared.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +18,14 @@
 struct log_sink {
     int fd;
     char *path;
+};
+
+/* one worker's pending lines and the jobs they answer */
+struct log_batch {
+    char *buf;
+    size_t len, cap;
+    struct hd_job **jobs;
+    size_t njobs, cjobs;
 };
 
 static const struct hd_provider_setting settings[] = {
@@ -52,31 +61,84 @@ log_create(struct hd_provider *p, const struct hd_provider_conf *pc,
 static void
 log_send(struct hd_provider *p, struct hd_worker *w, struct hd_job *j)
 {
-    struct log_sink *ls = p->data;
+    struct log_batch *lb = p->worker_data[w->id];
     char now[32], *line;
     json_t *rec;
     size_t len;
-    ssize_t n;
 
+    if (lb == NULL)
+        lb = p->worker_data[w->id] = hd_calloc(sizeof(*lb));
     hd_time_iso(hd_now_ms(), now, sizeof(now));
     rec = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i}", "time", now,
                     "delivery_id", j->delivery_id, "notification_id",
                     j->notification_id, "user_id", j->user_id, "channel",
                     hd_channel_name(j->channel), "to", j->to, "attempt",
                     j->attempt);
+    if (j->device_id)
+        json_object_set_new(rec, "device_id", json_string(j->device_id));
     json_object_update(rec, j->content);
     line = json_dumps(rec, JSON_COMPACT);
     json_decref(rec);
     len = strlen(line);
-    line[len] = '\n'; /* json_dumps NUL-terminates: room for one byte */
-    n = write(ls->fd, line, len + 1);
-    free(line);
-    if (n == (ssize_t)(len + 1)) {
-        j->done(j, HD_OUT_DELIVERED, 0, NULL);
-        return;
+    if (lb->len + len + 1 > lb->cap) {
+        lb->cap = (lb->len + len + 1) * 2;
+        lb->buf = hd_realloc(lb->buf, lb->cap);
     }
-    hd_log(HD_LOG_ERR, &w->log, errno, "write() to \"%s\" failed", ls->path);
-    j->done(j, HD_OUT_RETRY, 1000, "log sink write failed");
+    memcpy(lb->buf + lb->len, line, len);
+    lb->buf[lb->len + len] = '\n';
+    lb->len += len + 1;
+    free(line);
+    if (lb->njobs == lb->cjobs) {
+        lb->cjobs = lb->cjobs ? lb->cjobs * 2 : 64;
+        lb->jobs = hd_realloc(lb->jobs, lb->cjobs * sizeof(*lb->jobs));
+    }
+    lb->jobs[lb->njobs++] = j;
+}
+
+static void
+log_flush(struct hd_provider *p, struct hd_worker *w)
+{
+    struct log_sink *ls = p->data;
+    struct log_batch *lb = p->worker_data[w->id];
+    size_t njobs, off = 0;
+    int err = 0;
+
+    if (lb == NULL || lb->njobs == 0)
+        return;
+    while (off < lb->len) {
+        ssize_t n = write(ls->fd, lb->buf + off, lb->len - off);
+        if (n <= 0) {
+            err = errno;
+            break;
+        }
+        off += (size_t)n;
+    }
+    if (err)
+        hd_log(HD_LOG_ERR, &w->log, err, "write() to \"%s\" failed",
+               ls->path);
+    /* done() may stage more work, never more sends into this batch */
+    njobs = lb->njobs;
+    lb->njobs = 0;
+    lb->len = 0;
+    for (size_t i = 0; i < njobs; i++) {
+        if (err)
+            lb->jobs[i]->done(lb->jobs[i], HD_OUT_RETRY, 1000,
+                              "log sink write failed");
+        else
+            lb->jobs[i]->done(lb->jobs[i], HD_OUT_DELIVERED, 0, NULL);
+    }
+}
+
+static void
+log_exit_worker(struct hd_provider *p, struct hd_worker *w)
+{
+    struct log_batch *lb = p->worker_data[w->id];
+    if (lb == NULL)
+        return;
+    free(lb->buf);
+    free(lb->jobs);
+    free(lb);
+    p->worker_data[w->id] = NULL;
 }
 
 static void
@@ -89,5 +151,6 @@ log_destroy(struct hd_provider *p)
 }
 
 const struct hd_provider_type hd_log_provider = {
-    "log", NULL, log_check, log_create, log_send, NULL, log_destroy,
+    "log",     NULL,           log_check, log_create,
+    log_send,  log_exit_worker, log_destroy, log_flush,
 };

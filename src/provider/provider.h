@@ -44,6 +44,7 @@ struct hd_job {
     /* push and web: the device */
     const char *platform; /* "ios", "android", "web", or NULL */
     const char *app;      /* the device's app, or NULL: the default */
+    const char *device_id;
     int sandbox;
     json_t *device; /* the device record (web: subscription keys) */
     int priority;   /* enum hd_priority */
@@ -65,6 +66,9 @@ struct hd_provider_type {
     /* worker thread, at its exit: close that worker's connections */
     void (*exit_worker)(struct hd_provider *p, struct hd_worker *w);
     void (*destroy)(struct hd_provider *p);
+    /* worker thread, after a dispatch pass: send what send() gathered
+     * (NULL: send() works alone) */
+    void (*flush)(struct hd_provider *p, struct hd_worker *w);
 };
 
 struct hd_provider {
@@ -98,7 +102,11 @@ struct hd_provider *hd_provider_pick(int channel, const struct hd_job *j);
 
 extern const struct hd_module hd_provider_module;
 int hd_providers_reopen(void);
+/* Runs every provider's flush for worker w (end of a dispatch pass). */
+void hd_providers_flush(struct hd_worker *w);
 
 extern const struct hd_provider_type hd_log_provider;
+extern const struct hd_provider_type hd_apns_provider;
+extern const struct hd_provider_type hd_fcm_provider;
 
 #endif

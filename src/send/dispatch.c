@@ -216,14 +216,16 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
     json_t *d, *n, *v;
     int64_t expires;
 
-    d = hd_store_get_json(s, HD_DB_DELIVERIES, id);
-    if (d == NULL
-        || terminal(json_string_value(json_object_get(d, "status")))) {
+    n = hd_store_get_json(s, HD_DB_DELIVERIES, id);
+    if (n == NULL
+        || terminal(json_string_value(json_object_get(n, "status")))) {
         /* a queue entry left by an erase or a finished delivery */
         hd_queue_remove(s, ch, due, qseq);
-        json_decref(d);
+        json_decref(n);
         return;
     }
+    d = hd_delivery_thaw(n); /* the outcome changes it */
+    json_decref(n);
     expires = json_integer_value(json_object_get(d, "expires_at"));
     if (expires && now > expires) {
         expire(s, ch, due, qseq, d);
@@ -252,6 +254,7 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
         (int)json_integer_value(json_object_get(d, "attempts")) + 1;
     jc->job.content = jc->content;
     jc->job.platform = json_string_value(json_object_get(d, "platform"));
+    jc->job.device_id = json_string_value(json_object_get(d, "device_id"));
     jc->job.app = json_string_value(json_object_get(d, "app"));
     jc->job.sandbox = json_is_true(json_object_get(d, "sandbox"));
     v = json_object_get(d, "priority");
@@ -335,6 +338,7 @@ on_kick(evutil_socket_t fd, short what, void *arg)
             if (t < next)
                 next = t;
         }
+    hd_providers_flush(d->w);
     if (next != INT64_MAX && (d->timer_at == 0 || next < d->timer_at
                               || !evtimer_pending(d->timer_ev, NULL))) {
         int64_t wait = next - hd_now_ms();

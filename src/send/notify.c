@@ -34,6 +34,15 @@ hd_priority_parse(const char *name)
     return HD_ERROR;
 }
 
+json_t *
+hd_delivery_thaw(json_t *shared)
+{
+    json_t *d = json_copy(shared), *tl = json_object_get(shared, "timeline");
+    if (tl != NULL)
+        json_object_set_new(d, "timeline", json_copy(tl));
+    return d;
+}
+
 void
 hd_timeline_add(json_t *delivery, const char *event, const char *detail)
 {
@@ -319,10 +328,12 @@ hd_notify_get(struct hd_shard *s, const char *id)
     json_array_foreach(json_object_get(notif, "deliveries"), i, v)
     {
         const char *did = json_string_value(v);
-        json_t *d = hd_store_get_json(s, HD_DB_DELIVERIES, did);
+        json_t *shared = hd_store_get_json(s, HD_DB_DELIVERIES, did), *d;
         const char *st;
-        if (d == NULL)
+        if (shared == NULL)
             continue;
+        d = json_copy(shared); /* only top-level keys change below */
+        json_decref(shared);
         json_object_del(d, "qseq");
         json_object_del(d, "due");
         json_object_del(d, "notification_id");
@@ -407,13 +418,16 @@ hd_notify_cancel(struct hd_shard *s, const char *id)
     json_array_foreach(json_object_get(notif, "deliveries"), i, v)
     {
         const char *did = json_string_value(v);
-        json_t *d = hd_store_get_json(s, HD_DB_DELIVERIES, did);
-        const char *st = d ? json_string_value(json_object_get(d, "status"))
-                           : NULL;
-        if (d == NULL || terminal(st) || hd_dispatch_inflight(s, did)) {
-            json_decref(d);
+        json_t *shared = hd_store_get_json(s, HD_DB_DELIVERIES, did), *d;
+        const char *st =
+            shared ? json_string_value(json_object_get(shared, "status"))
+                   : NULL;
+        if (shared == NULL || terminal(st) || hd_dispatch_inflight(s, did)) {
+            json_decref(shared);
             continue;
         }
+        d = hd_delivery_thaw(shared);
+        json_decref(shared);
         {
             const char *chn = json_string_value(json_object_get(d, "channel"));
             hd_queue_remove(

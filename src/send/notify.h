@@ -46,6 +46,9 @@ int hd_notify_cancel(struct hd_shard *s, const char *id);
 /* Drops idempotency keys past their retention (at most max per call). */
 int hd_notify_purge_idempotency(struct hd_shard *s, int max);
 
+/* A delivery record read from the store, made changeable: a shallow copy
+ * with its own timeline array (new reference). */
+json_t *hd_delivery_thaw(json_t *shared);
 /* Appends {at, event[, detail]} to a delivery's timeline. */
 void hd_timeline_add(json_t *delivery, const char *event, const char *detail);
 /* What a provider says on channel ch: the channel's part of content over

@@ -95,7 +95,7 @@ hd_user_get(struct hd_shard *s, const char *user_id)
 
     if (rec == NULL)
         return NULL;
-    out = json_deep_copy(rec);
+    out = json_copy(rec); /* rec is shared: add keys to a copy */
     json_decref(rec);
     json_object_set_new(out, "shard", json_integer(s->id));
     json_object_set_new(out, "devices", hd_devices_list(s, user_id));

@@ -99,6 +99,7 @@ ov_unlink(struct hd_shard *s, struct hd_ov_entry *e)
             *pp = e->_chain;
             e->linked = 0;
             s->_nentries--;
+            s->_ov_count[e->db]--;
             return;
         }
     }
@@ -152,6 +153,7 @@ stage(struct hd_shard *s, int db, const void *key, size_t klen,
     struct hd_ov_entry *e, **pp;
 
     HD_ASSERT(klen > 0 && klen <= 511); /* LMDB's default key limit */
+    hd_cache_drop(s, db, key, klen);
     e = hd_alloc(sizeof(*e) + klen + vlen);
     e->_chain = e->_bnext = NULL;
     e->hash = ov_hash(db, key, klen);
@@ -176,6 +178,7 @@ stage(struct hd_shard *s, int db, const void *key, size_t klen,
         e->_chain = NULL;
         *pp = e;
         s->_nentries++;
+        s->_ov_count[db]++;
     }
     e->linked = 1;
 
@@ -410,6 +413,7 @@ on_committed(struct hd_msg *m, void *ctx)
             s->commit_us_max = b->took_us;
     } else {
         status = b->rc == MDB_MAP_FULL ? HD_COMMIT_FULL : HD_COMMIT_FAILED;
+        hd_cache_clear(s); /* it may hold what was just lost */
         hd_log(HD_LOG_ERR, &s->log, 0,
                "commit of %zu records failed: %s; nothing of it was stored",
                b->nrecords, mdb_strerror(b->rc));
@@ -541,8 +545,9 @@ hd_store_range(struct hd_shard *s, int db, const void *prefix, size_t plen,
     unsigned char seek[512];
 
     *out = NULL;
-    /* the staged side: latest entry per key under the prefix */
-    for (size_t b = 0; b < s->_nbuckets; b++)
+    /* the staged side: latest entry per key under the prefix (the walk
+     * over the table is skipped when nothing of db is staged) */
+    for (size_t b = 0; s->_ov_count[db] && b < s->_nbuckets; b++)
         for (struct hd_ov_entry *e = s->_buckets[b]; e; e = e->_chain) {
             if (e->db != db || e->klen < plen
                 || memcmp(e->data, prefix, plen) != 0)

@@ -299,6 +299,7 @@ hd_store_close(struct hd_shard *s)
     if (s->_rtxn)
         mdb_txn_abort(s->_rtxn);
     mdb_env_close(s->env);
+    hd_cache_clear(s);
     free(s->_buckets);
     free(s);
 }

@@ -32,13 +32,17 @@ json_t *
 hd_store_get_json_n(struct hd_shard *s, int db, const char *key, size_t klen)
 {
     MDB_val v;
-    json_t *obj;
+    json_t *obj = hd_cache_get(s, db, key, klen);
 
+    if (obj != NULL)
+        return obj;
     if (hd_store_get(s, db, key, klen, &v) != HD_OK)
         return NULL;
     obj = hd_record_decode(&v);
     if (obj == NULL)
         hd_log(HD_LOG_ERR, &s->log, 0, "undecodable record \"%s\"", key);
+    else
+        hd_cache_set(s, db, key, klen, obj);
     return obj;
 }
 
@@ -57,6 +61,7 @@ hd_store_put_json_n(struct hd_shard *s, int db, const char *key, size_t klen,
 
     hd_store_put(s, db, key, klen, buf, len);
     free(buf);
+    hd_cache_set(s, db, key, klen, obj);
 }
 
 void

@@ -63,9 +63,12 @@ struct hd_shard {
     MDB_dbi dbi[HD_DB_MAX];
     MDB_txn *_rtxn; /* the owner's read snapshot, renewed per commit */
 
+    struct hd_cache *_cache; /* decoded records (cache.c) */
+
     /* overlay: latest staged value per (db, key), until durable */
     struct hd_ov_entry **_buckets;
     size_t _nbuckets, _nentries;
+    size_t _ov_count[HD_DB_MAX]; /* live overlay entries per db */
 
     struct hd_batch *_staging;    /* owner builds it */
     struct hd_batch *_committing; /* at the commit thread */
@@ -158,14 +161,27 @@ void hd_store_commit_stop(struct hd_shard *s);
 int hd_store_commit_wait(struct hd_shard *s);
 size_t hd_store_pending(struct hd_shard *s);
 
+/* ==== cache.c: decoded records, owner thread ==== */
+struct hd_cache;
+#include <jansson.h>
+json_t *hd_cache_get(struct hd_shard *s, int db, const void *key,
+                     size_t klen); /* shared, read-only; or NULL */
+void hd_cache_set(struct hd_shard *s, int db, const void *key, size_t klen,
+                  json_t *obj);
+void hd_cache_drop(struct hd_shard *s, int db, const void *key, size_t klen);
+void hd_cache_clear(struct hd_shard *s);
+
 /* ==== record.c: value encoding ==== */
 #include <jansson.h>
 /* A record is one format byte (HD_STORE_FORMAT) then compact JSON. The
  * returned buffer is malloc'd. */
 char *hd_record_encode(json_t *obj, size_t *len);
 json_t *hd_record_decode(const MDB_val *val);
-/* get + decode; NULL when absent */
+/* get + decode; NULL when absent. The object is shared with the cache:
+ * read it, or json_copy/json_deep_copy it before changing anything. */
 json_t *hd_store_get_json(struct hd_shard *s, int db, const char *key);
+/* Stages obj (borrowed); the cache keeps a reference, so obj must not
+ * change after this call. */
 void hd_store_put_json(struct hd_shard *s, int db, const char *key,
                        json_t *obj);
 /* The same for keys that hold NUL bytes ("user\0device"). */
