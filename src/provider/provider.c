@@ -127,6 +127,14 @@ hd_provider_pick(int channel, const struct hd_job *j)
     return NULL;
 }
 
+void
+hd_providers_flush(struct hd_worker *w)
+{
+    for (int i = 0; i < nproviders; i++)
+        if (providers[i].type->flush)
+            providers[i].type->flush(&providers[i], w);
+}
+
 static void
 provider_exit_worker(struct hd_worker *w)
 {
