@@ -175,7 +175,8 @@ daemonize(void)
         return HD_ERROR;
     dup2(fd, 0);
     dup2(fd, 1);
-    if (fd > 1)
+    dup2(fd, 2); /* errors go to the error log from here on */
+    if (fd > 2)
         close(fd);
     return HD_OK;
 }
@@ -364,7 +365,7 @@ run(struct hd_conf *cf, const char *file)
             break;
         case SIGUSR1:
             hd_log(HD_LOG_NOTICE, &main_log, 0, "reopening logs");
-            if (hd_log_reopen() != HD_OK)
+            if (hd_log_reopen() != HD_OK || hd_providers_reopen() != HD_OK)
                 hd_log(HD_LOG_ERR, &main_log, errno, "reopening logs failed");
             break;
         case SIGQUIT:

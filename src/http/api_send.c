@@ -59,18 +59,28 @@ exec_send(struct hd_call *c)
 
 /* ==== validation ==== */
 
+/* A validation error; the field name is copied: it may point into the
+ * body, which is freed before the answer is sent. */
 struct verr {
     const char *code;
-    const char *field;
+    const char *field; /* NULL or _field */
+    char _field[96];
     char msg[256];
 };
+
+static void
+set_field(struct verr *e, const char *field)
+{
+    snprintf(e->_field, sizeof(e->_field), "%s", field);
+    e->field = e->_field;
+}
 
 static int
 bad(struct verr *e, const char *code, const char *field, const char *fmt,
     const char *arg)
 {
     e->code = code;
-    e->field = field;
+    set_field(e, field);
     snprintf(e->msg, sizeof(e->msg), fmt, arg);
     return HD_ERROR;
 }
@@ -88,7 +98,7 @@ check_str(json_t *obj, const char *key, const char *field, size_t max,
                    field);
     if (json_string_length(v) > max) {
         e->code = "invalid_field";
-        e->field = field;
+        set_field(e, field);
         snprintf(e->msg, sizeof(e->msg), "\"%s\" is longer than %zu bytes",
                  field, max);
         return HD_ERROR;
@@ -131,7 +141,8 @@ check_part(json_t *body, const char *name, const char *const *keys,
         return bad(e, "invalid_field", name, "\"%s\" must be an object", name);
     if ((k = hd_valid_keys(part, keys)) != NULL) {
         e->code = "invalid_field";
-        e->field = name;
+        snprintf(field, sizeof(field), "%s.%s", name, k);
+        set_field(e, field);
         snprintf(e->msg, sizeof(e->msg), "unknown field \"%s.%s\"", name, k);
         return HD_ERROR;
     }
@@ -143,7 +154,7 @@ check_part(json_t *body, const char *name, const char *const *keys,
         if (strcmp(keys[i], "badge") == 0) {
             if (!json_is_integer(v) || json_integer_value(v) < 0) {
                 e->code = "invalid_field";
-                e->field = name;
+                set_field(e, field);
                 snprintf(e->msg, sizeof(e->msg),
                          "\"%s\" must be a non-negative integer", field);
                 return HD_ERROR;
@@ -153,7 +164,7 @@ check_part(json_t *body, const char *name, const char *const *keys,
         if (strcmp(keys[i], "data") == 0) {
             if (!json_is_object(v)) {
                 e->code = "invalid_field";
-                e->field = name;
+                set_field(e, field);
                 snprintf(e->msg, sizeof(e->msg), "\"%s\" must be an object",
                          field);
                 return HD_ERROR;
@@ -162,7 +173,7 @@ check_part(json_t *body, const char *name, const char *const *keys,
         }
         if (!json_is_string(v)) {
             e->code = "invalid_field";
-            e->field = name;
+            set_field(e, field);
             snprintf(e->msg, sizeof(e->msg), "\"%s\" must be a string", field);
             return HD_ERROR;
         }
@@ -171,7 +182,7 @@ check_part(json_t *body, const char *name, const char *const *keys,
                    ? HD_TEXT_MAX
                    : HD_TITLE_MAX * 4)) {
             e->code = "invalid_field";
-            e->field = name;
+            set_field(e, field);
             snprintf(e->msg, sizeof(e->msg), "\"%s\" is too long", field);
             return HD_ERROR;
         }
@@ -204,7 +215,7 @@ validate_send(json_t *in, const char *path_user, const char *header_key,
 
     if ((k = hd_valid_keys(in, keys)) != NULL) {
         e->code = "invalid_field";
-        e->field = k;
+        set_field(e, k);
         snprintf(e->msg, sizeof(e->msg), "unknown field \"%s\"", k);
         return HD_ERROR;
     }
@@ -307,7 +318,6 @@ validate_send(json_t *in, const char *path_user, const char *header_key,
         || check_part(in, "web", web_keys, e) != HD_OK)
         return HD_ERROR;
     if (json_object_get(in, "body") == NULL
-        && json_object_get(in, "title") == NULL
         && json_object_get(in, "push") == NULL
         && json_object_get(in, "sms") == NULL
         && json_object_get(in, "email") == NULL
@@ -340,8 +350,8 @@ static struct hd_api_op *
 send_op(struct hd_req *r, json_t *in, const char *path_user, struct verr *e)
 {
     struct hd_api_op *op;
-    const char *user_id;
-    json_t *args;
+    const char *user_id = NULL;
+    json_t *args = NULL;
 
     if (validate_send(in, path_user, r->idempotency_key, &args, &user_id, e)
         != HD_OK)
@@ -468,6 +478,7 @@ hd_api_send_batch(struct hd_req *r)
         if (!json_is_object(item)) {
             e.code = "invalid_json";
             e.field = NULL;
+            e._field[0] = '\0';
             snprintf(e.msg, sizeof(e.msg), "item must be a JSON object");
         } else {
             /* each item's own key: the header would make them all one */

@@ -3,6 +3,7 @@
  * Worker thread. Patterns are literal segments and "{}" for one path
  * parameter, percent-decoded before the handler sees it.
  */
+#include <pthread.h>
 #include <stdio.h>
 
 #include "core/herald.h"
@@ -56,21 +57,26 @@ method_name(int m)
     }
 }
 
-/* Per-key ingest limits: each worker keeps its own buckets and takes its
- * share (1/N) of the key's rate. */
+/* Per-key ingest limits: one bucket per key shared by all workers, so
+ * the limit means what it says whatever worker a connection lands on.
+ * This is the one lock on the ingest path: held for a few arithmetic
+ * operations, and only for keys that have a rate_limit. */
 struct key_bucket {
     char id[64];
     struct hd_bucket b;
 };
-static __thread struct key_bucket key_buckets[32];
+static struct key_bucket key_buckets[64];
+static pthread_mutex_t key_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static int
 key_allow(const struct hd_api_key *k, int64_t *retry_ms)
 {
     struct key_bucket *kb = NULL;
+    int ok;
 
     if (!k->rate.set)
         return 1;
+    pthread_mutex_lock(&key_lock);
     for (size_t i = 0; i < HD_NELEMS(key_buckets); i++) {
         if (strcmp(key_buckets[i].id, k->id) == 0) {
             kb = &key_buckets[i];
@@ -80,13 +86,15 @@ key_allow(const struct hd_api_key *k, int64_t *retry_ms)
             kb = &key_buckets[i];
     }
     if (kb == NULL)
-        kb = &key_buckets[hd_hash(k->id, strlen(k->id)) % 32];
+        kb = &key_buckets[hd_hash(k->id, strlen(k->id))
+                          % HD_NELEMS(key_buckets)];
     if (strcmp(kb->id, k->id) != 0) {
         snprintf(kb->id, sizeof(kb->id), "%s", k->id);
         memset(&kb->b, 0, sizeof(kb->b));
     }
-    return hd_bucket_take(&kb->b, &k->rate, (double)hd_cycle.nworkers,
-                          hd_now_ms(), retry_ms);
+    ok = hd_bucket_take(&kb->b, &k->rate, 1, hd_now_ms(), retry_ms);
+    pthread_mutex_unlock(&key_lock);
+    return ok;
 }
 
 static int

@@ -57,7 +57,7 @@ hd_valid_locale(const char *s)
         p++, n++;
     if (n < 2 || n > 3)
         return "\"locale\" must be a language tag like en, pt-BR or zh-Hant";
-    while (*p == '-' || *p == '_') {
+    while (*p == '-') {
         n = 0;
         for (p++; isalnum((unsigned char)*p); p++)
             n++;
@@ -217,9 +217,11 @@ hd_valid_device(json_t *in, const char **field)
         *field = "subscription";
         return "\"subscription\" is for web devices only";
     }
+    if (json_object_get(in, "token") == NULL)
+        return "\"token\" is required";
     token = json_string_value(json_object_get(in, "token"));
     if (token == NULL)
-        return "\"token\" is required";
+        return "\"token\" must be a string";
     if (strcmp(platform, "ios") == 0) {
         size_t n = strlen(token);
         if (n < 16 || n > 200 || n % 2 != 0)

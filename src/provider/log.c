@@ -141,6 +141,21 @@ log_exit_worker(struct hd_provider *p, struct hd_worker *w)
     p->worker_data[w->id] = NULL;
 }
 
+/* The new file takes the old descriptor's number, so workers writing at
+ * that moment never see a closed descriptor. */
+static int
+log_reopen(struct hd_provider *p)
+{
+    struct log_sink *ls = p->data;
+    int fd = open(ls->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+
+    if (fd < 0)
+        return HD_ERROR;
+    dup2(fd, ls->fd);
+    close(fd);
+    return HD_OK;
+}
+
 static void
 log_destroy(struct hd_provider *p)
 {
@@ -152,5 +167,5 @@ log_destroy(struct hd_provider *p)
 
 const struct hd_provider_type hd_log_provider = {
     "log",     NULL,           log_check, log_create,
-    log_send,  log_exit_worker, log_destroy, log_flush,
+    log_send,  log_exit_worker, log_destroy, log_flush, log_reopen,
 };

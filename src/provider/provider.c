@@ -127,6 +127,17 @@ hd_provider_pick(int channel, const struct hd_job *j)
     return NULL;
 }
 
+int
+hd_providers_reopen(void)
+{
+    int rc = HD_OK;
+    for (int i = 0; i < nproviders; i++)
+        if (providers[i].type->reopen
+            && providers[i].type->reopen(&providers[i]) != HD_OK)
+            rc = HD_ERROR;
+    return rc;
+}
+
 void
 hd_providers_flush(struct hd_worker *w)
 {

@@ -69,6 +69,8 @@ struct hd_provider_type {
     /* worker thread, after a dispatch pass: send what send() gathered
      * (NULL: send() works alone) */
     void (*flush)(struct hd_provider *p, struct hd_worker *w);
+    /* main thread, on SIGUSR1: reopen files (logrotate) */
+    int (*reopen)(struct hd_provider *p);
 };
 
 struct hd_provider {
@@ -101,6 +103,7 @@ void hd_providers_destroy(void);
 struct hd_provider *hd_provider_pick(int channel, const struct hd_job *j);
 
 extern const struct hd_module hd_provider_module;
+/* SIGUSR1: every provider that writes files reopens them. */
 int hd_providers_reopen(void);
 /* Runs every provider's flush for worker w (end of a dispatch pass). */
 void hd_providers_flush(struct hd_worker *w);

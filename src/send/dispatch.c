@@ -345,6 +345,9 @@ on_kick(evutil_socket_t fd, short what, void *arg)
         struct timeval tv;
         if (wait < 1)
             wait = 1;
+        /* look again at least every second: the wall clock may jump */
+        if (wait > 1000)
+            wait = 1000;
         tv.tv_sec = wait / 1000;
         tv.tv_usec = (wait % 1000) * 1000;
         d->timer_at = next;

@@ -934,4 +934,181 @@ sub _show
     return "\"$s\"";
 }
 
+# ==== send API helpers (issue 3) ===========================================
+
+package Herald::Test;
+
+# ---- test clock -----------------------------------------------------------
+#
+# herald adds the integer in the file named by HERALD_TEST_CLOCK_FILE (an
+# offset in milliseconds) to its clock and re-reads it every 100 ms.  Pass
+# $t->clock_env to run(): $t->run(env => $t->clock_env).
+
+sub clock_file { "$_[0]{dir}/test-clock" }
+
+sub clock_env
+{
+    my ($self) = @_;
+    $self->clock_set(0, wait => 0) unless -f $self->clock_file;
+    return { HERALD_TEST_CLOCK_FILE => $self->clock_file };
+}
+
+sub clock_offset { $_[0]{clock_offset} // 0 }
+
+# Writes the offset (ms) atomically (rename), then waits 0.3 s so every
+# thread of herald has re-read it (unless wait => 0).
+sub clock_set
+{
+    my ($self, $ms, %opt) = @_;
+    my $path = $self->clock_file;
+    open(my $fh, '>', "$path.tmp") or croak "cannot write $path.tmp: $!";
+    print $fh int($ms), "\n";
+    close $fh or croak "cannot write $path.tmp: $!";
+    rename("$path.tmp", $path) or croak "cannot rename to $path: $!";
+    $self->{clock_offset} = int($ms);
+    sleep($opt{wait} // 0.3) if $opt{wait} // 1;
+    return $self;
+}
+
+# Moves the test clock forward by MS milliseconds.
+sub clock_advance
+{
+    my ($self, $ms, %opt) = @_;
+    return $self->clock_set($self->clock_offset + $ms, %opt);
+}
+
+# herald's idea of now, in epoch seconds (real time + the test offset).
+sub herald_now { time + $_[0]->clock_offset / 1000 }
+
+# RFC 3339 UTC timestamp for epoch seconds T (second precision).
+sub rfc3339
+{
+    my ($t) = $_[-1];
+    my @g = gmtime(int $t);
+    return sprintf('%04d-%02d-%02dT%02d:%02d:%02dZ',
+        $g[5] + 1900, $g[4] + 1, @g[3, 2, 1, 0]);
+}
+
+# ---- assertions -----------------------------------------------------------
+
+# The common error shape {"error":{"code","message","field"?}}: checks
+# status, code, a non-empty message and (if FIELD is defined) the field.
+# Returns true if all matched; dumps the response otherwise.
+sub api_error
+{
+    my ($self, $r, $status, $code, $field, $name) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my $ok = 1;
+    $ok &= Test::More::is($r->{status}, $status, "$name: status $status");
+    my $e = ref $r->{json} eq 'HASH' ? $r->{json}{error} : undef;
+    $ok &= Test::More::ok(ref $e eq 'HASH', "$name: JSON error object");
+    $ok &= Test::More::is($e && $e->{code}, $code, "$name: code $code")
+        if defined $code;
+    $ok &= Test::More::ok($e && defined $e->{message}
+        && length $e->{message}, "$name: has a message");
+    $ok &= Test::More::is($e && $e->{field}, $field, "$name: field $field")
+        if defined $field;
+    Test::More::diag(Test::More::explain($r)) unless $ok;
+    return $ok;
+}
+
+# ---- API shortcuts --------------------------------------------------------
+
+# PUT /v1/users/ID with FIELDS; returns the response.
+sub put_user
+{
+    my ($self, $id, $fields, %opt) = @_;
+    return $self->http(PUT => "/v1/users/$id", body => $fields // {}, %opt);
+}
+
+# POST /v1/users/ID/devices with DEV; returns the response.
+sub add_device
+{
+    my ($self, $id, $dev, %opt) = @_;
+    return $self->http(POST => "/v1/users/$id/devices", body => $dev, %opt);
+}
+
+# POST /v1/notifications with BODY; returns the response.
+sub send_note
+{
+    my ($self, $body, %opt) = @_;
+    return $self->http(POST => '/v1/notifications', body => $body, %opt);
+}
+
+# GET /v1/notifications/ID; returns the decoded JSON (or undef).
+sub notification
+{
+    my ($self, $id, %opt) = @_;
+    my $r = $self->http(GET => "/v1/notifications/$id", %opt);
+    return $r->{status} == 200 ? $r->{json} : undef;
+}
+
+# Polls GET /v1/notifications/ID until CODE->($json) is true (TIMEOUT 10 s);
+# returns the last JSON seen (undef if never a 200).
+sub wait_notification
+{
+    my ($self, $id, $code, $timeout) = @_;
+    my $last;
+    $self->wait_for(sub {
+        my $n = $self->notification($id) or return 0;
+        $last = $n;
+        return $code->($n);
+    }, $timeout // 10);
+    return $last;
+}
+
+# The statuses of the deliveries of notification JSON N, in order.
+sub delivery_statuses
+{
+    my ($self, $n) = @_;
+    return map { $_->{status} // '' } @{ref $n eq 'HASH'
+        && ref $n->{deliveries} eq 'ARRAY' ? $n->{deliveries} : []};
+}
+
+# deliveries.log lines for notification id NID.
+sub deliveries_for
+{
+    my ($self, $nid) = @_;
+    return grep { ($_->{notification_id} // '') eq $nid } $self->deliveries;
+}
+
+# Waits until deliveries.log has at least N lines for NID (TIMEOUT 10 s);
+# returns them.
+sub wait_deliveries
+{
+    my ($self, $nid, $n, $timeout) = @_;
+    my @l;
+    $self->wait_for(sub {
+        @l = $self->deliveries_for($nid);
+        @l >= $n;
+    }, $timeout // 10);
+    return @l;
+}
+
+# ---- device material ------------------------------------------------------
+
+# A valid APNs token: 64 hex characters derived from SEED.
+sub ios_token
+{
+    my ($seed) = $_[-1];
+    require Digest::SHA;
+    return Digest::SHA::sha256_hex("herald-ios-$seed");
+}
+
+# A valid FCM-looking token from SEED.
+sub android_token { 'fcm:' . $_[-1] . ':APA91b' . ('x' x 40) }
+
+# RFC 8291 appendix keys: p256dh (65 bytes, 0x04...) and auth (16 bytes).
+our $WEB_P256DH = 'BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4';
+our $WEB_AUTH   = 'BTBZMqHH6r4Tts7J_aSIgg';
+
+# A web device body with endpoint https://push.example.net/SEED.
+sub web_device
+{
+    my ($seed) = $_[-1];
+    return { platform => 'web', subscription => {
+        endpoint => "https://push.example.net/send/$seed",
+        keys => { p256dh => $WEB_P256DH, auth => $WEB_AUTH } } };
+}
+
 1;
