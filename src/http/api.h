@@ -52,5 +52,10 @@ void hd_api_send_batch(struct hd_req *r);
 void hd_api_status(struct hd_req *r);
 void hd_api_cancel(struct hd_req *r);
 void hd_api_user_notifications(struct hd_req *r);
+void hd_api_queues(struct hd_req *r);
+void hd_api_dead_letters(struct hd_req *r);
+void hd_api_dead_letters_retry(struct hd_req *r);
+void hd_api_dead_letter_retry(struct hd_req *r);
+void hd_api_dead_letter_delete(struct hd_req *r);
 
 #endif

@@ -42,6 +42,14 @@ static const struct route routes[] = {
     {HD_M_POST, "/v1/notifications/batch", HD_SCOPE_SEND, hd_api_send_batch},
     {HD_M_GET, "/v1/notifications/{}", HD_SCOPE_READ, hd_api_status},
     {HD_M_DELETE, "/v1/notifications/{}", HD_SCOPE_SEND, hd_api_cancel},
+    {HD_M_GET, "/v1/queues", HD_SCOPE_ADMIN, hd_api_queues},
+    {HD_M_GET, "/v1/dead-letters", HD_SCOPE_ADMIN, hd_api_dead_letters},
+    {HD_M_POST, "/v1/dead-letters/retry", HD_SCOPE_ADMIN,
+     hd_api_dead_letters_retry},
+    {HD_M_POST, "/v1/dead-letters/{}/retry", HD_SCOPE_ADMIN,
+     hd_api_dead_letter_retry},
+    {HD_M_DELETE, "/v1/dead-letters/{}", HD_SCOPE_ADMIN,
+     hd_api_dead_letter_delete},
 };
 
 static const char *

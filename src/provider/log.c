@@ -122,7 +122,7 @@ log_flush(struct hd_provider *p, struct hd_worker *w)
     lb->len = 0;
     for (size_t i = 0; i < njobs; i++) {
         if (err)
-            lb->jobs[i]->done(lb->jobs[i], HD_OUT_RETRY, 1000,
+            lb->jobs[i]->done(lb->jobs[i], HD_OUT_RETRY, 0,
                               "log sink write failed");
         else
             lb->jobs[i]->done(lb->jobs[i], HD_OUT_DELIVERED, 0, NULL);

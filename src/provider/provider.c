@@ -23,6 +23,63 @@ type_of(const char *name)
     return NULL;
 }
 
+/* retry and circuit_breaker: "attempts 5 base 1s max 5m" style pairs */
+static int
+parse_policy(const struct hd_provider_conf *pc, struct hd_provider_policy *pol,
+             char *err, size_t errlen)
+{
+    pol->attempts = 5;
+    pol->base_ms = 1000;
+    pol->max_ms = 300000;
+    pol->breaker_failures = 10;
+    pol->breaker_cooldown_ms = 30000;
+    for (int i = 0; i < pc->nkv; i++) {
+        const struct hd_conf_kv *kv = &pc->kv[i];
+        int retry = strcmp(kv->name, "retry") == 0;
+        if (!retry && strcmp(kv->name, "circuit_breaker") != 0)
+            continue;
+        if (kv->nargs == 0 || kv->nargs % 2 != 0)
+            goto bad;
+        for (int a = 0; a < kv->nargs; a += 2) {
+            const char *k = kv->args[a], *v = kv->args[a + 1];
+            char *end;
+            long n;
+            if ((retry && strcmp(k, "attempts") == 0)
+                || (!retry && strcmp(k, "failures") == 0)) {
+                n = strtol(v, &end, 10);
+                if (*end != '\0' || end == v || n < 1 || n > 1000)
+                    goto bad;
+                *(retry ? &pol->attempts : &pol->breaker_failures) = (int)n;
+            } else if (retry && strcmp(k, "base") == 0) {
+                if (hd_parse_time_ms(v, &pol->base_ms) != HD_OK
+                    || pol->base_ms < 1)
+                    goto bad;
+            } else if (retry && strcmp(k, "max") == 0) {
+                if (hd_parse_time_ms(v, &pol->max_ms) != HD_OK
+                    || pol->max_ms < 1)
+                    goto bad;
+            } else if (!retry && strcmp(k, "cooldown") == 0) {
+                if (hd_parse_time_ms(v, &pol->breaker_cooldown_ms) != HD_OK
+                    || pol->breaker_cooldown_ms < 1)
+                    goto bad;
+            } else {
+                goto bad;
+            }
+        }
+        continue;
+    bad:
+        snprintf(err, errlen,
+                 "invalid \"%s\" directive: expected %s in %s:%d", kv->name,
+                 retry ? "attempts N [base TIME] [max TIME]"
+                       : "failures N [cooldown TIME]",
+                 kv->file, kv->line);
+        return HD_ERROR;
+    }
+    if (pol->max_ms < pol->base_ms)
+        pol->max_ms = pol->base_ms;
+    return HD_OK;
+}
+
 int
 hd_provider_check_settings(const struct hd_provider_conf *pc,
                            const struct hd_provider_setting *settings,
@@ -32,6 +89,9 @@ hd_provider_check_settings(const struct hd_provider_conf *pc,
 
     for (int i = 0; i < pc->nkv; i++) {
         const struct hd_conf_kv *kv = &pc->kv[i];
+        if (strcmp(kv->name, "retry") == 0
+            || strcmp(kv->name, "circuit_breaker") == 0)
+            continue; /* every type's: parse_policy */
         for (st = settings; st->name; st++)
             if (strcmp(st->name, kv->name) == 0)
                 break;
@@ -73,6 +133,11 @@ hd_providers_check(const struct hd_conf *cf, char *err, size_t errlen)
         }
         if (type->check && type->check(pc, err, errlen) != HD_OK)
             return HD_ERROR;
+        {
+            struct hd_provider_policy pol;
+            if (parse_policy(pc, &pol, err, errlen) != HD_OK)
+                return HD_ERROR;
+        }
     }
     return HD_OK;
 }
@@ -90,6 +155,9 @@ hd_providers_create(const struct hd_conf *cf, char *err, size_t errlen)
             return HD_ERROR;
         }
         p->conf = pc;
+        p->index = i;
+        if (parse_policy(pc, &p->policy, err, errlen) != HD_OK)
+            return HD_ERROR;
         if (p->type->create(p, pc, err, errlen) != HD_OK)
             return HD_ERROR;
         p->name = hd_strdup(pc->name);
@@ -117,14 +185,34 @@ hd_providers_destroy(void)
 }
 
 struct hd_provider *
-hd_provider_pick(int channel, const struct hd_job *j)
+hd_provider_pick(int channel, const struct hd_job *j,
+                 int (*usable)(struct hd_provider *p, void *arg), void *arg,
+                 int *declined)
 {
+    *declined = 0;
     for (int i = 0; i < nroutes[channel]; i++) {
         struct hd_provider *p = routes[channel][i];
-        if (p->type->accepts == NULL || p->type->accepts(p, j))
-            return p;
+        if (p->type->accepts != NULL && !p->type->accepts(p, j))
+            continue;
+        if (usable != NULL && !usable(p, arg)) {
+            (*declined)++;
+            continue;
+        }
+        return p;
     }
     return NULL;
+}
+
+int
+hd_providers_count(void)
+{
+    return nproviders;
+}
+
+struct hd_provider *
+hd_provider_at(int i)
+{
+    return &providers[i];
 }
 
 int

@@ -73,10 +73,23 @@ struct hd_provider_type {
     int (*reopen)(struct hd_provider *p);
 };
 
+/* Settings every provider block may carry, whatever its type:
+ *   retry attempts N [base TIME] [max TIME];
+ *   circuit_breaker failures N [cooldown TIME];            */
+struct hd_provider_policy {
+    int attempts;        /* sends before a delivery is dead-lettered */
+    int64_t base_ms;     /* backoff: full jitter over base * 2^attempt */
+    int64_t max_ms;      /* ... capped here */
+    int breaker_failures; /* consecutive transient failures that open it */
+    int64_t breaker_cooldown_ms;
+};
+
 struct hd_provider {
     char *name;
+    int index; /* in the provider table: per-worker arrays use it */
     const struct hd_provider_type *type;
     const struct hd_provider_conf *conf; /* valid while the provider lives */
+    struct hd_provider_policy policy;
     void *data;                           /* shared, read-only after create */
     void *worker_data[HD_MAX_WORKERS];    /* each touched by its worker only */
 };
@@ -99,8 +112,15 @@ int hd_provider_check_settings(const struct hd_provider_conf *pc,
 /* Builds every provider of cf (main thread, at start). */
 int hd_providers_create(const struct hd_conf *cf, char *err, size_t errlen);
 void hd_providers_destroy(void);
-/* The first provider of the channel's list that accepts j, or NULL. */
-struct hd_provider *hd_provider_pick(int channel, const struct hd_job *j);
+/* The first provider of the channel's list that accepts j and for which
+ * usable(p, arg) says yes (a closed circuit breaker), or NULL. *declined
+ * counts those that would have taken j but were not usable. */
+struct hd_provider *hd_provider_pick(int channel, const struct hd_job *j,
+                                     int (*usable)(struct hd_provider *p,
+                                                   void *arg),
+                                     void *arg, int *declined);
+int hd_providers_count(void);
+struct hd_provider *hd_provider_at(int i);
 
 extern const struct hd_module hd_provider_module;
 /* SIGUSR1: every provider that writes files reopens them. */

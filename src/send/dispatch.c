@@ -36,12 +36,24 @@ struct dshard {
     int total;
 };
 
+/* A circuit breaker of one provider on one worker. */
+enum { CB_CLOSED = 0, CB_OPEN, CB_HALF_OPEN };
+
+struct breaker {
+    int state;
+    int failures;     /* consecutive transient failures */
+    int64_t open_until;
+    int probing;      /* half-open: the one probe is out */
+};
+
 struct dispatcher {
     struct hd_worker *w;
     struct event *kick_ev, *timer_ev, *purge_ev;
     int64_t timer_at;
+    int64_t wake_at; /* earliest time a blocked delivery may go */
     struct dshard *shards;
     int nshards;
+    struct breaker *breakers; /* by provider index */
 };
 
 struct job_ctx {
@@ -89,6 +101,110 @@ set_del(struct dshard *ds, const char *id)
     }
 }
 
+/* ==== circuit breakers ==== */
+
+static const char *cb_names[] = {"closed", "open", "half-open"};
+
+static void
+cb_set(struct dispatcher *d, struct hd_provider *p, int state)
+{
+    struct breaker *b = &d->breakers[p->index];
+
+    if (b->state == state)
+        return;
+    /* once per transition, at error level: an operator must hear of it */
+    hd_log(state == CB_CLOSED ? HD_LOG_NOTICE : HD_LOG_ERR, &d->w->log, 0,
+           "circuit breaker of provider \"%s\" %s -> %s after %d "
+           "consecutive failures",
+           p->name, cb_names[b->state], cb_names[state], b->failures);
+    b->state = state;
+    if (state == CB_OPEN)
+        b->open_until = hd_now_ms() + p->policy.breaker_cooldown_ms;
+    b->probing = 0;
+}
+
+/* hd_provider_pick's filter: may p take a delivery now? */
+static int
+cb_usable(struct hd_provider *p, void *arg)
+{
+    struct dispatcher *d = arg;
+    struct breaker *b = &d->breakers[p->index];
+    int64_t now;
+
+    switch (b->state) {
+    case CB_CLOSED:
+        return 1;
+    case CB_OPEN:
+        now = hd_now_ms();
+        if (now < b->open_until) {
+            if (d->wake_at == 0 || b->open_until < d->wake_at)
+                d->wake_at = b->open_until;
+            return 0;
+        }
+        cb_set(d, p, CB_HALF_OPEN);
+        __attribute__((fallthrough)); /* this delivery is the probe */
+    default:
+        if (b->probing)
+            return 0;
+        b->probing = 1;
+        return 1;
+    }
+}
+
+static void
+cb_outcome(struct dispatcher *d, struct hd_provider *p, int transient)
+{
+    struct breaker *b = &d->breakers[p->index];
+
+    if (!transient) {
+        /* answered, even if to refuse: the provider works */
+        if (b->state != CB_CLOSED)
+            cb_set(d, p, CB_CLOSED);
+        b->failures = 0;
+        return;
+    }
+    b->failures++;
+    if (b->state == CB_HALF_OPEN
+        || (b->state == CB_CLOSED
+            && b->failures >= p->policy.breaker_failures))
+        cb_set(d, p, CB_OPEN);
+    else
+        b->probing = 0;
+}
+
+struct pick_arg {
+    struct dispatcher *d;
+    const char *avoid;
+};
+
+static int
+usable_not_avoided(struct hd_provider *p, void *arg)
+{
+    struct pick_arg *pa = arg;
+    return strcmp(p->name, pa->avoid) != 0 && cb_usable(p, pa->d);
+}
+
+/* cb_usable without its side effects: only looks */
+static int
+available_not_avoided(struct hd_provider *p, void *arg)
+{
+    struct pick_arg *pa = arg;
+    struct breaker *b = &pa->d->breakers[p->index];
+
+    if (strcmp(p->name, pa->avoid) == 0)
+        return 0;
+    return b->state == CB_CLOSED
+           || (b->state == CB_OPEN && hd_now_ms() >= b->open_until)
+           || (b->state == CB_HALF_OPEN && !b->probing);
+}
+
+const char *
+hd_dispatch_breaker_state(struct hd_worker *w, int provider)
+{
+    struct dispatcher *d = w->module[HD_MODULE_DISPATCH];
+    return cb_names[d->breakers[provider].state];
+}
+
 /* ==== outcomes ==== */
 
 static void
@@ -113,16 +229,41 @@ on_outcome_durable(void *arg, int status)
     kick(ds->d);
 }
 
+/* exponential backoff with full jitter (protocols.md 6.2); a larger
+ * Retry-After wins */
 static int64_t
-backoff_ms(int attempt, int64_t retry_after_ms)
+backoff_ms(const struct hd_provider_policy *pol, int attempt,
+           int64_t retry_after_ms)
 {
-    /* exponential with full jitter: base 1s, cap 5 min */
-    int64_t cap = 1000LL << (attempt < 9 ? attempt : 9);
+    int64_t cap = pol->base_ms;
     int64_t wait;
-    if (cap > 300000)
-        cap = 300000;
-    wait = cap / 2 + (int64_t)(random() % (cap / 2 + 1));
+
+    for (int i = 1; i < attempt && cap < pol->max_ms; i++)
+        cap *= 2;
+    if (cap > pol->max_ms)
+        cap = pol->max_ms;
+    wait = (int64_t)(random() % (cap + 1));
     return wait > retry_after_ms ? wait : retry_after_ms;
+}
+
+/* Moves a delivery that will not be sent again to the dead letters. */
+static void
+dead_letter(struct hd_shard *s, json_t *d, const char *reason)
+{
+    const char *id = json_string_value(json_object_get(d, "id"));
+    char now[32];
+    json_t *dl;
+    static const char *copy[] = {"notification_id", "user_id", "channel",
+                                 "to",  "provider", "attempts",
+                                 "last_error"};
+
+    hd_time_iso(hd_now_ms(), now, sizeof(now));
+    dl = json_pack("{s:s, s:s, s:s}", "id", id, "reason", reason, "at", now);
+    for (size_t i = 0; i < HD_NELEMS(copy); i++)
+        if (json_object_get(d, copy[i]))
+            json_object_set(dl, copy[i], json_object_get(d, copy[i]));
+    hd_store_put_json(s, HD_DB_DEAD_LETTERS, id, dl);
+    json_decref(dl);
 }
 
 static void
@@ -130,12 +271,17 @@ on_job_done(struct hd_job *j, int outcome, int64_t retry_after_ms,
             const char *detail)
 {
     struct job_ctx *jc = (struct job_ctx *)j;
+    struct dispatcher *disp = jc->ds->d;
     struct hd_shard *s = jc->ds->s;
+    const struct hd_provider_policy *pol =
+        jc->provider ? &jc->provider->policy : NULL;
     json_t *d = jc->delivery;
     int attempts = j->attempt;
     const char *status, *reason = NULL;
     MDB_val v;
 
+    if (jc->provider)
+        cb_outcome(disp, jc->provider, outcome == HD_OUT_RETRY);
     hd_queue_remove(s, j->channel, jc->due, jc->qseq);
     /* the user may have been erased while the provider worked */
     if (hd_store_get(s, HD_DB_DELIVERIES, jc->id, strlen(jc->id), &v)
@@ -147,10 +293,21 @@ on_job_done(struct hd_job *j, int outcome, int64_t retry_after_ms,
     if (jc->provider)
         json_object_set_new(d, "provider", json_string(jc->provider->name));
     json_object_del(d, "qseq");
+    json_object_del(d, "avoid");
+    if (detail)
+        json_object_set_new(d, "last_error", json_string(detail));
 
-    if (outcome == HD_OUT_RETRY && attempts < HD_DISPATCH_MAX_ATTEMPTS) {
-        int64_t due = hd_now_ms() + backoff_ms(attempts, retry_after_ms);
+    if (outcome == HD_OUT_RETRY && pol && attempts < pol->attempts) {
+        int64_t due = hd_now_ms() + backoff_ms(pol, attempts, retry_after_ms);
         uint64_t qseq = hd_store_next_seq(s);
+        struct pick_arg pa = {disp, jc->provider->name};
+        int declined = 0;
+        /* failover: another provider of the channel takes it at once */
+        json_object_set_new(d, "avoid", json_string(jc->provider->name));
+        if (hd_provider_pick(j->channel, j, available_not_avoided, &pa,
+                             &declined)
+            != NULL)
+            due = hd_now_ms();
         status = "retrying";
         json_object_set_new(d, "due", json_integer(due));
         json_object_set_new(d, "qseq", json_integer((json_int_t)qseq));
@@ -173,12 +330,12 @@ on_job_done(struct hd_job *j, int outcome, int64_t retry_after_ms,
             reason = "rejected";
         }
     }
-    if (detail)
-        json_object_set_new(d, "last_error", json_string(detail));
     if (reason)
         json_object_set_new(d, "reason", json_string(reason));
     json_object_set_new(d, "status", json_string(status));
     hd_timeline_add(d, status, detail);
+    if (reason && strcmp(reason, "attempts_exhausted") == 0)
+        dead_letter(s, d, reason);
     hd_store_put_json(s, HD_DB_DELIVERIES, jc->id, d);
     hd_store_after_commit(s, on_outcome_durable, jc);
 }
@@ -193,7 +350,8 @@ terminal(const char *status)
                && strcmp(status, "retrying") != 0);
 }
 
-/* A delivery past its ttl: recorded expired, never sent. */
+/* A delivery past its ttl: recorded expired and dead-lettered, never
+ * sent. */
 static void
 expire(struct hd_shard *s, int ch, int64_t due, uint64_t qseq, json_t *d)
 {
@@ -204,17 +362,23 @@ expire(struct hd_shard *s, int ch, int64_t due, uint64_t qseq, json_t *d)
     json_object_set_new(d, "status", json_string("expired"));
     json_object_set_new(d, "reason", json_string("ttl"));
     hd_timeline_add(d, "expired", NULL);
+    dead_letter(s, d, "expired");
     hd_store_put_json(s, HD_DB_DELIVERIES, id, d);
 }
 
-static void
+/* Starts one delivery. HD_AGAIN when no provider may take it now (open
+ * circuit breakers): it stays queued. */
+static int
 start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
       int64_t now)
 {
     struct hd_shard *s = ds->s;
     struct job_ctx *jc;
+    struct hd_provider *p;
     json_t *d, *n, *v;
     int64_t expires;
+    const char *avoid;
+    int declined;
 
     n = hd_store_get_json(s, HD_DB_DELIVERIES, id);
     if (n == NULL
@@ -222,7 +386,7 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
         /* a queue entry left by an erase or a finished delivery */
         hd_queue_remove(s, ch, due, qseq);
         json_decref(n);
-        return;
+        return HD_OK;
     }
     d = hd_delivery_thaw(n); /* the outcome changes it */
     json_decref(n);
@@ -230,17 +394,12 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
     if (expires && now > expires) {
         expire(s, ch, due, qseq, d);
         json_decref(d);
-        return;
+        return HD_OK;
     }
-    n = hd_store_get_json(
-        s, HD_DB_NOTIFICATIONS,
-        json_string_value(json_object_get(d, "notification_id")));
 
     jc = hd_calloc(sizeof(*jc));
     jc->ds = ds;
     jc->delivery = d;
-    jc->content = hd_content_for(n ? json_object_get(n, "content") : NULL, ch);
-    json_decref(n);
     jc->due = due;
     jc->qseq = qseq;
     snprintf(jc->id, sizeof(jc->id), "%s", id);
@@ -252,7 +411,6 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
     jc->job.channel = ch;
     jc->job.attempt =
         (int)json_integer_value(json_object_get(d, "attempts")) + 1;
-    jc->job.content = jc->content;
     jc->job.platform = json_string_value(json_object_get(d, "platform"));
     jc->job.device_id = json_string_value(json_object_get(d, "device_id"));
     jc->job.app = json_string_value(json_object_get(d, "app"));
@@ -263,28 +421,62 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
     if (jc->job.priority < 0)
         jc->job.priority = HD_PRIO_NORMAL;
     jc->job.expires_at_ms = expires;
+    jc->job.done = on_job_done;
+
+    /* failover: after a transient failure the next provider goes first;
+     * the failed one only when no other may take it */
+    avoid = json_string_value(json_object_get(d, "avoid"));
+    p = NULL;
+    if (avoid != NULL) {
+        struct pick_arg pa = {ds->d, avoid};
+        p = hd_provider_pick(ch, &jc->job, usable_not_avoided, &pa,
+                             &declined);
+    }
+    if (p == NULL)
+        p = hd_provider_pick(ch, &jc->job, cb_usable, ds->d, &declined);
+    if (p == NULL) {
+        json_decref(d);
+        free(jc);
+        if (declined)
+            return HD_AGAIN; /* breakers open: wait in the queue */
+        /* nothing can ever take it: fail it for good */
+        n = hd_store_get_json(s, HD_DB_DELIVERIES, id);
+        d = hd_delivery_thaw(n);
+        json_decref(n);
+        hd_queue_remove(s, ch, due, qseq);
+        json_object_del(d, "qseq");
+        json_object_set_new(d, "status", json_string("failed"));
+        json_object_set_new(d, "reason", json_string("no_provider"));
+        hd_timeline_add(d, "failed",
+                        "no provider of the channel takes this delivery");
+        hd_store_put_json(s, HD_DB_DELIVERIES, id, d);
+        json_decref(d);
+        return HD_OK;
+    }
+    jc->provider = p;
+
+    n = hd_store_get_json(
+        s, HD_DB_NOTIFICATIONS,
+        json_string_value(json_object_get(d, "notification_id")));
+    jc->content = hd_content_for(n ? json_object_get(n, "content") : NULL, ch);
+    json_decref(n);
+    jc->job.content = jc->content;
     if (jc->job.platform && strcmp(jc->job.platform, "web") == 0) {
         json_t *list = hd_devices_list(s, jc->job.user_id), *dev;
         size_t i;
-        const char *dev_id = json_string_value(json_object_get(d, "device_id"));
         json_array_foreach(list, i, dev)
-            if (dev_id && strcmp(json_string_value(json_object_get(dev, "id")),
-                                 dev_id) == 0)
+            if (jc->job.device_id
+                && strcmp(json_string_value(json_object_get(dev, "id")),
+                          jc->job.device_id) == 0)
                 jc->device = json_incref(dev);
         json_decref(list);
     }
     jc->job.device = jc->device;
-    jc->job.done = on_job_done;
     set_add(ds, id);
     ds->n[ch]++;
     ds->total++;
-    jc->provider = hd_provider_pick(ch, &jc->job);
-    if (jc->provider == NULL) {
-        on_job_done(&jc->job, HD_OUT_FAILED, 0,
-                    "no provider of the channel takes this delivery");
-        return;
-    }
-    jc->provider->type->send(jc->provider, ds->d->w, &jc->job);
+    p->type->send(p, ds->d->w, &jc->job);
+    return HD_OK;
 }
 
 static int64_t
@@ -318,7 +510,7 @@ scan(struct dshard *ds, int ch, int64_t now)
         id[v.mv_size] = '\0';
         if (*set_slot(ds, id) != NULL)
             continue;
-        start(ds, ch, due, qseq, id, now);
+        start(ds, ch, due, qseq, id, now); /* HD_AGAIN: stays queued */
     }
     mdb_cursor_close(cur);
     return next;
@@ -332,6 +524,7 @@ on_kick(evutil_socket_t fd, short what, void *arg)
 
     if (d->w->stopping)
         return; /* finish what is in flight, start nothing */
+    d->wake_at = 0;
     for (int i = 0; i < d->nshards; i++)
         for (int ch = 0; ch < HD_CH_MAX; ch++) {
             int64_t t = scan(&d->shards[i], ch, now);
@@ -339,6 +532,8 @@ on_kick(evutil_socket_t fd, short what, void *arg)
                 next = t;
         }
     hd_providers_flush(d->w);
+    if (d->wake_at && d->wake_at < next)
+        next = d->wake_at; /* a circuit breaker's cool-down ends */
     if (next != INT64_MAX && (d->timer_at == 0 || next < d->timer_at
                               || !evtimer_pending(d->timer_ev, NULL))) {
         int64_t wait = next - hd_now_ms();
@@ -403,6 +598,7 @@ dispatch_init(struct hd_worker *w)
         event_add(d->purge_ev, &tv);
     }
     d->nshards = w->nshards;
+    d->breakers = hd_calloc((hd_providers_count() + 1) * sizeof(*d->breakers));
     d->shards = hd_calloc((w->nshards ? w->nshards : 1) * sizeof(*d->shards));
     for (int i = 0; i < w->nshards; i++) {
         d->shards[i].s = w->shards[i];
@@ -445,6 +641,7 @@ dispatch_exit(struct hd_worker *w)
     event_free(d->kick_ev);
     event_free(d->timer_ev);
     event_free(d->purge_ev);
+    free(d->breakers);
     free(d->shards);
     free(d);
 }

@@ -10,11 +10,13 @@
 #define HD_MODULE_DISPATCH 0
 /* deliveries in flight per (shard, channel); the rest wait in LMDB */
 #define HD_DISPATCH_INFLIGHT 512
-#define HD_DISPATCH_MAX_ATTEMPTS 5
 
 extern const struct hd_module hd_dispatch_module;
 
 struct hd_shard;
+/* The circuit breaker of provider (index) on worker w: closed, open or
+ * half-open. Worker w's thread only. */
+const char *hd_dispatch_breaker_state(struct hd_worker *w, int provider);
 /* Whether delivery id is at a provider now (owner thread of s). */
 int hd_dispatch_inflight(struct hd_shard *s, const char *id);
 

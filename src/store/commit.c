@@ -574,7 +574,9 @@ hd_store_range(struct hd_shard *s, int db, const void *prefix, size_t plen,
         if (!reverse) {
             k.mv_data = (void *)(after ? after : prefix);
             k.mv_size = after ? alen : plen;
-            rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+            /* LMDB refuses an empty key: the whole db starts at FIRST */
+            rc = mdb_cursor_get(cur, &k, &v,
+                                k.mv_size ? MDB_SET_RANGE : MDB_FIRST);
             if (rc == 0 && after
                 && kcmp(k.mv_data, k.mv_size, after, alen) == 0)
                 rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);

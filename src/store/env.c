@@ -15,6 +15,7 @@
  *   deliveries     delivery id -> {id, channel, to, status, timeline, ...}
  *   idempotency    user_id "\0" key_id "\0" key -> {id, expires_at, answer}
  *   user_notifications  user_id "\0" notification id -> "" (newest last)
+ *   dead_letters   delivery id -> {id, channel, reason, last_error, ...}
  *   queue.CHANNEL  due_ms (u64 BE) + seq (u64 BE) -> delivery id (raw)
  */
 #include <errno.h>
@@ -30,7 +31,7 @@
 static const char *db_names[HD_DB_MAX] = {
     "meta",         "users",       "devices",     "tokens",
     "preferences",  "notifications", "deliveries", "idempotency",
-    "user_notifications",
+    "user_notifications", "dead_letters",
     "queue.push",   "queue.sms",   "queue.email", "queue.web",
 };
 

@@ -189,6 +189,9 @@ sub default_conf_text
     my $extra       = $opt{extra} // '';
     my $store_extra = $opt{store_extra} // '';
     my $daemon      = $self->{daemon} ? 'on' : 'off';
+    # channels => { sms => 'flaky sink' }: provider lists per channel
+    my %ch = (push => 'sink', sms => 'sink', email => 'sink', web => 'sink',
+        %{ $opt{channels} // {} });
 
     return <<"EOF";
 # written by Herald::Test::default_conf
@@ -222,10 +225,10 @@ provider sink {
     path %%DIR%%/deliveries.log;
 }
 
-channel push  { provider sink; }
-channel sms   { provider sink; }
-channel email { provider sink; }
-channel web   { provider sink; }
+channel push  { provider $ch{push}; }
+channel sms   { provider $ch{sms}; }
+channel email { provider $ch{email}; }
+channel web   { provider $ch{web}; }
 EOF
 }
 
