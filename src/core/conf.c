@@ -537,7 +537,7 @@ run_block(struct parser *p, struct node *head, const struct cmd *cmds,
 {
     static const char *repeatable[] = {"listen", "api_key", "provider",
                                        "channel", "category", "rate_limit",
-                                       NULL};
+                                       "opt_in", NULL};
     const char *seen[64];
     int nseen = 0;
 

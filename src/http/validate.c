@@ -189,8 +189,12 @@ hd_valid_device(json_t *in, const char **field)
         if (!json_is_object(sub))
             return "\"subscription\" is required for web: {endpoint, keys: "
                    "{p256dh, auth}}";
-        if (hd_valid_keys(sub, subkeys) != NULL)
-            return "\"subscription\" has an unknown field";
+        if ((bad = hd_valid_keys(sub, subkeys)) != NULL) {
+            static __thread char f[80];
+            snprintf(f, sizeof(f), "subscription.%s", bad);
+            *field = f;
+            return "unknown field";
+        }
         *field = "subscription.endpoint";
         endpoint = json_string_value(json_object_get(sub, "endpoint"));
         if (endpoint == NULL || strncmp(endpoint, "https://", 8) != 0

@@ -192,6 +192,29 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
         return HD_ERROR;
     }
 
+    /* every channel about to be used must have something to say */
+    for (int t = 0; t < ntargets; t++) {
+        json_t *c = hd_content_for(in->content, targets[t].ch);
+        int ch = targets[t].ch, empty;
+        if (ch == HD_CH_EMAIL)
+            empty = !json_object_get(c, "text") && !json_object_get(c, "html");
+        else if (ch == HD_CH_SMS)
+            empty = !json_object_get(c, "body");
+        else
+            empty = !json_object_get(c, "title") && !json_object_get(c, "body")
+                    && !json_object_get(c, "data");
+        json_decref(c);
+        if (empty) {
+            fail(err, 422, "missing_content", hd_channel_name(ch),
+                 "nothing to send on channel \"%s\": give \"body\" (and "
+                 "\"title\") or a \"%s\" part",
+                 hd_channel_name(ch), hd_channel_name(ch));
+            json_decref(user);
+            json_decref(devices);
+            return HD_ERROR;
+        }
+    }
+
     prefs = hd_prefs_get(s, in->user_id);
     hd_store_make_id(s, hd_store_next_seq(s), id);
     hd_time_iso(now_ms, now, sizeof(now));
@@ -199,6 +222,9 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
     expires = in->ttl_ms ? due + in->ttl_ms : 0;
     dels = json_array();
     ans_dels = json_array();
+    /* frequency caps count notifications per channel, not devices: one
+     * decision per channel, taken at the first delivery of it */
+    int capped[HD_CH_MAX] = {-1, -1, -1, -1};
 
     for (int t = 0; t < ntargets; t++) {
         struct target *tg = &targets[t];
@@ -227,8 +253,11 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
             st = "suppressed";
             reason = "opted_out";
         } else if (in->priority != HD_PRIO_CRITICAL
-                   && !hd_ratelimit_allow(s->id, cf, in->user_id, tg->ch,
-                                          in->category, now_ms)) {
+                   && (capped[tg->ch] >= 0
+                           ? capped[tg->ch]
+                           : (capped[tg->ch] = !hd_ratelimit_allow(
+                                  s->id, cf, in->user_id, tg->ch,
+                                  in->category, now_ms)))) {
             st = "throttled";
             reason = "rate_limited";
         } else {
@@ -315,7 +344,7 @@ hd_notify_get(struct hd_shard *s, const char *id)
     static const char *keep[] = {"id",      "user_id",  "created_at",
                                  "category", "priority", "send_at", "ttl",
                                  "content"};
-    int delivered = 0, failed = 0, open = 0, total = 0, cancelled = 0;
+    int delivered = 0, open = 0, total = 0, cancelled = 0, skipped = 0;
     size_t i;
 
     if (notif == NULL)
@@ -352,20 +381,24 @@ hd_notify_get(struct hd_shard *s, const char *id)
             delivered++;
         else if (strcmp(st, "cancelled") == 0)
             cancelled++;
-        else if (terminal(st))
-            failed++;
-        else
+        else if (strcmp(st, "suppressed") == 0
+                 || strcmp(st, "throttled") == 0)
+            skipped++; /* not to be sent: neither success nor failure */
+        else if (!terminal(st))
             open++;
         json_array_append_new(list, d);
     }
-    json_object_set_new(
-        out, "status",
-        json_string(open                                ? "pending"
-                    : total == 0                        ? "empty"
-                    : delivered == total                ? "delivered"
-                    : cancelled == total                ? "cancelled"
-                    : delivered == 0                    ? "failed"
-                                                        : "partially_delivered"));
+    {
+        int sent = total - skipped; /* the deliveries meant to go out */
+        json_object_set_new(
+            out, "status",
+            json_string(open                ? "pending"
+                        : sent == 0         ? "suppressed"
+                        : delivered == sent ? "delivered"
+                        : cancelled == sent ? "cancelled"
+                        : delivered == 0    ? "failed"
+                                            : "partially_delivered"));
+    }
     json_object_set_new(out, "deliveries", list);
     json_decref(notif);
     return out;

@@ -16,6 +16,7 @@
 struct entry {
     struct entry *next;
     struct hd_bucket b;
+    size_t klen;
     char key[]; /* user "\0" channel "\0" category */
 };
 
@@ -27,9 +28,10 @@ struct table {
 /* one table per shard; each touched only by the shard's owner */
 static struct table *tables[HD_MAX_SHARDS];
 
-int
-hd_bucket_take(struct hd_bucket *b, const struct hd_rate *r, double scale,
-               int64_t now_ms, int64_t *retry_ms)
+/* Brings b up to now_ms; returns its tokens. */
+static double
+refill(struct hd_bucket *b, const struct hd_rate *r, double scale,
+       int64_t now_ms)
 {
     double per_ms = r->per_ms / scale, burst = r->burst / scale;
 
@@ -44,6 +46,16 @@ hd_bucket_take(struct hd_bucket *b, const struct hd_rate *r, double scale,
             b->tokens = burst;
         b->last_ms = now_ms;
     }
+    return b->tokens;
+}
+
+int
+hd_bucket_take(struct hd_bucket *b, const struct hd_rate *r, double scale,
+               int64_t now_ms, int64_t *retry_ms)
+{
+    double per_ms = r->per_ms / scale;
+
+    refill(b, r, scale, now_ms);
     if (b->tokens >= 1) {
         b->tokens -= 1;
         return 1;
@@ -63,9 +75,10 @@ lookup(int shard, const char *key, size_t klen)
         t = tables[shard] = hd_calloc(sizeof(*t));
     pp = &t->slots[hd_hash(key, klen) % TABLE_BUCKETS];
     for (e = *pp; e; e = e->next)
-        if (memcmp(e->key, key, klen) == 0)
+        if (e->klen == klen && memcmp(e->key, key, klen) == 0)
             return &e->b;
     e = hd_calloc(sizeof(*e) + klen);
+    e->klen = klen;
     memcpy(e->key, key, klen);
     e->next = *pp;
     *pp = e;
@@ -95,22 +108,16 @@ sweep(int shard, int64_t now_ms)
     }
 }
 
-static int
-take(int shard, const struct hd_rate *r, const char *user_id, int channel,
-     const char *category, int64_t now_ms)
+static struct hd_bucket *
+bucket_of(int shard, const char *user_id, int channel, const char *category)
 {
     char key[512];
-    int n;
+    int n = snprintf(key, sizeof(key), "%s%c%d%c%s", user_id, 0, channel, 0,
+                     category ? category : "");
 
-    if (!r->set)
-        return 1;
-    n = snprintf(key, sizeof(key), "%s%c%d%c%s", user_id, 0, channel, 0,
-                 category ? category : "");
     if (n < 0 || (size_t)n >= sizeof(key))
-        return 1;
-    key[n] = '\0';
-    return hd_bucket_take(lookup(shard, key, (size_t)n + 1), r, 1, now_ms,
-                          NULL);
+        return NULL;
+    return lookup(shard, key, (size_t)n + 1);
 }
 
 int
@@ -119,15 +126,29 @@ hd_ratelimit_allow(int shard, const struct hd_conf *cf, const char *user_id,
 {
     const struct hd_category_conf *cat =
         category ? hd_conf_find_category(cf, category) : NULL;
+    const struct hd_rate *rc =
+        cat && cat->rate[channel].set ? &cat->rate[channel] : NULL;
+    const struct hd_rate *rch =
+        cf->rate[channel].set ? &cf->rate[channel] : NULL;
+    struct hd_bucket *bc = NULL, *bch = NULL;
 
+    if (rc == NULL && rch == NULL)
+        return 1;
     if (tables[shard] && tables[shard]->n > TABLE_SWEEP_AT)
         sweep(shard, now_ms);
-    /* the category cap is checked first so a refusal there costs the
-     * channel's bucket nothing */
-    if (cat && !take(shard, &cat->rate[channel], user_id, channel, category,
-                     now_ms))
+    if (rc)
+        bc = bucket_of(shard, user_id, channel, category);
+    if (rch)
+        bch = bucket_of(shard, user_id, channel, NULL);
+    /* both caps must have a token; only then is either taken */
+    if ((bc && refill(bc, rc, 1, now_ms) < 1)
+        || (bch && refill(bch, rch, 1, now_ms) < 1))
         return 0;
-    return take(shard, &cf->rate[channel], user_id, channel, NULL, now_ms);
+    if (bc)
+        bc->tokens -= 1;
+    if (bch)
+        bch->tokens -= 1;
+    return 1;
 }
 
 void
