@@ -428,6 +428,8 @@ static const char *set_msec(struct parser *, struct node *, const struct cmd *,
                             void *);
 static const char *set_workers(struct parser *, struct node *,
                                const struct cmd *, void *);
+static const char *set_percent(struct parser *, struct node *,
+                               const struct cmd *, void *);
 static const char *set_shards(struct parser *, struct node *,
                               const struct cmd *, void *);
 static const char *set_error_log(struct parser *, struct node *,
@@ -498,6 +500,8 @@ static const struct cmd store_cmds[] = {
     {"max_map_size", ARGS_1, set_size, ST(max_map_size)},
     {"commit_records", ARGS_1, set_num, ST(commit_records)},
     {"commit_delay", ARGS_1, set_msec, ST(commit_delay_ms)},
+    {"high_water", ARGS_1, set_percent, ST(high_water)},
+    {"min_free_disk", ARGS_1, set_size, ST(min_free_disk)},
     {NULL, 0, NULL, 0},
 };
 
@@ -629,6 +633,20 @@ set_msec(struct parser *p, struct node *n, const struct cmd *c, void *base)
     if (hd_parse_time_ms(n->args[0], (int64_t *)((char *)base + c->offset))
         != HD_OK)
         return bad_value(p, n, n->args[0]);
+    return NULL;
+}
+
+/* "90%" or "90" */
+static const char *
+set_percent(struct parser *p, struct node *n, const struct cmd *c, void *base)
+{
+    char *end;
+    long v = strtol(n->args[0], &end, 10);
+
+    if (end == n->args[0] || (*end != '\0' && strcmp(end, "%") != 0) || v < 1
+        || v > 100)
+        return bad_value(p, n, n->args[0]);
+    *(int *)((char *)base + c->offset) = (int)v;
     return NULL;
 }
 
@@ -1091,6 +1109,8 @@ set_defaults(struct hd_conf *cf)
     cf->store.max_map_size = HD_CONF_UNSET;
     cf->store.commit_records = HD_CONF_UNSET;
     cf->store.commit_delay_ms = HD_CONF_UNSET;
+    cf->store.high_water = HD_CONF_UNSET;
+    cf->store.min_free_disk = HD_CONF_UNSET;
     cf->idempotency_ttl_ms = HD_CONF_UNSET;
 }
 
@@ -1117,6 +1137,8 @@ merge_defaults(struct hd_conf *cf)
     DEFAULT(cf->store.max_map_size, 4LL * 1024 * 1024 * 1024);
     DEFAULT(cf->store.commit_records, 256);
     DEFAULT(cf->store.commit_delay_ms, 0);
+    DEFAULT(cf->store.high_water, 90);
+    DEFAULT(cf->store.min_free_disk, 64LL * 1024 * 1024);
     DEFAULT(cf->idempotency_ttl_ms, 24LL * 3600 * 1000);
     if (cf->pid == NULL)
         cf->pid = keep(cf, hd_strdup("var/herald.pid"));

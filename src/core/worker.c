@@ -10,7 +10,9 @@
 #include <stdio.h>
 
 #include "core/herald.h"
+#include "core/metrics.h"
 #include "core/shard.h"
+#include "core/time.h"
 #include "core/worker.h"
 #include "store/store.h"
 
@@ -128,6 +130,15 @@ on_ctl(struct hd_msg *m, void *ctx)
     free(c);
 }
 
+/* The worker's pulse, for /readyz: a stuck loop stops it. */
+static void
+on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct hd_worker *w = arg;
+    __atomic_store_n(&hd_metrics[w->id].heartbeat_ms, (uint64_t)hd_now_ms(),
+                     __ATOMIC_RELAXED);
+}
+
 static void *
 worker_main(void *arg)
 {
@@ -148,7 +159,14 @@ worker_main(void *arg)
     hd_log(HD_LOG_INFO, &w->log, 0, "worker started with %d shard(s)",
            w->nshards);
 
-    event_base_dispatch(w->base);
+    {
+        struct timeval tv = {1, 0};
+        struct event *tick = event_new(w->base, -1, EV_PERSIST, on_tick, w);
+        on_tick(-1, 0, w);
+        event_add(tick, &tv);
+        event_base_dispatch(w->base);
+        event_free(tick);
+    }
 
     for (int i = 0; i < w->nshards; i++)
         hd_store_commit_stop(w->shards[i]);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "core/herald.h"
+#include "core/metrics.h"
 #include "http/api.h"
 
 static void
@@ -14,6 +15,11 @@ on_op_done(struct hd_call *c)
 {
     struct hd_api_op *op = (struct hd_api_op *)c;
 
+    if (op->retry_after > 0) {
+        char h[48];
+        snprintf(h, sizeof(h), "Retry-After: %d", op->retry_after);
+        hd_http_header(op->req, h);
+    }
     hd_http_reply(op->req, op->status, op->out);
     json_decref(op->in);
     free(op->user_id);
@@ -33,6 +39,23 @@ hd_api_op_new(struct hd_req *r, int shard, hd_call_fn exec)
     if (r->key)
         snprintf(op->key_id, sizeof(op->key_id), "%s", r->key->id);
     return op;
+}
+
+int
+hd_api_op_busy(struct hd_api_op *op)
+{
+    struct hd_shard *s = hd_call_shard(&op->call);
+
+    if (!hd_store_pressure(s))
+        return 0;
+    HD_COUNT(hd_metrics_self()->rejected_busy, 1);
+    op->retry_after = 30;
+    hd_api_op_finish(op, 503,
+                     hd_api_error("store_busy", NULL,
+                                  "the store of shard %d is nearly full "
+                                  "(high_water); try again later",
+                                  s->id));
+    return 1;
 }
 
 void
@@ -114,6 +137,73 @@ hd_api_body(struct hd_req *r)
         return NULL;
     }
     return j;
+}
+
+/* ==== fan-out: one call per shard, answered when the last is back ==== */
+
+struct hd_fanout_call {
+    struct hd_call call;
+    struct hd_fanout *f;
+    void (*exec)(struct hd_shard *s, json_t *args, json_t **out);
+    json_t *out;
+};
+
+static void
+on_fanout_durable(void *arg, int status)
+{
+    hd_call_return(arg);
+}
+
+static void
+on_fanout_exec(struct hd_call *c)
+{
+    struct hd_fanout_call *fc = (struct hd_fanout_call *)c;
+    struct hd_shard *s = hd_call_shard(c);
+
+    fc->exec(s, fc->f->args, &fc->out);
+    /* answers read what may still be committing */
+    hd_store_after_commit(s, on_fanout_durable, c);
+}
+
+static void
+on_fanout_done(struct hd_call *c)
+{
+    struct hd_fanout_call *fc = (struct hd_fanout_call *)c;
+    struct hd_fanout *f = fc->f;
+
+    f->parts[c->shard] = fc->out;
+    free(fc);
+    if (--f->pending == 0) {
+        f->finish(f);
+        for (int i = 0; i < hd_cycle.nshards; i++)
+            json_decref(f->parts[i]);
+        free(f->parts);
+        json_decref(f->args);
+        free(f);
+    }
+}
+
+void
+hd_api_fanout(struct hd_req *r, json_t *args,
+              void (*exec)(struct hd_shard *s, json_t *args, json_t **out),
+              hd_fanout_fn finish)
+{
+    struct hd_fanout *f = hd_calloc(sizeof(*f));
+
+    f->req = r;
+    f->args = args;
+    f->finish = finish;
+    f->parts = hd_calloc(hd_cycle.nshards * sizeof(json_t *));
+    f->pending = hd_cycle.nshards;
+    for (int i = 0; i < hd_cycle.nshards; i++) {
+        struct hd_fanout_call *fc = hd_calloc(sizeof(*fc));
+        fc->f = f;
+        fc->exec = exec;
+        fc->call.shard = i;
+        fc->call.exec = on_fanout_exec;
+        fc->call.done = on_fanout_done;
+        hd_call_submit(&fc->call);
+    }
 }
 
 void

@@ -23,10 +23,14 @@ struct hd_api_op {
     char key_id[64];
     int status;
     json_t *out;
+    int retry_after; /* seconds; > 0 adds a Retry-After header */
 };
 
 struct hd_api_op *hd_api_op_new(struct hd_req *r, int shard,
                                 hd_call_fn exec);
+/* Owner side: the store is past its high-water mark: 503 + Retry-After.
+ * Returns 1 when it answered. */
+int hd_api_op_busy(struct hd_api_op *op);
 /* Owner side: answer now. */
 void hd_api_op_finish(struct hd_api_op *op, int status, json_t *out);
 /* Owner side: answer once everything staged so far is durable (a failed
@@ -37,7 +41,26 @@ json_t *hd_api_error(const char *code, const char *field, const char *fmt,
 /* Parses r's body as a JSON object; answers 400 and returns NULL if not. */
 json_t *hd_api_body(struct hd_req *r);
 
+/* A question for every shard at once: exec runs on each owner (args is
+ * shared: read only) and leaves its answer in *out; finish runs on the
+ * origin when all are back, with parts[shard], then everything is freed. */
+struct hd_fanout;
+typedef void (*hd_fanout_fn)(struct hd_fanout *f);
+struct hd_fanout {
+    struct hd_req *req;
+    json_t *args;
+    json_t **parts; /* one answer per shard */
+    int pending;
+    hd_fanout_fn finish;
+};
+void hd_api_fanout(struct hd_req *r, json_t *args,
+                   void (*exec)(struct hd_shard *s, json_t *args,
+                                json_t **out),
+                   hd_fanout_fn finish);
+
 void hd_api_healthz(struct hd_req *r);
+void hd_api_readyz(struct hd_req *r);
+void hd_api_metrics(struct hd_req *r);
 void hd_api_user_put(struct hd_req *r);
 void hd_api_user_patch(struct hd_req *r);
 void hd_api_user_get(struct hd_req *r);

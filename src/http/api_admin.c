@@ -15,84 +15,6 @@
 #include "send/notify.h"
 #include "store/queue.h"
 
-/* ==== fan-out: one call per shard, answered when the last is back ==== */
-
-struct fanout;
-typedef void (*fanout_fn)(struct fanout *f);
-
-struct fanout {
-    struct hd_req *req;
-    json_t *args;    /* read-only for the shards */
-    json_t **parts;  /* one answer per shard */
-    int pending;
-    fanout_fn finish;
-};
-
-struct fanout_call {
-    struct hd_call call;
-    struct fanout *f;
-    void (*exec)(struct hd_shard *s, json_t *args, json_t **out);
-    json_t *out;
-};
-
-static void
-on_fanout_durable(void *arg, int status)
-{
-    hd_call_return(arg);
-}
-
-static void
-on_fanout_exec(struct hd_call *c)
-{
-    struct fanout_call *fc = (struct fanout_call *)c;
-    struct hd_shard *s = hd_call_shard(c);
-
-    fc->exec(s, fc->f->args, &fc->out);
-    /* answers read what may still be committing */
-    hd_store_after_commit(s, on_fanout_durable, c);
-}
-
-static void
-on_fanout_done(struct hd_call *c)
-{
-    struct fanout_call *fc = (struct fanout_call *)c;
-    struct fanout *f = fc->f;
-
-    f->parts[c->shard] = fc->out;
-    free(fc);
-    if (--f->pending == 0) {
-        f->finish(f);
-        for (int i = 0; i < hd_cycle.nshards; i++)
-            json_decref(f->parts[i]);
-        free(f->parts);
-        json_decref(f->args);
-        free(f);
-    }
-}
-
-static void
-fanout(struct hd_req *r, json_t *args,
-       void (*exec)(struct hd_shard *s, json_t *args, json_t **out),
-       fanout_fn finish)
-{
-    struct fanout *f = hd_calloc(sizeof(*f));
-
-    f->req = r;
-    f->args = args;
-    f->finish = finish;
-    f->parts = hd_calloc(hd_cycle.nshards * sizeof(json_t *));
-    f->pending = hd_cycle.nshards;
-    for (int i = 0; i < hd_cycle.nshards; i++) {
-        struct fanout_call *fc = hd_calloc(sizeof(*fc));
-        fc->f = f;
-        fc->exec = exec;
-        fc->call.shard = i;
-        fc->call.exec = on_fanout_exec;
-        fc->call.done = on_fanout_done;
-        hd_call_submit(&fc->call);
-    }
-}
-
 /* name=value from the query string, or NULL */
 static const char *
 query_arg(const char *q, const char *name, char *buf, size_t size)
@@ -194,7 +116,7 @@ exec_queues(struct hd_shard *s, json_t *args, json_t **out)
 }
 
 static void
-finish_queues(struct fanout *f)
+finish_queues(struct hd_fanout *f)
 {
     json_t *shards = json_array(), *total = json_object(), *providers;
     int64_t dead = 0;
@@ -244,7 +166,7 @@ finish_queues(struct fanout *f)
 void
 hd_api_queues(struct hd_req *r)
 {
-    fanout(r, json_object(), exec_queues, finish_queues);
+    hd_api_fanout(r, json_object(), exec_queues, finish_queues);
 }
 
 /* ==== dead letters ==== */
@@ -307,7 +229,7 @@ cmp_id(const void *a, const void *b)
 }
 
 static void
-finish_dead_list(struct fanout *f)
+finish_dead_list(struct hd_fanout *f)
 {
     int limit = (int)json_integer_value(json_object_get(f->args, "limit"));
     json_t **all = NULL, *page = json_array(), *out;
@@ -360,7 +282,7 @@ hd_api_dead_letters(struct hd_req *r)
         json_object_set_new(args, "cursor", json_string(cur));
     if (ch >= 0)
         json_object_set_new(args, "channel", json_string(hd_channel_name(ch)));
-    fanout(r, args, exec_dead_list, finish_dead_list);
+    hd_api_fanout(r, args, exec_dead_list, finish_dead_list);
 }
 
 /* Puts a dead-lettered delivery back in its queue, due now. */
@@ -422,7 +344,7 @@ exec_dead_retry_all(struct hd_shard *s, json_t *args, json_t **out)
 }
 
 static void
-finish_dead_retry_all(struct fanout *f)
+finish_dead_retry_all(struct hd_fanout *f)
 {
     json_int_t n = 0;
     for (int i = 0; i < hd_cycle.nshards; i++)
@@ -442,7 +364,7 @@ hd_api_dead_letters_retry(struct hd_req *r)
     }
     if (ch >= 0)
         json_object_set_new(args, "channel", json_string(hd_channel_name(ch)));
-    fanout(r, args, exec_dead_retry_all, finish_dead_retry_all);
+    hd_api_fanout(r, args, exec_dead_retry_all, finish_dead_retry_all);
 }
 
 static struct hd_api_op *

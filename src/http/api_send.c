@@ -38,6 +38,8 @@ exec_send(struct hd_call *c)
     json_t *answer, *a = op->in;
     int status;
 
+    if (hd_api_op_busy(op))
+        return;
     in.user_id = op->user_id;
     in.key_id = op->key_id;
     in.channels = (unsigned)json_integer_value(json_object_get(a, "ch"));

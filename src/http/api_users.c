@@ -76,7 +76,11 @@ exec_put(struct hd_call *c)
 {
     struct hd_api_op *op = (struct hd_api_op *)c;
     json_t *out;
-    int rc = hd_user_put(hd_call_shard(c), op->user_id, op->in, 0, &out);
+    int rc;
+
+    if (hd_api_op_busy(op))
+        return;
+    rc = hd_user_put(hd_call_shard(c), op->user_id, op->in, 0, &out);
 
     hd_api_op_finish_durable(op, rc == 1 ? 201 : 200,
                              json_pack("{s:o}", "user", out));
@@ -182,8 +186,11 @@ exec_device_post(struct hd_call *c)
 {
     struct hd_api_op *op = (struct hd_api_op *)c;
     json_t *out;
-    int rc =
-        hd_device_register(hd_call_shard(c), op->user_id, op->in, &out);
+    int rc;
+
+    if (hd_api_op_busy(op))
+        return;
+    rc = hd_device_register(hd_call_shard(c), op->user_id, op->in, &out);
 
     if (rc == HD_DECLINED) {
         hd_api_op_finish(op, 404, unknown_user(op));

@@ -53,6 +53,9 @@ extern const struct hd_module hd_http_module;
 
 /* Sends status and body (takes body; NULL for none) and finishes r. */
 void hd_http_reply(struct hd_req *r, int status, json_t *body);
+/* The same with a body of another type (/metrics). Borrows text. */
+void hd_http_reply_text(struct hd_req *r, int status, const char *type,
+                        const char *text, size_t len);
 /* {"error": {"code", "message", "field"}}; field may be NULL. */
 void hd_http_error(struct hd_req *r, int status, const char *code,
                    const char *field, const char *fmt, ...)

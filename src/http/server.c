@@ -24,6 +24,7 @@
 
 #include "core/herald.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/time.h"
 #include "core/worker.h"
 #include "http/http.h"
@@ -80,6 +81,7 @@ conn_free(struct hd_conn *c)
     HD_ASSERT(c->state != C_WAITING);
     TAILQ_REMOVE(&hw->conns, c, link);
     hw->nconns--;
+    HD_COUNT(hd_metrics_self()->connections, -1);
     bufferevent_free(c->bev);
     event_free(c->timer);
     free(c);
@@ -130,6 +132,7 @@ on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     TAILQ_INSERT_TAIL(&hw->conns, c, link);
     hw->nconns++;
+    HD_COUNT(hd_metrics_self()->connections, 1);
     c->state = C_IDLE;
     arm(c, hw->w->conf->keepalive_timeout_ms);
 }
@@ -229,22 +232,28 @@ http_date(struct http_worker *hw)
 /* Writes status line, headers and body; r may be NULL for errors found
  * before a request existed. Closes after the write unless keep-alive. */
 static void
-send_response(struct hd_conn *c, struct hd_req *r, int status,
-              const char *body, size_t len, int keepalive)
+send_response_type(struct hd_conn *c, struct hd_req *r, int status,
+                   const char *type, const char *body, size_t len,
+                   int keepalive)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct hd_metrics *m = hd_metrics_self();
     int n;
 
+    HD_COUNT(m->http_status[status / 100 < 6 ? status / 100 : 5], 1);
+    if (r != NULL)
+        hd_hist_observe(&m->http_seconds,
+                        (double)(hd_now_us() - r->start_us) / 1e6);
     n = evbuffer_add_printf(out,
                             "HTTP/1.1 %d %s\r\n"
                             "Server: herald\r\n"
                             "Date: %s\r\n"
-                            "Content-Type: application/json\r\n"
+                            "Content-Type: %s\r\n"
                             "Content-Length: %zu\r\n"
                             "X-Herald-Worker: %d\r\n"
                             "%s%.*s\r\n",
-                            status, reason(status), http_date(c->hw), len,
-                            c->hw->w->id,
+                            status, reason(status), http_date(c->hw), type,
+                            len, c->hw->w->id,
                             keepalive ? "" : "Connection: close\r\n",
                             (int)c->extra_len, c->extra);
     c->extra_len = 0;
@@ -257,6 +266,14 @@ send_response(struct hd_conn *c, struct hd_req *r, int status,
         bufferevent_disable(c->bev, EV_READ);
         arm(c, c->hw->w->conf->send_timeout_ms);
     }
+}
+
+static void
+send_response(struct hd_conn *c, struct hd_req *r, int status,
+              const char *body, size_t len, int keepalive)
+{
+    send_response_type(c, r, status, "application/json", body, len,
+                       keepalive);
 }
 
 static void
@@ -294,28 +311,46 @@ hd_http_header(struct hd_req *r, const char *line)
     c->extra_len += n + 2;
 }
 
+static void reply_raw(struct hd_req *r, int status, const char *type,
+                      const char *text, size_t len);
+
 void
 hd_http_reply(struct hd_req *r, int status, json_t *body)
 {
-    struct hd_conn *c = r->conn;
-    struct hd_worker *w = c->hw->w;
     char *text = NULL;
     size_t len = 0;
-    int keepalive;
 
-    HD_ASSERT(c->req == r);
     if (body != NULL) {
         text = json_dumps(body, JSON_COMPACT);
         len = text ? strlen(text) : 0;
         json_decref(body);
     }
+    reply_raw(r, status, "application/json", text ? text : "", len);
+    free(text);
+}
+
+void
+hd_http_reply_text(struct hd_req *r, int status, const char *type,
+                   const char *text, size_t len)
+{
+    reply_raw(r, status, type, text, len);
+}
+
+static void
+reply_raw(struct hd_req *r, int status, const char *type, const char *text,
+          size_t len)
+{
+    struct hd_conn *c = r->conn;
+    struct hd_worker *w = c->hw->w;
+    int keepalive;
+
+    HD_ASSERT(c->req == r);
     keepalive = r->keepalive && !w->stopping && !c->eof
                 && c->nrequests < w->conf->keepalive_requests;
     r->status = status;
     c->state = C_IDLE;
     c->req = NULL;
-    send_response(c, r, status, text ? text : "", len, keepalive);
-    free(text);
+    send_response_type(c, r, status, type, text, len, keepalive);
     req_free(r);
     if (keepalive) {
         arm(c, w->conf->keepalive_timeout_ms);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include "core/herald.h"
+#include "core/metrics.h"
 #include "core/shard.h"
 #include "core/time.h"
 #include "provider/provider.h"
@@ -89,6 +90,7 @@ set_add(struct dshard *ds, const char *id)
     f = hd_calloc(sizeof(*f));
     snprintf(f->id, sizeof(f->id), "%s", id);
     *pp = f;
+    HD_COUNT(hd_metrics_self()->in_flight, 1);
 }
 
 static void
@@ -98,6 +100,7 @@ set_del(struct dshard *ds, const char *id)
     if (f) {
         *pp = f->next;
         free(f);
+        HD_COUNT(hd_metrics_self()->in_flight, -1);
     }
 }
 
@@ -198,6 +201,17 @@ available_not_avoided(struct hd_provider *p, void *arg)
            || (b->state == CB_HALF_OPEN && !b->probing);
 }
 
+int
+hd_dispatch_breaker_value(struct hd_worker *w, int provider)
+{
+    /* read from another thread: one int, relaxed */
+    struct dispatcher *d =
+        __atomic_load_n((struct dispatcher **)&w->module[HD_MODULE_DISPATCH],
+                        __ATOMIC_ACQUIRE);
+    return d ? __atomic_load_n(&d->breakers[provider].state, __ATOMIC_RELAXED)
+             : 0;
+}
+
 const char *
 hd_dispatch_breaker_state(struct hd_worker *w, int provider)
 {
@@ -264,6 +278,12 @@ dead_letter(struct hd_shard *s, json_t *d, const char *reason)
             json_object_set(dl, copy[i], json_object_get(d, copy[i]));
     hd_store_put_json(s, HD_DB_DEAD_LETTERS, id, dl);
     json_decref(dl);
+    {
+        const char *ch = json_string_value(json_object_get(d, "channel"));
+        int c = ch ? hd_channel_parse(ch, strlen(ch)) : -1;
+        if (c >= 0)
+            HD_COUNT(hd_metrics_self()->dead_lettered[c], 1);
+    }
 }
 
 static void
@@ -280,8 +300,21 @@ on_job_done(struct hd_job *j, int outcome, int64_t retry_after_ms,
     const char *status, *reason = NULL;
     MDB_val v;
 
-    if (jc->provider)
+    if (jc->provider) {
+        struct hd_metrics *m = hd_metrics_self();
         cb_outcome(disp, jc->provider, outcome == HD_OUT_RETRY);
+        if (jc->provider->index < HD_METRICS_PROVIDERS)
+            HD_COUNT(m->results[jc->provider->index][j->channel]
+                               [outcome == HD_OUT_DELIVERED ? HD_RES_DELIVERED
+                                : outcome == HD_OUT_RETRY   ? HD_RES_RETRY
+                                : outcome == HD_OUT_FAILED
+                                    ? HD_RES_FAILED
+                                    : HD_RES_DEAD_ADDRESS],
+                     1);
+        if (outcome == HD_OUT_DELIVERED)
+            hd_hist_observe(&m->delivery_seconds[j->channel],
+                            (double)(hd_now_ms() - jc->due) / 1e3);
+    }
     hd_queue_remove(s, j->channel, jc->due, jc->qseq);
     /* the user may have been erased while the provider worked */
     if (hd_store_get(s, HD_DB_DELIVERIES, jc->id, strlen(jc->id), &v)
@@ -362,6 +395,7 @@ expire(struct hd_shard *s, int ch, int64_t due, uint64_t qseq, json_t *d)
     json_object_set_new(d, "status", json_string("expired"));
     json_object_set_new(d, "reason", json_string("ttl"));
     hd_timeline_add(d, "expired", NULL);
+    HD_COUNT(hd_metrics_self()->expired[ch], 1);
     dead_letter(s, d, "expired");
     hd_store_put_json(s, HD_DB_DELIVERIES, id, d);
 }

@@ -17,6 +17,8 @@ struct hd_shard;
 /* The circuit breaker of provider (index) on worker w: closed, open or
  * half-open. Worker w's thread only. */
 const char *hd_dispatch_breaker_state(struct hd_worker *w, int provider);
+/* The same as 0/1/2, readable from any thread (metrics). */
+int hd_dispatch_breaker_value(struct hd_worker *w, int provider);
 /* Whether delivery id is at a provider now (owner thread of s). */
 int hd_dispatch_inflight(struct hd_shard *s, const char *id);
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "core/herald.h"
+#include "core/metrics.h"
 #include "core/time.h"
 #include "provider/provider.h"
 #include "send/dispatch.h"
@@ -137,6 +138,7 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
             json_object_set_new(*answer, "duplicate", json_true());
             *status = 200;
             json_decref(rec);
+            HD_COUNT(hd_metrics_self()->notifications_duplicate, 1);
             return HD_OK;
         }
         json_decref(rec);
@@ -267,6 +269,14 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
             hd_queue_push(s, tg->ch, due, qseq, did);
         }
         json_object_set_new(d, "status", json_string(st));
+        {
+            struct hd_metrics *m = hd_metrics_self();
+            HD_COUNT(m->deliveries_created[tg->ch], 1);
+            if (st[0] == 's' && st[1] == 'u')
+                HD_COUNT(m->suppressed[tg->ch], 1);
+            else if (st[0] == 't')
+                HD_COUNT(m->throttled[tg->ch], 1);
+        }
         if (reason) {
             json_object_set_new(d, "reason", json_string(reason));
             hd_timeline_add(d, st, reason);
@@ -312,6 +322,7 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
                         in->user_id, "status", "accepted", "duplicate", 0,
                         "deliveries", ans_dels);
     *status = 202;
+    HD_COUNT(hd_metrics_self()->notifications_accepted, 1);
     if (in->idempotency_key) {
         json_t *rec = json_pack("{s:s, s:I, s:O}", "id", id, "expires_at",
                                 (json_int_t)(now_ms + cf->idempotency_ttl_ms),

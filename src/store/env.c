@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include "core/herald.h"
 #include "core/time.h"
@@ -195,6 +196,8 @@ hd_store_open(const struct hd_store_conf *sc, int id, int nshards, char *err,
     s->commit_delay_ms = sc->commit_delay_ms;
     s->map_size = sc->map_size;
     s->max_map_size = sc->max_map_size;
+    s->high_water = sc->high_water;
+    s->min_free_disk = sc->min_free_disk;
 
     snprintf(dir, sizeof(dir), "%s/shard-%03d", sc->path, id);
     if (mkdir_p(dir, 0700) != HD_OK) {
@@ -303,6 +306,35 @@ hd_store_close(struct hd_shard *s)
     hd_cache_clear(s);
     free(s->_buckets);
     free(s);
+}
+
+int64_t
+hd_store_used(struct hd_shard *s)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+
+    mdb_env_info(s->env, &info);
+    mdb_env_stat(s->env, &st);
+    return (int64_t)(info.me_last_pgno + 1) * st.ms_psize;
+}
+
+int
+hd_store_pressure(struct hd_shard *s)
+{
+    int64_t now = hd_now_ms();
+    struct statvfs vfs;
+
+    /* looked at once a second at most: a syscall or two */
+    if (now - s->_pressure_checked_ms < 1000)
+        return s->_pressure;
+    s->_pressure_checked_ms = now;
+    s->_pressure =
+        hd_store_used(s) * 100 > s->max_map_size * (int64_t)s->high_water;
+    if (!s->_pressure && s->min_free_disk > 0 && statvfs(s->dir, &vfs) == 0
+        && (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize < s->min_free_disk)
+        s->_pressure = 1;
+    return s->_pressure;
 }
 
 MDB_txn *

@@ -79,6 +79,10 @@ struct hd_shard {
     int commit_records;
     int64_t commit_delay_ms;
     int64_t map_size, max_map_size;
+    int high_water; /* percent of max_map_size */
+    int64_t min_free_disk;
+    int64_t _pressure_checked_ms;
+    int _pressure;
 
     pthread_t _thread;
     pthread_mutex_t _lock;
@@ -135,6 +139,12 @@ int hd_store_range(struct hd_shard *s, int db, const void *prefix,
                    size_t plen, const void *after, size_t alen, int reverse,
                    int limit, struct hd_kv **out);
 void hd_kv_free(struct hd_kv *kv, int n);
+
+/* Bytes of the map in use (pages up to the last one written). */
+int64_t hd_store_used(struct hd_shard *s);
+/* 1 when the shard is past its high-water mark (map use against
+ * max_map_size, or free disk): ingest should refuse new work. */
+int hd_store_pressure(struct hd_shard *s);
 
 /* Committed snapshot only (cursors over queues). Borrowed likewise. */
 MDB_txn *hd_store_snapshot(struct hd_shard *s);
