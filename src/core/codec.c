@@ -2,6 +2,8 @@
  * codec.c: base64 and hex, written out because the OpenSSL BIO ones want
  * newlines and allocations. Any thread.
  */
+#include <openssl/evp.h>
+
 #include "core/herald.h"
 #include "core/codec.h"
 
@@ -91,4 +93,20 @@ hd_hex_encode(const unsigned char *src, size_t len, char *dst)
         dst[2 * i + 1] = hex[src[i] & 15];
     }
     dst[2 * len] = '\0';
+}
+
+void
+hd_sha256_2(const void *a, size_t alen, const void *b, size_t blen,
+            unsigned char out[32])
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned int n = 32;
+
+    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    if (alen)
+        EVP_DigestUpdate(ctx, a, alen);
+    if (blen)
+        EVP_DigestUpdate(ctx, b, blen);
+    EVP_DigestFinal_ex(ctx, out, &n);
+    EVP_MD_CTX_free(ctx);
 }

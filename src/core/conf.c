@@ -20,6 +20,7 @@
 #include <openssl/sha.h>
 
 #include "core/herald.h"
+#include "core/codec.h"
 #include "core/conf.h"
 #include "core/log.h"
 
@@ -798,23 +799,81 @@ set_api_key(struct parser *p, struct node *n, const struct cmd *c, void *base)
         return (const char *)-1;
     if (k->scopes == (unsigned)-1)
         k->scopes = HD_SCOPE_SEND | HD_SCOPE_USERS | HD_SCOPE_READ;
-    for (int i = 0; i < 32; i++)
-        if (k->secret_sha256[i])
-            return NULL;
+    if (k->has_secret)
+        return NULL;
     return fail(p, n->file, n->line, "api_key \"%s\" has no \"secret\"",
                 n->args[0]),
            (const char *)-1;
 }
 
+static int
+unhex_bytes(const char *s, size_t n, unsigned char *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned v = 0;
+        for (int j = 0; j < 2; j++) {
+            char c = s[2 * i + j];
+            v <<= 4;
+            if (c >= '0' && c <= '9')
+                v |= (unsigned)(c - '0');
+            else if (c >= 'a' && c <= 'f')
+                v |= (unsigned)(c - 'a' + 10);
+            else
+                return HD_ERROR;
+        }
+        out[i] = (unsigned char)v;
+    }
+    return HD_OK;
+}
+
+/* secret PLAIN;  or  secret sha256$SALTHEX$HASHHEX;  (herald -k) */
 static const char *
 set_secret(struct parser *p, struct node *n, const struct cmd *c, void *base)
 {
     struct hd_api_key *k = base;
-    if (strlen(n->args[0]) < 8)
-        return "must be at least 8 characters";
-    SHA256((const unsigned char *)n->args[0], strlen(n->args[0]),
-           k->secret_sha256);
+    const char *v = n->args[0];
+    size_t plen = strlen(HD_SECRET_HASH_PREFIX);
+
+    if (strncmp(v, HD_SECRET_HASH_PREFIX, plen) == 0) {
+        const char *salt = v + plen, *dollar = strchr(salt, '$');
+        size_t slen = dollar ? (size_t)(dollar - salt) : 0;
+        if (dollar == NULL || slen % 2 || slen / 2 > HD_SECRET_SALT_MAX
+            || strlen(dollar + 1) != 64
+            || unhex_bytes(salt, slen / 2, k->salt) != HD_OK
+            || unhex_bytes(dollar + 1, 32, k->secret_sha256) != HD_OK)
+            return "has a malformed hash: expected what herald -k prints";
+        k->saltlen = slen / 2;
+    } else {
+        if (strlen(v) < 8)
+            return "must be at least 8 characters";
+        /* a plain secret is hashed at once and forgotten */
+        k->saltlen = 0;
+        hd_sha256_2(NULL, 0, v, strlen(v), k->secret_sha256);
+    }
+    k->has_secret = 1;
     return NULL;
+}
+
+int
+hd_secret_hash(const char *secret, char *buf, size_t size)
+{
+    unsigned char salt[16], md[32];
+    char salthex[33], mdhex[65];
+    FILE *f = fopen("/dev/urandom", "r");
+
+    if (f == NULL || fread(salt, 1, sizeof(salt), f) != sizeof(salt)) {
+        if (f)
+            fclose(f);
+        return HD_ERROR;
+    }
+    fclose(f);
+    hd_sha256_2(salt, sizeof(salt), secret, strlen(secret), md);
+    for (int i = 0; i < 16; i++)
+        snprintf(salthex + 2 * i, 3, "%02x", salt[i]);
+    for (int i = 0; i < 32; i++)
+        snprintf(mdhex + 2 * i, 3, "%02x", md[i]);
+    snprintf(buf, size, "%s%s$%s", HD_SECRET_HASH_PREFIX, salthex, mdhex);
+    return HD_OK;
 }
 
 static const char *

@@ -35,9 +35,16 @@ struct hd_rate {
     int set;
 };
 
+#define HD_SECRET_SALT_MAX 32
+#define HD_SECRET_HASH_PREFIX "sha256$"
+
 struct hd_api_key {
     char *id;
+    /* the secret is kept only as SHA-256(salt || secret) */
+    unsigned char salt[HD_SECRET_SALT_MAX];
+    size_t saltlen;
     unsigned char secret_sha256[32];
+    int has_secret;
     unsigned scopes;
     struct hd_rate rate; /* ingest limit of the key */
 };
@@ -139,6 +146,9 @@ const char *hd_channel_name(int ch);
 int hd_channel_parse(const char *name, size_t len);
 const struct hd_api_key *hd_conf_find_key(const struct hd_conf *cf,
                                           const char *id, size_t len);
+/* "sha256$<salt hex>$<hash hex>" for secret, with a fresh random salt:
+ * what `herald -k` prints. buf holds at least 160 bytes. */
+int hd_secret_hash(const char *secret, char *buf, size_t size);
 /* "64k" -> 65536; HD_ERROR on bad input */
 int hd_parse_size(const char *s, int64_t *out);
 /* "30s" -> 30000 ms; a bare number is seconds */

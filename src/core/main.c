@@ -49,7 +49,10 @@ usage(void)
             "  -t            test the configuration and exit\n"
             "  -c file       configuration file (default: conf/herald.conf)\n"
             "  -s signal     send signal to the daemon: stop, quit, reload, "
-            "reopen\n");
+            "reopen\n"
+            "  -k            read an API secret on stdin, print its salted "
+            "hash for\n"
+            "                \"secret\" in herald.conf\n");
 }
 
 static void
@@ -417,8 +420,30 @@ main(int argc, char **argv)
     struct hd_conf *cf;
     char err[1024];
 
-    while ((opt = getopt(argc, argv, "hvVtc:s:")) != -1) {
+    while ((opt = getopt(argc, argv, "hvVtkc:s:")) != -1) {
         switch (opt) {
+        case 'k': {
+            char line[1024], out[160];
+            size_t n;
+            if (fgets(line, sizeof(line), stdin) == NULL) {
+                fprintf(stderr, "herald: -k reads the secret on stdin\n");
+                return 1;
+            }
+            n = strlen(line);
+            while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+                line[--n] = '\0';
+            if (n < 8) {
+                fprintf(stderr, "herald: a secret has at least 8 "
+                                "characters\n");
+                return 1;
+            }
+            if (hd_secret_hash(line, out, sizeof(out)) != HD_OK) {
+                fprintf(stderr, "herald: cannot read /dev/urandom\n");
+                return 1;
+            }
+            printf("%s\n", out);
+            return 0;
+        }
         case 'h':
             usage();
             return 0;

@@ -37,8 +37,10 @@ hd_auth_basic(const struct hd_conf *cf, const char *header)
         return NULL;
     key = hd_conf_find_key(cf, (const char *)decoded,
                            (size_t)(colon - (const char *)decoded));
-    SHA256((const unsigned char *)colon + 1,
-           (size_t)n - (size_t)(colon + 1 - (const char *)decoded), digest);
+    /* hashed whether or not the key exists: the time says nothing */
+    hd_sha256_2(key ? key->salt : NULL, key ? key->saltlen : 0, colon + 1,
+                (size_t)n - (size_t)(colon + 1 - (const char *)decoded),
+                digest);
     OPENSSL_cleanse(decoded, sizeof(decoded));
     if (key == NULL)
         return NULL;

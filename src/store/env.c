@@ -107,7 +107,10 @@ hd_store_prepare(const char *path, int wanted, int dflt, int *nshards,
     /* a new store: record the shard count durably before any shard */
     have = wanted ? wanted : dflt;
     snprintf(tmp, sizeof(tmp), "%s.tmp", file);
-    f = fopen(tmp, "w");
+    {
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    }
     if (f == NULL) {
         snprintf(err, errlen, "cannot create \"%s\": %s", tmp,
                  strerror(errno));
