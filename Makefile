@@ -15,7 +15,8 @@ PKGS     := libevent libevent_pthreads libevent_openssl libnghttp2 openssl \
 DEB_BUILD := build-essential pkg-config libevent-dev libnghttp2-dev \
              libssl-dev liblmdb-dev libc-ares-dev libjansson-dev
 DEB_TEST  := perl libio-socket-ssl-perl libjson-pp-perl curl wrk nginx-light \
-             lmdb-utils nghttp2-client
+             lmdb-utils nghttp2-client python3-aiosmtpd chromium nodejs \
+             openssl
 
 CFLAGS_PKG := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LIBS_PKG   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)

@@ -469,7 +469,9 @@ static const struct cmd main_cmds[] = {
     {"error_log", ARGS_1 | ARGS_2, set_error_log, 0},
     {"access_log", ARGS_1, set_access_log, 0},
     {"workers", ARGS_1, set_workers, CF(workers)},
-    {"listen", ARGS_1, set_listen, 0},
+    {"listen", ARGS_1 | ARGS_2, set_listen, 0},
+    {"ssl_certificate", ARGS_1, set_str, CF(ssl_certificate)},
+    {"ssl_certificate_key", ARGS_1, set_str, CF(ssl_certificate_key)},
     {"client_max_body_size", ARGS_1, set_size, CF(client_max_body_size)},
     {"client_header_timeout", ARGS_1, set_msec, CF(client_header_timeout_ms)},
     {"client_body_timeout", ARGS_1, set_msec, CF(client_body_timeout_ms)},
@@ -758,7 +760,12 @@ set_listen(struct parser *p, struct node *n, const struct cmd *c, void *base)
              "host \"%s\" in \"listen\" must be a numeric address", host);
         return (const char *)-1;
     }
+    if (n->nargs == 2 && strcmp(n->args[1], "ssl") != 0) {
+        freeaddrinfo(res);
+        return bad_value(p, n, n->args[1]);
+    }
     l = &cf->listen[cf->nlisten++];
+    l->ssl = n->nargs == 2;
     memcpy(&l->addr, res->ai_addr, res->ai_addrlen);
     l->addrlen = res->ai_addrlen;
     freeaddrinfo(res);
@@ -1240,6 +1247,14 @@ hd_conf_load(const char *file, char *err, size_t errlen)
             cf->listen[0].text = keep(cf, hd_strdup("127.0.0.1:8025"));
             cf->nlisten = 1;
         }
+        for (int i = 0; i < cf->nlisten && rc == HD_OK; i++)
+            if (cf->listen[i].ssl
+                && (cf->ssl_certificate == NULL
+                    || cf->ssl_certificate_key == NULL))
+                rc = fail(&p, file, 1,
+                          "\"listen %s ssl\" needs \"ssl_certificate\" and "
+                          "\"ssl_certificate_key\"",
+                          cf->listen[i].text);
         for (int ch = 0; ch < HD_CH_MAX && rc == HD_OK; ch++)
             if (cf->channels[ch].nproviders == 0)
                 rc = fail(&p, file, 1, "no provider for channel \"%s\"; "

@@ -24,6 +24,7 @@ enum hd_channel { HD_CH_PUSH = 0, HD_CH_SMS, HD_CH_EMAIL, HD_CH_WEB, HD_CH_MAX }
 
 struct hd_listen_conf {
     char *text; /* as written: "127.0.0.1:8025" */
+    int ssl;    /* "listen ... ssl;": TLS on this address */
     struct sockaddr_storage addr;
     socklen_t addrlen;
 };
@@ -107,6 +108,9 @@ struct hd_conf {
 
     struct hd_listen_conf listen[HD_MAX_LISTEN];
     int nlisten;
+
+    char *ssl_certificate;
+    char *ssl_certificate_key;
 
     int64_t client_max_body_size;
     int64_t client_header_timeout_ms;

@@ -300,6 +300,11 @@ run(struct hd_conf *cf, const char *file)
         close_listeners(fds, nworkers, cf->nlisten);
         return 1;
     }
+    if (hd_http_ssl_init(cf, err, sizeof(err)) != HD_OK) {
+        fprintf(stderr, "herald: %s\n", err);
+        close_listeners(fds, nworkers, cf->nlisten);
+        return 1;
+    }
     if (hd_providers_create(cf, err, sizeof(err)) != HD_OK) {
         fprintf(stderr, "herald: %s\n", err);
         hd_providers_destroy();
@@ -404,6 +409,7 @@ run(struct hd_conf *cf, const char *file)
     hd_workers_join();
     close_shards(shards, nshards);
     hd_providers_destroy();
+    hd_http_ssl_free();
     hd_log(HD_LOG_NOTICE, &main_log, 0, "exit");
     unlink(pid_path);
     free(pid_path);

@@ -61,6 +61,9 @@ void hd_api_fanout(struct hd_req *r, json_t *args,
 void hd_api_healthz(struct hd_req *r);
 void hd_api_readyz(struct hd_req *r);
 void hd_api_metrics(struct hd_req *r);
+void hd_api_status_page(struct hd_req *r);
+/* optional module: starts the /status sampling with the workers */
+extern const struct hd_module hd_status_module;
 void hd_api_user_put(struct hd_req *r);
 void hd_api_user_patch(struct hd_req *r);
 void hd_api_user_get(struct hd_req *r);

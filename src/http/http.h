@@ -51,6 +51,11 @@ struct hd_req {
 
 extern const struct hd_module hd_http_module;
 
+/* The server TLS context for "listen ... ssl" (main thread, at start;
+ * read-only afterwards). HD_OK, or HD_ERROR with err. */
+int hd_http_ssl_init(const struct hd_conf *cf, char *err, size_t errlen);
+void hd_http_ssl_free(void);
+
 /* Sends status and body (takes body; NULL for none) and finishes r. */
 void hd_http_reply(struct hd_req *r, int status, json_t *body);
 /* The same with a body of another type (/metrics). Borrows text. */

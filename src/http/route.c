@@ -27,6 +27,7 @@ static const struct route routes[] = {
     {HD_M_GET, "/healthz", 0, hd_api_healthz},
     {HD_M_GET, "/readyz", 0, hd_api_readyz},
     {HD_M_GET, "/metrics", HD_SCOPE_READ, hd_api_metrics},
+    {HD_M_GET, "/status", HD_SCOPE_READ, hd_api_status_page},
     {HD_M_PUT, "/v1/users/{}", HD_SCOPE_USERS, hd_api_user_put},
     {HD_M_PATCH, "/v1/users/{}", HD_SCOPE_USERS, hd_api_user_patch},
     {HD_M_GET, "/v1/users/{}", HD_SCOPE_USERS, hd_api_user_get},

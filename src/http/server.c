@@ -20,7 +20,10 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/listener.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "core/herald.h"
 #include "core/log.h"
@@ -51,9 +54,20 @@ struct hd_conn {
     size_t extra_len;
 };
 
+static SSL_CTX *ssl_ctx;
+
+struct http_worker;
+
+/* a listener's context: which worker, and whether it speaks TLS */
+struct http_listener {
+    struct http_worker *hw;
+    int ssl;
+};
+
 struct http_worker {
     struct hd_worker *w;
     struct evconnlistener *listeners[HD_MAX_LISTEN];
+    struct http_listener lctx[HD_MAX_LISTEN];
     int nlisteners;
     TAILQ_HEAD(, hd_conn) conns;
     int nconns;
@@ -98,7 +112,8 @@ static void
 on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
           int salen, void *arg)
 {
-    struct http_worker *hw = arg;
+    struct http_listener *hl = arg;
+    struct http_worker *hw = hl->hw;
     struct hd_conn *c;
     struct timeval wtv;
     int one = 1;
@@ -119,7 +134,15 @@ on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
     else
         strcpy(c->peer, "-");
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    c->bev = bufferevent_socket_new(hw->w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (hl->ssl) {
+        SSL *ssl = SSL_new(ssl_ctx);
+        c->bev = bufferevent_openssl_socket_new(
+            hw->w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+            BEV_OPT_CLOSE_ON_FREE);
+    } else {
+        c->bev = bufferevent_socket_new(hw->w->base, fd,
+                                        BEV_OPT_CLOSE_ON_FREE);
+    }
     c->timer = evtimer_new(hw->w->base, on_timer, c);
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     wtv.tv_sec = hw->w->conf->send_timeout_ms / 1000;
@@ -140,7 +163,7 @@ on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 static void
 on_accept_error(struct evconnlistener *l, void *arg)
 {
-    struct http_worker *hw = arg;
+    struct http_worker *hw = ((struct http_listener *)arg)->hw;
     hd_log(HD_LOG_ERR, &hw->w->log, errno, "accept() failed");
 }
 
@@ -635,6 +658,9 @@ on_event(struct bufferevent *bev, short what, void *arg)
 {
     struct hd_conn *c = arg;
 
+    if (what & BEV_EVENT_CONNECTED)
+        return; /* the TLS handshake is done */
+
     if (c->state == C_WAITING) {
         /* the answer is on its way; it frees the connection when it fails
          * to write (or the write timeout fires) */
@@ -687,8 +713,10 @@ http_init(struct hd_worker *w)
     TAILQ_INIT(&hw->conns);
     hw->alog_ev = event_new(w->base, -1, 0, on_alog_flush, hw);
     for (int i = 0; i < w->nlisten; i++) {
+        hw->lctx[i].hw = hw;
+        hw->lctx[i].ssl = w->conf->listen[i].ssl;
         hw->listeners[i] = evconnlistener_new(
-            w->base, on_accept, hw, LEV_OPT_CLOSE_ON_FREE, -1,
+            w->base, on_accept, &hw->lctx[i], LEV_OPT_CLOSE_ON_FREE, -1,
             w->listen_fds[i]);
         if (hw->listeners[i] == NULL)
             return HD_ERROR;
@@ -751,6 +779,46 @@ http_exit(struct hd_worker *w)
     event_free(hw->alog_ev);
     free(hw->alog);
     free(hw);
+}
+
+int
+hd_http_ssl_init(const struct hd_conf *cf, char *err, size_t errlen)
+{
+    int need = 0;
+
+    for (int i = 0; i < cf->nlisten; i++)
+        need |= cf->listen[i].ssl;
+    if (!need)
+        return HD_OK;
+    ssl_ctx = SSL_CTX_new(TLS_server_method());
+    if (ssl_ctx == NULL)
+        goto fail;
+    /* modern defaults: TLS 1.2+, the server's cipher order */
+    SSL_CTX_set_min_proto_version(ssl_ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ssl_ctx, SSL_OP_CIPHER_SERVER_PREFERENCE
+                                     | SSL_OP_NO_RENEGOTIATION
+                                     | SSL_OP_NO_COMPRESSION);
+    if (SSL_CTX_use_certificate_chain_file(ssl_ctx, cf->ssl_certificate) != 1)
+        goto fail;
+    if (SSL_CTX_use_PrivateKey_file(ssl_ctx, cf->ssl_certificate_key,
+                                    SSL_FILETYPE_PEM)
+            != 1
+        || SSL_CTX_check_private_key(ssl_ctx) != 1)
+        goto fail;
+    return HD_OK;
+fail:
+    snprintf(err, errlen, "cannot load \"%s\" / \"%s\": %s",
+             cf->ssl_certificate, cf->ssl_certificate_key,
+             ERR_reason_error_string(ERR_get_error()));
+    hd_http_ssl_free();
+    return HD_ERROR;
+}
+
+void
+hd_http_ssl_free(void)
+{
+    SSL_CTX_free(ssl_ctx);
+    ssl_ctx = NULL;
 }
 
 const struct hd_module hd_http_module = {

@@ -7,7 +7,16 @@
 #include "core/herald.h"
 #include "provider/provider.h"
 
-static const struct hd_provider_type *types[] = {&hd_log_provider};
+static const struct hd_provider_type *types[] = {
+    &hd_log_provider,
+    &hd_apns_provider,
+    &hd_fcm_provider,
+    /* SMS and email (issue 5) */
+    &hd_twilio_provider,
+    &hd_vonage_provider,
+    &hd_smtp_provider,
+    &hd_sendgrid_provider,
+};
 
 static struct hd_provider *providers;
 static int nproviders;

@@ -131,5 +131,10 @@ void hd_providers_flush(struct hd_worker *w);
 extern const struct hd_provider_type hd_log_provider;
 extern const struct hd_provider_type hd_apns_provider;
 extern const struct hd_provider_type hd_fcm_provider;
+/* SMS and email (issue 5) */
+extern const struct hd_provider_type hd_twilio_provider;
+extern const struct hd_provider_type hd_vonage_provider;
+extern const struct hd_provider_type hd_smtp_provider;
+extern const struct hd_provider_type hd_sendgrid_provider;
 
 #endif

@@ -1,0 +1,616 @@
+/*
+ * apns.c: the "apns" provider: Apple Push Notification service over
+ * HTTP/2 (POST /3/device/<token>), token (ES256 JWT) or certificate auth.
+ * create() runs on the main thread; send() on the worker that owns the
+ * job, with that worker's connection pools (production and sandbox). The
+ * provider token is shared by all workers (jwt.c); each worker keeps a copy
+ * and renews it about every 50 minutes. Knows nothing of the store or of
+ * HTTP ingest: outcomes go back through job->done.
+ */
+#include <stdio.h>
+#include <openssl/evp.h>
+
+#include "core/herald.h"
+#include "core/time.h"
+#include "provider/apns.h"
+#include "provider/h2client.h"
+#include "provider/jwt.h"
+#include "provider/provider.h"
+#include "provider/tls.h"
+
+#define APNS_MAX_PAYLOAD HD_APNS_MAX_PAYLOAD
+#define APNS_MAX_COLLAPSE_ID 64
+#define APNS_DEFAULT_URL "https://api.push.apple.com"
+#define APNS_DEFAULT_SANDBOX_URL "https://api.sandbox.push.apple.com"
+
+struct apns_endpoint {
+    char host[256];
+    int port;
+};
+
+struct apns {
+    char *name;
+    char *app;                  /* devices register with this app name */
+    char *topic;                /* bundle id */
+    struct apns_endpoint ep[2]; /* production, sandbox */
+    SSL_CTX *ctx;
+    int token_auth;
+    struct hd_jwt_cache jwt; /* token auth only */
+    int nconns;
+    int64_t timeout_ms;
+};
+
+struct apns_req;
+
+/* One worker's side: touched by that worker only. */
+struct apns_worker {
+    struct hd_h2_pool *pool[2];
+    char *bearer; /* "bearer <jwt>" */
+    int64_t iat;
+    struct apns_req *inflight; /* freed at exit if never answered */
+};
+
+struct apns_req {
+    struct apns_req *next, *prev;
+    struct apns *a;
+    struct apns_worker *aw;
+    struct hd_worker *w;
+    struct hd_job *j;
+    int sandbox;
+    int64_t iat; /* of the token sent */
+    int replays; /* after ExpiredProviderToken */
+};
+
+static const struct hd_provider_setting settings[] = {
+    {"url", 1, 0},
+    {"sandbox_url", 1, 0},
+    {"team_id", 1, 0},
+    {"key_id", 1, 0},
+    {"key_file", 1, 0},
+    {"certificate", 1, 0},
+    {"certificate_key", 1, 0},
+    {"bundle_id", 1, 1},
+    {"app", 1, 0},
+    {"connections", 1, 0},
+    {"ca_file", 1, 0},
+    {"timeout", 1, 0},
+    {NULL, 0, 0},
+};
+
+/* ==== settings ==== */
+
+static const char *
+arg_of(const struct hd_provider_conf *pc, const char *name)
+{
+    const struct hd_conf_kv *kv = hd_conf_kv_find(pc, name);
+    return kv ? kv->args[0] : NULL;
+}
+
+static int
+bad(char *err, size_t errlen, const struct hd_conf_kv *kv, const char *what)
+{
+    snprintf(err, errlen,
+             "invalid value \"%s\" in \"%s\" directive, %s in %s:%d",
+             kv->args[0], kv->name, what, kv->file, kv->line);
+    return HD_ERROR;
+}
+
+static int
+parse_endpoint(const struct hd_conf_kv *kv, struct apns_endpoint *ep, char *err,
+               size_t errlen)
+{
+    const char *path;
+
+    if (hd_h2_parse_url(kv->args[0], ep->host, sizeof(ep->host), &ep->port,
+                        &path) != HD_OK ||
+        (*path && strcmp(path, "/") != 0))
+        return bad(err, errlen, kv, "expected https://host[:port]");
+    return HD_OK;
+}
+
+static int
+apns_check(const struct hd_provider_conf *pc, char *err, size_t errlen)
+{
+    const struct hd_conf_kv *kv;
+    struct apns_endpoint ep;
+    int token;
+
+    if (hd_provider_check_settings(pc, settings, err, errlen) != HD_OK)
+        return HD_ERROR;
+    if ((kv = hd_conf_kv_find(pc, "url")) &&
+        parse_endpoint(kv, &ep, err, errlen) != HD_OK)
+        return HD_ERROR;
+    if ((kv = hd_conf_kv_find(pc, "sandbox_url")) &&
+        parse_endpoint(kv, &ep, err, errlen) != HD_OK)
+        return HD_ERROR;
+    if ((kv = hd_conf_kv_find(pc, "connections"))) {
+        char *end;
+        long n = strtol(kv->args[0], &end, 10);
+        if (*end || n < 1 || n > 64)
+            return bad(err, errlen, kv, "expected 1..64");
+    }
+    if ((kv = hd_conf_kv_find(pc, "timeout"))) {
+        int64_t ms;
+        if (hd_parse_time_ms(kv->args[0], &ms) != HD_OK || ms < 1)
+            return bad(err, errlen, kv, "expected a time");
+    }
+
+    token = hd_conf_kv_find(pc, "key_file") || hd_conf_kv_find(pc, "key_id") ||
+            hd_conf_kv_find(pc, "team_id");
+    if (token && hd_conf_kv_find(pc, "certificate")) {
+        snprintf(err, errlen,
+                 "provider \"%s\" has both token (key_file) and certificate "
+                 "auth in %s:%d",
+                 pc->name, pc->file, pc->line);
+        return HD_ERROR;
+    }
+    if (token) {
+        static const char *need[] = {"team_id", "key_id", "key_file"};
+        EVP_PKEY *k;
+        char kerr[256];
+        for (size_t i = 0; i < HD_NELEMS(need); i++)
+            if (hd_conf_kv_find(pc, need[i]) == NULL) {
+                snprintf(err, errlen,
+                         "provider \"%s\" of type apns has no \"%s\" "
+                         "(token auth needs team_id, key_id and key_file) in "
+                         "%s:%d",
+                         pc->name, need[i], pc->file, pc->line);
+                return HD_ERROR;
+            }
+        kv = hd_conf_kv_find(pc, "key_file");
+        k = hd_jwt_key_load(kv->args[0], EVP_PKEY_EC, kerr, sizeof(kerr));
+        if (k == NULL) {
+            snprintf(err, errlen, "key_file %s (an APNs .p8 key) in %s:%d",
+                     kerr, kv->file, kv->line);
+            return HD_ERROR;
+        }
+        EVP_PKEY_free(k);
+    } else if (hd_conf_kv_find(pc, "certificate") == NULL) {
+        snprintf(err, errlen,
+                 "provider \"%s\" of type apns needs \"key_file\" (token "
+                 "auth) or \"certificate\" in %s:%d",
+                 pc->name, pc->file, pc->line);
+        return HD_ERROR;
+    }
+    return HD_OK;
+}
+
+static int
+apns_create(struct hd_provider *p, const struct hd_provider_conf *pc, char *err,
+            size_t errlen)
+{
+    struct apns *a;
+    struct hd_tls_conf tc = {NULL, NULL, NULL, "h2"};
+    const struct hd_conf_kv *kv;
+    const char *s;
+
+    if (apns_check(pc, err, errlen) != HD_OK)
+        return HD_ERROR;
+    a = hd_calloc(sizeof(*a));
+    a->name = hd_strdup(pc->name);
+    a->topic = hd_strdup(arg_of(pc, "bundle_id"));
+    a->app = hd_strdup((s = arg_of(pc, "app")) ? s : pc->name);
+    a->nconns = (s = arg_of(pc, "connections")) ? atoi(s) : 1;
+    a->timeout_ms = 10000;
+    if ((s = arg_of(pc, "timeout")))
+        hd_parse_time_ms(s, &a->timeout_ms);
+
+    /* sandbox_url defaults to url when url is set (a test or a proxy) */
+    {
+        struct hd_conf_kv def = {"url", NULL, 1, pc->file, pc->line};
+        char *u = APNS_DEFAULT_URL, *su = APNS_DEFAULT_SANDBOX_URL;
+        kv = hd_conf_kv_find(pc, "url");
+        if (kv == NULL) {
+            def.args = &u;
+            kv = &def;
+        }
+        parse_endpoint(kv, &a->ep[0], err, errlen);
+        if (hd_conf_kv_find(pc, "sandbox_url"))
+            kv = hd_conf_kv_find(pc, "sandbox_url");
+        else if (hd_conf_kv_find(pc, "url") == NULL) {
+            def.args = &su;
+            kv = &def;
+        }
+        parse_endpoint(kv, &a->ep[1], err, errlen);
+    }
+
+    tc.ca_file = arg_of(pc, "ca_file");
+    tc.cert_file = arg_of(pc, "certificate");
+    tc.key_file = arg_of(pc, "certificate_key");
+    a->ctx = hd_tls_ctx_new(&tc, err, errlen);
+    if (a->ctx == NULL)
+        goto fail_free_a;
+
+    if (hd_conf_kv_find(pc, "key_file")) {
+        EVP_PKEY *k =
+            hd_jwt_key_load(arg_of(pc, "key_file"), EVP_PKEY_EC, err, errlen);
+        if (k == NULL)
+            goto fail_free_ctx;
+        a->token_auth = 1;
+        hd_jwt_cache_init(&a->jwt, k, arg_of(pc, "key_id"),
+                          arg_of(pc, "team_id"));
+    }
+    p->data = a;
+    return HD_OK;
+
+fail_free_ctx:
+    hd_tls_ctx_free(a->ctx);
+fail_free_a:
+    free(a->name);
+    free(a->topic);
+    free(a->app);
+    free(a);
+    return HD_ERROR;
+}
+
+static void
+apns_destroy(struct hd_provider *p)
+{
+    struct apns *a = p->data;
+
+    if (a == NULL)
+        return;
+    if (a->token_auth)
+        hd_jwt_cache_free(&a->jwt);
+    hd_tls_ctx_free(a->ctx);
+    free(a->name);
+    free(a->topic);
+    free(a->app);
+    free(a);
+}
+
+/* ==== the request ==== */
+
+/* apns-id: a UUID (version 5, RFC 4122) of the delivery id, so a retry of
+ * the same delivery carries the same apns-id. out: 37 bytes. */
+void
+hd_apns_id(const char *delivery_id, char *out)
+{
+    static const unsigned char ns[16] = {0x9b, 0x1f, 0x4a, 0x62, 0x6c, 0x0d,
+                                         0x4e, 0x1a, 0x8e, 0x57, 0x2b, 0x3d,
+                                         0x91, 0xc4, 0x70, 0x5e}; /* herald's */
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+
+    EVP_DigestInit_ex(c, EVP_sha1(), NULL);
+    EVP_DigestUpdate(c, ns, sizeof(ns));
+    EVP_DigestUpdate(c, delivery_id, strlen(delivery_id));
+    EVP_DigestFinal_ex(c, md, &mdlen);
+    EVP_MD_CTX_free(c);
+    md[6] = (md[6] & 0x0f) | 0x50; /* version 5 */
+    md[8] = (md[8] & 0x3f) | 0x80; /* RFC 4122 variant */
+    snprintf(out, 37,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+             "%02x%02x%02x%02x%02x%02x",
+             md[0], md[1], md[2], md[3], md[4], md[5], md[6], md[7], md[8],
+             md[9], md[10], md[11], md[12], md[13], md[14], md[15]);
+}
+
+/* The APNs payload of content {title, subtitle, body, badge, sound,
+ * thread_id, category, mutable_content, content_available,
+ * interruption_level, data}. *background: no alert, a silent push. */
+json_t *
+hd_apns_payload(json_t *content, int *background)
+{
+    json_t *aps = json_object(), *alert = json_object(), *v, *out;
+    static const char *alert_keys[][2] = {
+        {"title", "title"}, {"subtitle", "subtitle"}, {"body", "body"}};
+    static const char *aps_keys[][2] = {
+        {"badge", "badge"},
+        {"sound", "sound"},
+        {"thread_id", "thread-id"},
+        {"category", "category"},
+        {"interruption_level", "interruption-level"},
+        {"relevance_score", "relevance-score"},
+        {"target_content_id", "target-content-id"}};
+    const char *k;
+
+    for (size_t i = 0; i < HD_NELEMS(alert_keys); i++)
+        if ((v = json_object_get(content, alert_keys[i][0])) &&
+            !json_is_null(v))
+            json_object_set(alert, alert_keys[i][1], v);
+    *background = json_object_size(alert) == 0;
+    if (*background)
+        json_decref(alert);
+    else
+        json_object_set_new(aps, "alert", alert);
+    for (size_t i = 0; i < HD_NELEMS(aps_keys); i++)
+        if ((v = json_object_get(content, aps_keys[i][0])) && !json_is_null(v))
+            json_object_set(aps, aps_keys[i][1], v);
+    if (json_is_true(json_object_get(content, "mutable_content")))
+        json_object_set_new(aps, "mutable-content", json_integer(1));
+    if (*background ||
+        json_is_true(json_object_get(content, "content_available")))
+        json_object_set_new(aps, "content-available", json_integer(1));
+
+    out = json_object();
+    json_object_foreach(json_object_get(content, "data"), k,
+                        v) if (strcmp(k, "aps") != 0)
+        json_object_set(out, k, v);
+    json_object_set_new(out, "aps", aps);
+    return out;
+}
+
+static void
+req_free(struct apns_req *r)
+{
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        r->aw->inflight = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    free(r);
+}
+
+static struct apns_worker *
+worker_get(struct hd_provider *p, struct hd_worker *w)
+{
+    struct apns_worker *aw = p->worker_data[w->id];
+    if (aw == NULL) {
+        aw = hd_calloc(sizeof(*aw));
+        p->worker_data[w->id] = aw;
+    }
+    return aw;
+}
+
+static struct hd_h2_pool *
+pool_get(struct apns *a, struct apns_worker *aw, struct hd_worker *w,
+         int sandbox)
+{
+    struct hd_h2_pool_conf pc;
+
+    if (aw->pool[sandbox])
+        return aw->pool[sandbox];
+    memset(&pc, 0, sizeof(pc));
+    pc.name = a->name;
+    pc.host = a->ep[sandbox].host;
+    pc.port = a->ep[sandbox].port;
+    pc.ssl_ctx = a->ctx;
+    pc.nconns = a->nconns;
+    pc.max_queue = 4096;
+    pc.connect_timeout_ms = a->timeout_ms < 10000 ? a->timeout_ms : 10000;
+    pc.request_timeout_ms = a->timeout_ms;
+    aw->pool[sandbox] = hd_h2_pool_new(w->base, &w->log, &pc);
+    return aw->pool[sandbox];
+}
+
+/* The worker's bearer, renewed from the shared cache when due or when the
+ * peer called the token of stale_iat expired. */
+static const char *
+bearer(struct apns *a, struct apns_worker *aw, int64_t stale_iat)
+{
+    int64_t now = hd_now_ms() / 1000;
+
+    if (aw->bearer == NULL || now - aw->iat >= a->jwt.refresh_s ||
+        now < aw->iat - 60 || (stale_iat && stale_iat == aw->iat)) {
+        int64_t iat = 0;
+        char *t = hd_jwt_cache_get(&a->jwt, now, stale_iat, &iat);
+        if (t) {
+            size_t n = strlen(t) + 8;
+            free(aw->bearer);
+            aw->bearer = hd_alloc(n);
+            snprintf(aw->bearer, n, "bearer %s", t);
+            aw->iat = iat;
+            free(t);
+        }
+    }
+    return aw->bearer;
+}
+
+static void on_response(void *arg, const struct hd_h2_response *res,
+                        const char *error);
+
+static int
+submit(struct apns_req *r)
+{
+    struct apns *a = r->a;
+    struct hd_job *j = r->j;
+    struct hd_h2_header h[8];
+    char path[300], id[37], exp[24];
+    const char *collapse, *auth;
+    struct hd_h2_pool *pool;
+    json_t *payload;
+    int nh = 0, background, rc;
+    char *body;
+    size_t len;
+
+    payload = hd_apns_payload(j->content, &background);
+    body = json_dumps(payload, JSON_COMPACT);
+    json_decref(payload);
+    len = strlen(body);
+    if (len > APNS_MAX_PAYLOAD) {
+        char detail[80];
+        free(body);
+        snprintf(detail, sizeof(detail),
+                 "payload of %zu bytes is over the APNs limit of %d", len,
+                 APNS_MAX_PAYLOAD);
+        j->done(j, HD_OUT_FAILED, 0, detail);
+        return HD_ERROR;
+    }
+    snprintf(path, sizeof(path), "/3/device/%s", j->to);
+    hd_apns_id(j->delivery_id, id);
+
+    h[nh++] = (struct hd_h2_header){"apns-topic", a->topic, 0};
+    h[nh++] = (struct hd_h2_header){"apns-push-type",
+                                    background ? "background" : "alert", 0};
+    h[nh++] = (struct hd_h2_header){
+        "apns-priority", background || j->priority == HD_PRIO_LOW ? "5" : "10",
+        0};
+    h[nh++] = (struct hd_h2_header){"apns-id", id, 1};
+    if (j->expires_at_ms > 0) {
+        snprintf(exp, sizeof(exp), "%lld",
+                 (long long)(j->expires_at_ms / 1000));
+        h[nh++] = (struct hd_h2_header){"apns-expiration", exp, 1};
+    }
+    collapse = json_string_value(json_object_get(j->content, "collapse_id"));
+    if (collapse)
+        h[nh++] = (struct hd_h2_header){"apns-collapse-id", collapse, 1};
+    if (a->token_auth) {
+        auth = bearer(a, r->aw, 0);
+        if (auth == NULL) {
+            free(body);
+            j->done(j, HD_OUT_RETRY, 60000, "cannot sign the APNs token");
+            return HD_ERROR;
+        }
+        r->iat = r->aw->iat;
+        h[nh++] = (struct hd_h2_header){"authorization", auth, 1};
+    }
+
+    pool = pool_get(a, r->aw, r->w, r->sandbox);
+    rc = pool ? hd_h2_request(pool, "POST", path, h, nh, body, len, on_response,
+                              r)
+              : HD_ERROR;
+    free(body);
+    if (rc != HD_OK) {
+        j->done(j, HD_OUT_RETRY, 1000,
+                rc == HD_AGAIN ? "APNs queue full" : "no APNs connection");
+        return HD_ERROR;
+    }
+    return HD_OK;
+}
+
+/* 410 Unregistered carries the time (ms) APNs learned the token was gone:
+ * a device that registered again after that keeps its token. */
+static int
+registered_after(const struct hd_job *j, const struct hd_h2_response *res)
+{
+    json_t *body, *ts;
+    const char *reg;
+    int64_t reg_ms, gone_ms;
+    int after = 0;
+
+    if (j->device == NULL)
+        return 0;
+    reg = json_string_value(json_object_get(j->device, "updated_at"));
+    if (reg == NULL)
+        reg = json_string_value(json_object_get(j->device, "created_at"));
+    if (reg == NULL || hd_time_parse_iso(reg, &reg_ms) != HD_OK)
+        return 0;
+    body = json_loadb((const char *)res->body, res->len, 0, NULL);
+    ts = json_object_get(body, "timestamp");
+    if (json_is_integer(ts)) {
+        gone_ms = json_integer_value(ts);
+        after = reg_ms > gone_ms;
+    }
+    json_decref(body);
+    return after;
+}
+
+static void
+on_response(void *arg, const struct hd_h2_response *res, const char *error)
+{
+    struct apns_req *r = arg;
+    struct hd_job *j = r->j;
+    char reason[64] = "", detail[160];
+    int64_t ra;
+    json_t *body;
+    int st;
+
+    if (error) {
+        /* connection lost or timed out: the outcome is unknown, retry */
+        snprintf(detail, sizeof(detail), "APNs: %s", error);
+        req_free(r);
+        j->done(j, HD_OUT_RETRY, 0, detail);
+        return;
+    }
+    st = res->status;
+    if (st == 200) {
+        req_free(r);
+        j->done(j, HD_OUT_DELIVERED, 0, NULL);
+        return;
+    }
+    body = json_loadb((const char *)res->body, res->len, 0, NULL);
+    if (json_string_value(json_object_get(body, "reason")))
+        snprintf(reason, sizeof(reason), "%s",
+                 json_string_value(json_object_get(body, "reason")));
+    json_decref(body);
+    snprintf(detail, sizeof(detail), "APNs %d %s", st, reason);
+    ra = hd_h2_retry_after_ms(hd_h2_header_find(res, "retry-after"),
+                              hd_now_ms());
+
+    if (st == 403 && strcmp(reason, "ExpiredProviderToken") == 0 &&
+        r->a->token_auth && r->replays == 0) {
+        /* renew (at most every 20 minutes) and send once more */
+        r->replays++;
+        bearer(r->a, r->aw, r->iat);
+        if (submit(r) != HD_OK)
+            req_free(r);
+        return;
+    }
+    req_free(r);
+    if (st == 410 ||
+        (st == 400 && (strcmp(reason, "BadDeviceToken") == 0 ||
+                       strcmp(reason, "DeviceTokenNotForTopic") == 0 ||
+                       strcmp(reason, "Unregistered") == 0))) {
+        if (st == 410 && registered_after(j, res))
+            j->done(j, HD_OUT_FAILED, 0, detail);
+        else
+            j->done(j, HD_OUT_DEAD_ADDRESS, 0, detail);
+    } else if (st == 429 || st >= 500 ||
+               (st == 400 && strcmp(reason, "IdleTimeout") == 0) ||
+               (st == 403 && (strcmp(reason, "ExpiredProviderToken") == 0 ||
+                              strcmp(reason, "InvalidProviderToken") == 0))) {
+        j->done(j, HD_OUT_RETRY, ra > 0 ? ra : 0, detail);
+    } else {
+        j->done(j, HD_OUT_FAILED, 0, detail);
+    }
+}
+
+/* ==== the provider ==== */
+
+static int
+apns_accepts(struct hd_provider *p, const struct hd_job *j)
+{
+    struct apns *a = p->data;
+    return j->platform && strcmp(j->platform, "ios") == 0 &&
+           (j->app == NULL || strcmp(j->app, a->app) == 0);
+}
+
+static void
+apns_send(struct hd_provider *p, struct hd_worker *w, struct hd_job *j)
+{
+    struct apns *a = p->data;
+    struct apns_worker *aw = worker_get(p, w);
+    struct apns_req *r;
+
+    if (j->to == NULL || *j->to == '\0' || strlen(j->to) > 200 ||
+        strspn(j->to, "0123456789abcdefABCDEF-_.") != strlen(j->to)) {
+        j->done(j, HD_OUT_DEAD_ADDRESS, 0, "not an APNs device token");
+        return;
+    }
+    r = hd_calloc(sizeof(*r));
+    r->a = a;
+    r->aw = aw;
+    r->w = w;
+    r->j = j;
+    r->sandbox = j->sandbox ? 1 : 0;
+    r->next = aw->inflight;
+    if (aw->inflight)
+        aw->inflight->prev = r;
+    aw->inflight = r;
+    if (submit(r) != HD_OK)
+        req_free(r);
+}
+
+static void
+apns_exit_worker(struct hd_provider *p, struct hd_worker *w)
+{
+    struct apns_worker *aw = p->worker_data[w->id];
+
+    if (aw == NULL)
+        return;
+    hd_h2_pool_free(aw->pool[0]);
+    hd_h2_pool_free(aw->pool[1]);
+    while (aw->inflight)
+        req_free(aw->inflight);
+    free(aw->bearer);
+    free(aw);
+    p->worker_data[w->id] = NULL;
+}
+
+const struct hd_provider_type hd_apns_provider = {
+    "apns",    apns_accepts,     apns_check,   apns_create,
+    apns_send, apns_exit_worker, apns_destroy,
+};

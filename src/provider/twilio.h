@@ -1,0 +1,33 @@
+/*
+ * twilio.h: the "twilio" provider (Programmable Messaging, HTTP/1.1) and
+ * the X-Twilio-Signature check that herald's status-callback endpoint
+ * needs (protocols.md 4.1.5). The check is pure and thread-safe.
+ */
+#ifndef HD_TWILIO_H
+#define HD_TWILIO_H
+
+#include <stddef.h>
+
+/* One decoded form parameter of a callback. */
+struct hd_twilio_param {
+    const char *name;
+    const char *value;
+};
+
+/* base64(HMAC-SHA1(auth_token, url + each name and value, sorted by name
+ * then value in byte order)) into out (29 bytes with the NUL). params are
+ * sorted in place. */
+void hd_twilio_signature(const char *auth_token, const char *url,
+                         struct hd_twilio_param *params, size_t n,
+                         char out[29]);
+
+/* 1 when signature (the X-Twilio-Signature header) matches url and the
+ * form params, compared in constant time; 0 otherwise (NULL signature
+ * too). url must be the exact URL Twilio requested: the configured
+ * status_callback with the query herald added. params are sorted in
+ * place. */
+int hd_twilio_signature_valid(const char *auth_token, const char *url,
+                              struct hd_twilio_param *params, size_t n,
+                              const char *signature);
+
+#endif

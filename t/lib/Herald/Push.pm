@@ -1,0 +1,203 @@
+package Herald::Push;
+
+# Herald::Push: what the push provider tests (t/4*.t) and bench/push
+# share: a throw-away PKI made with the openssl CLI (a test CA, a server
+# certificate for 127.0.0.1 and localhost), an APNs .p8 key (EC P-256,
+# PKCS#8), a Google service-account JSON (RSA), and the node fakes in
+# t/fake/ started on a free port and read back from their JSON-lines log.
+
+use strict;
+use warnings;
+
+use Carp qw(croak);
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+use JSON::PP;
+use POSIX qw(WNOHANG);
+use Time::HiRes qw(sleep time);
+
+our $JSON = JSON::PP->new->utf8->canonical;
+
+my $ROOT = abs_path(dirname(__FILE__) . '/../../..');
+
+sub node { $ENV{HERALD_TEST_NODE} // '/usr/bin/node' }
+sub JSON { $JSON }
+
+sub have_tools
+{
+    return "node not found (" . node() . ")" unless -x node();
+    return "openssl not found" if system('openssl version >/dev/null 2>&1');
+    return undef;
+}
+
+sub _openssl
+{
+    my (@args) = @_;
+    my $cmd = join(' ', 'openssl', @args) . ' >/dev/null 2>&1';
+    system($cmd) == 0 or croak "failed: $cmd";
+}
+
+# Test CA + server certificate (EC P-256) in DIR; returns
+# {ca, cert, key}.
+sub make_pki
+{
+    my ($dir) = @_;
+    my %f = (ca => "$dir/ca.pem", ca_key => "$dir/ca.key",
+             cert => "$dir/server.pem", key => "$dir/server.key");
+    return \%f if -f $f{cert};
+    _openssl("req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes",
+        "-keyout $f{ca_key} -out $f{ca} -days 2 -subj /CN=herald-test-CA",
+        "-addext basicConstraints=critical,CA:TRUE",
+        "-addext keyUsage=critical,keyCertSign,cRLSign");
+    open(my $ext, '>', "$dir/server.ext") or croak $!;
+    print $ext "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+        . "extendedKeyUsage=serverAuth\n";
+    close $ext;
+    _openssl("req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes",
+        "-keyout $f{key} -out $dir/server.csr -subj /CN=localhost");
+    _openssl("x509 -req -in $dir/server.csr -CA $f{ca} -CAkey $f{ca_key}",
+        "-CAcreateserial -days 2 -out $f{cert} -extfile $dir/server.ext");
+    return \%f;
+}
+
+# A client certificate for APNs certificate auth, signed by the test CA.
+sub make_client_cert
+{
+    my ($dir, $pki, $name) = @_;
+    my %f = (cert => "$dir/$name.crt", key => "$dir/$name.key");
+    _openssl("req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes",
+        "-keyout $f{key} -out $dir/$name.csr",
+        "-subj '/CN=Apple Push Services: $name/UID=$name'");
+    _openssl("x509 -req -in $dir/$name.csr -CA $pki->{ca}",
+        "-CAkey $pki->{ca_key} -CAcreateserial -days 2 -out $f{cert}");
+    return \%f;
+}
+
+# An APNs auth key: NAME.p8 (PKCS#8 EC P-256) and NAME.pub.
+sub make_apns_key
+{
+    my ($dir, $name) = @_;
+    my %f = (p8 => "$dir/$name.p8", pub => "$dir/$name.pub");
+    _openssl("genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256",
+        "-out $f{p8}");
+    _openssl("pkey -in $f{p8} -pubout -out $f{pub}");
+    return \%f;
+}
+
+# A service-account JSON for FCM (RSA 2048): returns {json, pub, email}.
+sub make_service_account
+{
+    my ($dir, $name, %opt) = @_;
+    my $key = "$dir/$name.key";
+    my $pub = "$dir/$name.pub";
+    _openssl("genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048",
+        "-out $key");
+    _openssl("pkey -in $key -pubout -out $pub");
+    my $pem = do { local (@ARGV, $/) = ($key); <> };
+    my $email = "$name\@herald-test.iam.gserviceaccount.com";
+    my $sa = {
+        type => 'service_account',
+        project_id => $opt{project} // 'herald-test',
+        private_key_id => "kid-$name",
+        private_key => $pem,
+        client_email => $email,
+        client_id => '1234567890',
+        auth_uri => 'https://accounts.google.com/o/oauth2/auth',
+        token_uri => $opt{token_uri},
+    };
+    my $json = "$dir/$name.json";
+    open(my $fh, '>', $json) or croak $!;
+    print $fh $JSON->encode($sa);
+    close $fh;
+    return { json => $json, pub => $pub, email => $email };
+}
+
+# ==== the fakes =============================================================
+
+# Starts t/fake/KIND.js with ARGS; returns a Herald::Push::Fake.
+sub start_fake
+{
+    my ($class, $kind, $dir, @args) = @_;
+    my $n = ++$Herald::Push::count;
+    my $portfile = "$dir/$kind-$n.port";
+    my $log = "$dir/$kind-$n.jsonl";
+    unlink $portfile;
+    my $pid = fork // croak "fork: $!";
+    if ($pid == 0) {
+        open(STDIN, '<', '/dev/null');
+        open(STDOUT, '>>', "$dir/$kind-$n.out");
+        open(STDERR, '>&', \*STDOUT);
+        exec(node(), "$ROOT/t/fake/$kind.js", '--log', $log,
+             '--port-file', $portfile, @args) or POSIX::_exit(127);
+    }
+    my $deadline = time + 10;
+    while (!-s $portfile) {
+        if (waitpid($pid, WNOHANG) == $pid || time > $deadline) {
+            kill 'KILL', $pid;
+            my $out = do { local (@ARGV, $/) = ("$dir/$kind-$n.out"); <> };
+            croak "fake $kind did not start: " . ($out // '');
+        }
+        sleep 0.05;
+    }
+    my $port = do { local (@ARGV, $/) = ($portfile); <> };
+    return bless { pid => $pid, port => $port + 0, log => $log,
+                   owner => $$ }, 'Herald::Push::Fake';
+}
+
+package Herald::Push::Fake;
+
+use Time::HiRes qw(sleep time);
+
+sub port { $_[0]{port} }
+sub pid  { $_[0]{pid} }
+
+# Every JSON line of the log so far.
+sub lines
+{
+    my ($self) = @_;
+    open(my $fh, '<', $self->{log}) or return ();
+    my @l;
+    while (my $line = <$fh>) {
+        next unless $line =~ /\n\z/;
+        my $d = eval { $Herald::Push::JSON->decode($line) } or next;
+        push @l, $d;
+    }
+    return @l;
+}
+
+# Accepted notifications (lines without "event").
+sub received { grep { !exists $_->{event} } $_[0]->lines }
+sub events { my ($s, $e) = @_; grep { ($_->{event} // '') eq $e } $s->lines }
+
+# Waits until CODE->() is true (TIMEOUT s); returns its last value.
+sub wait_for
+{
+    my ($self, $code, $timeout) = @_;
+    my $deadline = time + ($timeout // 10);
+    while (1) {
+        my $r = $code->();
+        return $r if $r || time > $deadline;
+        sleep 0.05;
+    }
+}
+
+sub stop
+{
+    my ($self) = @_;
+    return unless $self->{pid} && $self->{owner} == $$;
+    kill 'TERM', $self->{pid};
+    my $deadline = time + 5;
+    while (waitpid($self->{pid}, POSIX::WNOHANG()) == 0) {
+        if (time > $deadline) {
+            kill 'KILL', $self->{pid};
+            waitpid($self->{pid}, 0);
+            last;
+        }
+        sleep 0.02;
+    }
+    $self->{pid} = undef;
+}
+
+sub DESTROY { local ($?, $!, $@); $_[0]->stop }
+
+1;

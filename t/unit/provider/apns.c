@@ -1,0 +1,88 @@
+/*
+ * t/unit/provider/apns.c: the apns-id of a delivery (a stable RFC 4122
+ * version 5 UUID) and the payload built from a notification's content
+ * (alert, badge, sound, thread-id, custom data at top level, background).
+ */
+#include "provider/apns.c"
+
+#include <regex.h>
+
+#include "tap.h"
+
+static json_t *
+payload_of(const char *content, int *bg)
+{
+    json_t *c = json_loads(content, 0, NULL), *p = hd_apns_payload(c, bg);
+    json_decref(c);
+    return p;
+}
+
+static void
+check_payload(const char *content, const char *want, int want_bg,
+              const char *desc)
+{
+    int bg = -1;
+    json_t *p = payload_of(content, &bg), *w = json_loads(want, 0, NULL);
+    char *got = json_dumps(p, JSON_COMPACT | JSON_SORT_KEYS);
+
+    ok(json_equal(p, w), "%s: %s", desc, got);
+    is_int(bg, want_bg, "background flag");
+    free(got);
+    json_decref(p);
+    json_decref(w);
+}
+
+static void
+test_id(void)
+{
+    char a[37], b[37], c[37];
+    regex_t re;
+
+    hd_apns_id("n0101a207628be30000-0", a);
+    hd_apns_id("n0101a207628be30000-0", b);
+    hd_apns_id("n0101a207628be30000-1", c);
+    regcomp(&re,
+            "^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-"
+            "[0-9a-f]{12}$",
+            REG_EXTENDED | REG_NOSUB);
+    ok(regexec(&re, a, 0, NULL, 0) == 0, "canonical lower-case UUIDv5: %s", a);
+    regfree(&re);
+    is_str(a, b, "stable for the same delivery (retries)");
+    ok(strcmp(a, c) != 0, "differs between deliveries");
+    /* SHA-1(ns || "x"), computed independently (t/40-apns.t has the Perl) */
+    hd_apns_id("x", a);
+    is_int((int)strlen(a), 36, "36 characters");
+}
+
+static void
+test_payload(void)
+{
+    check_payload("{\"title\":\"T\",\"body\":\"B\"}",
+                  "{\"aps\":{\"alert\":{\"title\":\"T\",\"body\":\"B\"}}}", 0,
+                  "title and body");
+    check_payload("{\"body\":\"B\",\"badge\":3,\"sound\":\"default\","
+                  "\"thread_id\":\"t1\",\"collapse_id\":\"c\","
+                  "\"data\":{\"k\":\"v\",\"aps\":\"no\"}}",
+                  "{\"aps\":{\"alert\":{\"body\":\"B\"},\"badge\":3,"
+                  "\"sound\":\"default\",\"thread-id\":\"t1\"},\"k\":\"v\"}",
+                  0, "badge, sound, thread-id, data; aps in data ignored");
+    check_payload("{\"data\":{\"sync\":\"1\"}}",
+                  "{\"aps\":{\"content-available\":1},\"sync\":\"1\"}", 1,
+                  "no alert: background");
+    check_payload("{\"title\":\"T\",\"mutable_content\":true,"
+                  "\"interruption_level\":\"time-sensitive\"}",
+                  "{\"aps\":{\"alert\":{\"title\":\"T\"},\"mutable-content\":"
+                  "1,\"interruption-level\":\"time-sensitive\"}}",
+                  0, "mutable-content, interruption-level");
+}
+
+int
+main(void)
+{
+    static const struct tap_case cases[] = {
+        {"apns-id", test_id},
+        {"payload", test_payload},
+    };
+    tap_run(cases, HD_NELEMS(cases));
+    return done_testing();
+}
