@@ -194,7 +194,7 @@ sub form_for
     is($q->{form}{StatusCallback}, "$CB?delivery=$d->{id}",
         'ok: StatusCallback carries the delivery id');
     is($q->{status}, 201, 'ok: the fake answered 201');
-    is($d->{last_error}, $q->{sid}, 'ok: the message SID is recorded')
+    is($d->{provider_message_id}, $q->{sid}, 'ok: the message SID is recorded')
         or diag(explain $d);
     like($q->{sid} // '', qr/^SM[0-9a-f]{32}$/, 'ok: SID shape');
 }
@@ -219,7 +219,7 @@ sub form_for
     my $nid = send_sms($t, 'sms-stop', '+15551230610');
     my $d = wait_done($t, $nid);
     is($d->{status}, 'failed', '21610: failed') or diag(explain $d);
-    is($d->{reason}, 'invalid_address', '21610: dead address');
+    is($d->{reason}, 'unsubscribed', '21610: the recipient unsubscribed');
     is($d->{last_error}, '21610 unsubscribed', '21610: detail');
     is($d->{attempts}, 1, '21610: not retried');
 
@@ -297,7 +297,7 @@ $t2->run(env => \%env);
     is($f->{type}, 'unicode', 'vonage: type unicode for Cyrillic');
     is($f->{text}, "\x{416}\x{416} hi", 'vonage: text');
     is($f->{'client-ref'}, $d->{id}, 'vonage: client-ref is the delivery id');
-    is($d->{last_error}, $v[0] && $v[0]{message_id},
+    is($d->{provider_message_id}, $v[0] && $v[0]{message_id},
         'vonage: message-id recorded');
 }
 

@@ -274,11 +274,12 @@ my $HTML = "<p>Gr\x{fc}\x{df}e \x{2713}</p>\n<p>" . ('x' x 2000) . "</p>";
         'A: Subject decodes to what was sent');
     is($h->{'message-id'}[0], "<$d->{id}\@herald.test>",
         'A: Message-ID from the delivery id');
-    is($d->{last_error}, "<$d->{id}\@herald.test>",
+    is($d->{provider_message_id}, "<$d->{id}\@herald.test>",
         'A: the Message-ID is recorded on the delivery');
     is($h->{'mime-version'}[0], '1.0', 'A: MIME-Version');
-    is($h->{'list-unsubscribe'}[0], "<$UNSUB/$d->{id}>",
-        'A: List-Unsubscribe (delivery id as the token for now)');
+    like($h->{'list-unsubscribe'}[0],
+        qr{^<\Q$UNSUB\E/[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{22}>$},
+        'A: List-Unsubscribe with a signed token');
     is($h->{'list-unsubscribe-post'}[0], 'List-Unsubscribe=One-Click',
         'A: List-Unsubscribe-Post one-click');
     my ($boundary) = ($h->{'content-type'}[0] // '')
@@ -431,15 +432,17 @@ $tA->stop;
     $q //= { json => {}, headers => {} };
     is($q->{headers}{authorization}, 'Bearer SG.key-1', 'sendgrid: bearer');
     is($q->{status}, 202, 'sendgrid: 202');
-    is($d->{last_error}, $q->{message_id}, 'sendgrid: X-Message-Id recorded');
+    is($d->{provider_message_id}, $q->{message_id},
+        'sendgrid: X-Message-Id recorded');
     is($q->{json}{subject}, $SUBJECT, 'sendgrid: subject');
     is_deeply([map { $_->{type} } @{$q->{json}{content} // []}],
         ['text/plain', 'text/html'], 'sendgrid: text then html');
     is($q->{json}{from}{email}, 'alerts@example.org', 'sendgrid: from');
     is($q->{json}{personalizations}[0]{custom_args}{delivery_id}, $d->{id},
         'sendgrid: delivery id in custom_args');
-    is($q->{json}{headers}{'List-Unsubscribe'}, "<$UNSUB/$d->{id}>",
-        'sendgrid: List-Unsubscribe');
+    like($q->{json}{headers}{'List-Unsubscribe'} // '',
+        qr{^<\Q$UNSUB\E/[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{22}>$},
+        'sendgrid: List-Unsubscribe with a signed token');
     is($q->{json}{headers}{'List-Unsubscribe-Post'},
         'List-Unsubscribe=One-Click', 'sendgrid: List-Unsubscribe-Post');
 

@@ -50,6 +50,10 @@ hd_base64_decode(const char *src, size_t srclen, unsigned char *dst, int url)
     }
     if (srclen % 4 == 1)
         return -1;
+    /* canonical only: the bits past the last byte must be zero, or two
+     * spellings would decode the same (a forged MAC would pass) */
+    if (bits > 0 && (acc & ((1u << bits) - 1)) != 0)
+        return -1;
     return n;
 }
 

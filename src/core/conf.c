@@ -485,6 +485,7 @@ static const struct cmd main_cmds[] = {
     {"rate_limit", ARGS_1MORE, set_rate_limit, CF(rate)},
     {"category", ARGS_1 | ARGS_BLOCK, set_category, 0},
     {"idempotency_ttl", ARGS_1, set_msec, CF(idempotency_ttl_ms)},
+    {"sms_max_segments", ARGS_1, set_num, CF(sms_max_segments)},
     {NULL, 0, NULL, 0},
 };
 
@@ -1178,6 +1179,7 @@ set_defaults(struct hd_conf *cf)
     cf->store.high_water = HD_CONF_UNSET;
     cf->store.min_free_disk = HD_CONF_UNSET;
     cf->idempotency_ttl_ms = HD_CONF_UNSET;
+    cf->sms_max_segments = HD_CONF_UNSET;
 }
 
 #define DEFAULT(v, d)                                                          \
@@ -1206,6 +1208,7 @@ merge_defaults(struct hd_conf *cf)
     DEFAULT(cf->store.high_water, 90);
     DEFAULT(cf->store.min_free_disk, 64LL * 1024 * 1024);
     DEFAULT(cf->idempotency_ttl_ms, 24LL * 3600 * 1000);
+    DEFAULT(cf->sms_max_segments, 10);
     if (cf->pid == NULL)
         cf->pid = keep(cf, hd_strdup("var/herald.pid"));
     if (cf->error_log == NULL)

@@ -130,6 +130,7 @@ struct hd_conf {
     struct hd_category_conf *categories;
     int ncategories;
     int64_t idempotency_ttl_ms;
+    int sms_max_segments;
 
     char **strings; /* every string above, freed with the conf */
     int nstrings, cstrings;

@@ -22,7 +22,9 @@
 #include "core/herald.h"
 #include "core/conf.h"
 #include "core/log.h"
+#include "core/sign.h"
 #include "core/worker.h"
+#include "http/api.h"
 #include "http/http.h"
 #include "provider/provider.h"
 #include "send/dispatch.h"
@@ -33,6 +35,7 @@ static const struct hd_module *modules[] = {
     &hd_provider_module,
     &hd_dispatch_module,
     &hd_http_module,
+    &hd_status_module,
 };
 
 static const struct hd_log main_log = {-1, -1, 0, NULL};
@@ -293,6 +296,10 @@ run(struct hd_conf *cf, const char *file)
         != HD_OK) {
         fprintf(stderr, "herald: %s\n", err);
         hd_log(HD_LOG_EMERG, &main_log, 0, "%s", err);
+        return 1;
+    }
+    if (hd_sign_init(cf->store.path, err, sizeof(err)) != HD_OK) {
+        fprintf(stderr, "herald: %s\n", err);
         return 1;
     }
     fds = hd_calloc(sizeof(*fds) * nworkers);

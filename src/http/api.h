@@ -79,6 +79,8 @@ void hd_api_status(struct hd_req *r);
 void hd_api_cancel(struct hd_req *r);
 void hd_api_user_notifications(struct hd_req *r);
 void hd_api_queues(struct hd_req *r);
+void hd_api_unsubscribe(struct hd_req *r);
+void hd_api_twilio_callback(struct hd_req *r);
 void hd_api_dead_letters(struct hd_req *r);
 void hd_api_dead_letters_retry(struct hd_req *r);
 void hd_api_dead_letter_retry(struct hd_req *r);

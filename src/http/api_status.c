@@ -79,8 +79,8 @@ read_counters(struct sample *sp)
         for (int p = 0; p < np; p++)
             for (int ch = 0; ch < HD_CH_MAX; ch++) {
                 sp->delivered[ch] += LOAD(m->results[p][ch][HD_RES_DELIVERED]);
-                sp->failed[ch] += LOAD(m->results[p][ch][HD_RES_FAILED])
-                                  + LOAD(m->results[p][ch][HD_RES_DEAD_ADDRESS]);
+                sp->failed[ch] += LOAD(m->results[p][ch][HD_RES_FAILED]) +
+                                  LOAD(m->results[p][ch][HD_RES_DEAD_ADDRESS]);
             }
     }
 }
@@ -181,11 +181,20 @@ put_esc(struct page *pg, const char *s)
 {
     for (; *s; s++)
         switch (*s) {
-        case '<': P("&lt;"); break;
-        case '>': P("&gt;"); break;
-        case '&': P("&amp;"); break;
-        case '"': P("&quot;"); break;
-        default: P("%c", *s);
+        case '<':
+            P("&lt;");
+            break;
+        case '>':
+            P("&gt;");
+            break;
+        case '&':
+            P("&amp;");
+            break;
+        case '"':
+            P("&quot;");
+            break;
+        default:
+            P("%c", *s);
         }
 }
 
@@ -204,21 +213,26 @@ num(char *buf, size_t size, double v)
     return buf;
 }
 
-/* 1, 2, 2.5, 5 times a power of ten, at least v and at least 1 */
+/* The top of a y axis with 4 gridlines: 4 steps of 1, 2, 2.5 or 5 times
+ * a power of ten, at least v; whole steps for counts. */
 static double
-nice_max(double v)
+nice_max(double v, int whole)
 {
     static const double steps[] = {1, 2, 2.5, 5, 10};
-    double p = 1;
+    double want = v / 4, p = 1;
 
-    if (v <= 1)
-        return 1;
-    while (p * 10 < v)
+    if (want <= (whole ? 1 : 0.25))
+        return whole ? 4 : 1;
+    while (p > want)
+        p /= 10;
+    while (p * 10 < want)
         p *= 10;
-    for (size_t i = 0; i < HD_NELEMS(steps); i++)
-        if (steps[i] * p >= v)
-            return steps[i] * p;
-    return p * 10;
+    for (size_t i = 0; i < HD_NELEMS(steps); i++) {
+        double s = steps[i] * p;
+        if (s >= want && (!whole || s == (double)(int64_t)s))
+            return 4 * s;
+    }
+    return 40 * p;
 }
 
 struct series {
@@ -229,9 +243,10 @@ struct series {
 };
 
 /* One line chart over the last WINDOW_MS ending at now: y from 0 to a
- * round maximum, a tick each minute; a gap where a point is missing. */
+ * round maximum, a tick each minute; a gap where a point is missing.
+ * Earlier series are drawn wider, so equal values stay visible. */
 static void
-chart(struct page *pg, const char *title, const char *unit,
+chart(struct page *pg, const char *title, const char *unit, int whole,
       const struct series *ss, int nseries, int n, int64_t now)
 {
     const double W = 540, H = 190, L = 50, R = 14, T = 12, B = 26;
@@ -247,7 +262,7 @@ chart(struct page *pg, const char *title, const char *unit,
                 if (ss[k].v[i] > max)
                     max = ss[k].v[i];
             }
-    ymax = nice_max(max);
+    ymax = nice_max(max, whole);
 
     P("<figure class=\"chart\"><figcaption>");
     put_esc(pg, title);
@@ -265,8 +280,8 @@ chart(struct page *pg, const char *title, const char *unit,
         P("<line x1=\"%.0f\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\" "
           "class=\"%s\"/>",
           L, y, L + pw, y, g ? "grid" : "axis");
-        P("<text x=\"%.0f\" y=\"%.1f\" class=\"yl\">%s</text>\n", L - 6,
-          y + 4, num(b, sizeof(b), ymax * g / 4));
+        P("<text x=\"%.0f\" y=\"%.1f\" class=\"yl\">%s</text>\n", L - 6, y + 4,
+          num(b, sizeof(b), ymax * g / 4));
     }
     for (int m = 0; m <= WINDOW_MS / 60000; m++) {
         double x = L + pw - pw * (double)m * 60000 / (double)WINDOW_MS;
@@ -300,8 +315,9 @@ chart(struct page *pg, const char *title, const char *unit,
             x = L + pw - pw * (double)(age < 0 ? 0 : age) / (double)WINDOW_MS;
             y = T + ph - ph * ss[k].v[i] / ymax;
             if (run++ == 0)
-                P("<polyline class=\"line\" stroke=\"%s\" points=\"",
-                  ss[k].color);
+                P("<polyline class=\"line\" stroke=\"%s\" "
+                  "stroke-width=\"%d\" points=\"",
+                  ss[k].color, 2 + nseries - 1 - k);
             P("%.1f,%.1f ", x, y);
             lx = x;
             ly = y;
@@ -340,7 +356,7 @@ static const char style[] =
     ".plot text{font-size:11px;fill:#555}"
     ".plot .yl{text-anchor:end}.plot .xl{text-anchor:middle}"
     ".plot .empty{text-anchor:middle;font-size:13px;fill:#999}"
-    ".plot .line{fill:none;stroke-width:2;stroke-linejoin:round}"
+    ".plot .line{fill:none;stroke-linejoin:round;stroke-linecap:round}"
     ".legend span{margin-right:14px}"
     ".legend i{display:inline-block;width:10px;height:10px;"
     "margin-right:5px;border-radius:2px}"
@@ -463,7 +479,7 @@ finish_page(struct hd_fanout *f)
             s[ch].v[i] = dt > 0 && z > a ? (double)(z - a) / dt : 0;
         }
     }
-    chart(pg, "Deliveries per second, by channel", "delivered/s", s,
+    chart(pg, "Deliveries per second, by channel", "delivered/s", 0, s,
           HD_CH_MAX, n, now);
     for (int ch = 0; ch < HD_CH_MAX; ch++)
         for (int i = 0; i < n; i++) {
@@ -471,7 +487,7 @@ finish_page(struct hd_fanout *f)
             s[ch].ok[i] = hist[i].depth[ch] >= 0;
             s[ch].v[i] = (double)hist[i].depth[ch];
         }
-    chart(pg, "Queue depth, by channel", "deliveries waiting", s, HD_CH_MAX,
+    chart(pg, "Queue depth, by channel", "deliveries waiting", 1, s, HD_CH_MAX,
           n, now);
     {
         struct series *io = &s[HD_CH_MAX];
@@ -488,15 +504,14 @@ finish_page(struct hd_fanout *f)
             }
             io[0].t[i] = io[1].t[i] = hist[i].t_ms;
             io[0].ok[i] = io[1].ok[i] = dt > 0;
-            io[0].v[i] = dt > 0 && hist[i].accepted > hist[i - 1].accepted
-                             ? (double)(hist[i].accepted
-                                        - hist[i - 1].accepted)
-                                   / dt
-                             : 0;
+            io[0].v[i] =
+                dt > 0 && hist[i].accepted > hist[i - 1].accepted
+                    ? (double)(hist[i].accepted - hist[i - 1].accepted) / dt
+                    : 0;
             io[1].v[i] = dt > 0 && fz > fa ? (double)(fz - fa) / dt : 0;
         }
-        chart(pg, "Notifications accepted and deliveries failed",
-              "per second", io, 2, n, now);
+        chart(pg, "Notifications accepted and deliveries failed", "per second",
+              0, io, 2, n, now);
     }
     P("</div>\n");
 
@@ -526,11 +541,10 @@ finish_page(struct hd_fanout *f)
           "<td>%.1f s</td><td>%llu</td><td>%llu</td><td>%llu</td>"
           "<td>%llu</td><td>%llu</td><td>%llu</td><td>%llu</td>"
           "<td>%llu</td>",
-          colors[ch], hd_channel_name(ch), (long long)q,
-          (double)oldest / 1000,
+          colors[ch], hd_channel_name(ch), (long long)q, (double)oldest / 1000,
           (unsigned long long)sum_ch(hd_metrics[0].deliveries_created, ch),
-          (unsigned long long)cur.delivered[ch],
-          (unsigned long long)retried, (unsigned long long)cur.failed[ch],
+          (unsigned long long)cur.delivered[ch], (unsigned long long)retried,
+          (unsigned long long)cur.failed[ch],
           (unsigned long long)sum_ch(hd_metrics[0].suppressed, ch),
           (unsigned long long)sum_ch(hd_metrics[0].throttled, ch),
           (unsigned long long)sum_ch(hd_metrics[0].expired, ch),
@@ -592,8 +606,7 @@ finish_page(struct hd_fanout *f)
                 us_max = part_int(f, sh, "commit_us_max");
         }
         P("<h2>Store and HTTP</h2><table><tr><th></th><th>value</th></tr>\n");
-        P("<tr><td>group commits</td><td>%lld</td></tr>\n",
-          (long long)commits);
+        P("<tr><td>group commits</td><td>%lld</td></tr>\n", (long long)commits);
         P("<tr><td>records committed</td><td>%lld</td></tr>\n",
           (long long)records);
         P("<tr><td>records per commit</td><td>%.1f</td></tr>\n",
@@ -650,9 +663,8 @@ finish_page(struct hd_fanout *f)
       TICK_MS / 1000, (int)(WINDOW_MS / 60000));
 
     hd_http_header(f->req, "Cache-Control: no-store");
-    hd_http_header(f->req,
-                   "Content-Security-Policy: default-src 'none'; "
-                   "style-src 'unsafe-inline'; img-src data:");
+    hd_http_header(f->req, "Content-Security-Policy: default-src 'none'; "
+                           "style-src 'unsafe-inline'; img-src data:");
     hd_http_reply_text(f->req, 200, "text/html; charset=utf-8", page.buf,
                        page.len);
     free(page.buf);
@@ -672,6 +684,7 @@ exec_shard(struct hd_shard *s, json_t *args, json_t **out)
     MDB_stat st;
 
     arm(hd_current_worker);
+    store_depth(s);
     for (int ch = 0; ch < HD_CH_MAX; ch++) {
         MDB_cursor *cur;
         MDB_val k, v;
@@ -679,8 +692,8 @@ exec_shard(struct hd_shard *s, json_t *args, json_t **out)
         mdb_stat(txn, s->dbi[HD_DB_QUEUE + ch], &st);
         json_array_append_new(dep, json_integer((json_int_t)st.ms_entries));
         if (mdb_cursor_open(txn, s->dbi[HD_DB_QUEUE + ch], &cur) == 0) {
-            if (mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0
-                && k.mv_size == HD_QUEUE_KEY_LEN) {
+            if (mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0 &&
+                k.mv_size == HD_QUEUE_KEY_LEN) {
                 int64_t due;
                 uint64_t seq;
                 hd_queue_key_parse(k.mv_data, &due, &seq);
@@ -691,15 +704,14 @@ exec_shard(struct hd_shard *s, json_t *args, json_t **out)
         json_array_append_new(oldest, json_integer(age));
     }
     mdb_stat(txn, s->dbi[HD_DB_DEAD_LETTERS], &st);
-    *out = json_pack("{s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
-                     "depth", dep, "oldest_ms", oldest, "dead_letters",
-                     (json_int_t)st.ms_entries, "commits",
-                     (json_int_t)s->commits, "records",
-                     (json_int_t)s->records_committed, "commit_us",
-                     (json_int_t)s->commit_us_total, "commit_us_max",
-                     (json_int_t)s->commit_us_max, "map_size",
-                     (json_int_t)s->map_size, "map_used",
-                     (json_int_t)hd_store_used(s));
+    *out = json_pack(
+        "{s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "depth", dep,
+        "oldest_ms", oldest, "dead_letters", (json_int_t)st.ms_entries,
+        "commits", (json_int_t)s->commits, "records",
+        (json_int_t)s->records_committed, "commit_us",
+        (json_int_t)s->commit_us_total, "commit_us_max",
+        (json_int_t)s->commit_us_max, "map_size", (json_int_t)s->map_size,
+        "map_used", (json_int_t)hd_store_used(s));
 }
 
 void

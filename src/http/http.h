@@ -39,6 +39,7 @@ struct hd_req {
     const char *authorization;
     const char *idempotency_key;
     const char *content_type;
+    const char *twilio_signature;
     int keepalive;
     int expect_continue;
     const struct hd_api_key *key;

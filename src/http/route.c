@@ -46,6 +46,10 @@ static const struct route routes[] = {
     {HD_M_GET, "/v1/notifications/{}", HD_SCOPE_READ, hd_api_status},
     {HD_M_DELETE, "/v1/notifications/{}", HD_SCOPE_SEND, hd_api_cancel},
     {HD_M_GET, "/v1/queues", HD_SCOPE_ADMIN, hd_api_queues},
+    /* no API key: a signed token or a provider's signature instead */
+    {HD_M_POST, "/v1/unsubscribe/{}", 0, hd_api_unsubscribe},
+    {HD_M_GET, "/v1/unsubscribe/{}", 0, hd_api_unsubscribe},
+    {HD_M_POST, "/v1/callbacks/twilio", 0, hd_api_twilio_callback},
     {HD_M_GET, "/v1/dead-letters", HD_SCOPE_ADMIN, hd_api_dead_letters},
     {HD_M_POST, "/v1/dead-letters/retry", HD_SCOPE_ADMIN,
      hd_api_dead_letters_retry},

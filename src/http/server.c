@@ -267,6 +267,17 @@ send_response_type(struct hd_conn *c, struct hd_req *r, int status,
     if (r != NULL)
         hd_hist_observe(&m->http_seconds,
                         (double)(hd_now_us() - r->start_us) / 1e6);
+    if (status == 204) /* no body, and no headers that announce one */
+        n = evbuffer_add_printf(out,
+                                "HTTP/1.1 204 No Content\r\n"
+                                "Server: herald\r\n"
+                                "Date: %s\r\n"
+                                "X-Herald-Worker: %d\r\n"
+                                "%s%.*s\r\n",
+                                http_date(c->hw), c->hw->w->id,
+                                keepalive ? "" : "Connection: close\r\n",
+                                (int)c->extra_len, c->extra);
+    else
     n = evbuffer_add_printf(out,
                             "HTTP/1.1 %d %s\r\n"
                             "Server: herald\r\n"
@@ -510,6 +521,8 @@ parse_header(struct hd_req *r, int64_t *content_length, const char **err)
             r->authorization = value;
         } else if (strcasecmp(name, "idempotency-key") == 0) {
             r->idempotency_key = value;
+        } else if (strcasecmp(name, "x-twilio-signature") == 0) {
+            r->twilio_signature = value;
         } else if (strcasecmp(name, "content-type") == 0) {
             r->content_type = value;
         } else if (strcasecmp(name, "connection") == 0) {

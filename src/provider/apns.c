@@ -30,8 +30,9 @@ struct apns_endpoint {
 
 struct apns {
     char *name;
-    char *app;                  /* devices register with this app name */
-    char *topic;                /* bundle id */
+    char *app;   /* devices register with this app name */
+    int app_set; /* "app" given: devices without an app are not ours */
+    char *topic; /* bundle id */
     struct apns_endpoint ep[2]; /* production, sandbox */
     SSL_CTX *ctx;
     int token_auth;
@@ -190,6 +191,7 @@ apns_create(struct hd_provider *p, const struct hd_provider_conf *pc, char *err,
     a->name = hd_strdup(pc->name);
     a->topic = hd_strdup(arg_of(pc, "bundle_id"));
     a->app = hd_strdup((s = arg_of(pc, "app")) ? s : pc->name);
+    a->app_set = s != NULL;
     a->nconns = (s = arg_of(pc, "connections")) ? atoi(s) : 1;
     a->timeout_ms = 10000;
     if ((s = arg_of(pc, "timeout")))
@@ -565,7 +567,7 @@ apns_accepts(struct hd_provider *p, const struct hd_job *j)
 {
     struct apns *a = p->data;
     return j->platform && strcmp(j->platform, "ios") == 0 &&
-           (j->app == NULL || strcmp(j->app, a->app) == 0);
+           (j->app ? strcmp(j->app, a->app) == 0 : !a->app_set);
 }
 
 static void

@@ -25,6 +25,7 @@
 
 struct fcm {
     char *name, *app, *project;
+    int app_set; /* "app" given: devices without an app are not ours */
     char host[256];
     int port;
     char token_host[256];
@@ -223,6 +224,7 @@ fcm_create(struct hd_provider *p, const struct hd_provider_conf *pc, char *err,
     f = hd_calloc(sizeof(*f));
     f->name = hd_strdup(pc->name);
     f->app = hd_strdup((s = arg_of(pc, "app")) ? s : pc->name);
+    f->app_set = s != NULL;
     f->nconns = (s = arg_of(pc, "connections")) ? atoi(s) : 1;
     f->timeout_ms = 10000;
     if ((s = arg_of(pc, "timeout")))
@@ -584,7 +586,7 @@ fcm_accepts(struct hd_provider *p, const struct hd_job *j)
 {
     struct fcm *f = p->data;
     return j->platform && strcmp(j->platform, "android") == 0 &&
-           (j->app == NULL || strcmp(j->app, f->app) == 0);
+           (j->app ? strcmp(j->app, f->app) == 0 : !f->app_set);
 }
 
 static void

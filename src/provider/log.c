@@ -76,6 +76,9 @@ log_send(struct hd_provider *p, struct hd_worker *w, struct hd_job *j)
                     j->attempt);
     if (j->device_id)
         json_object_set_new(rec, "device_id", json_string(j->device_id));
+    if (j->unsubscribe_token) /* what a mail provider would link to */
+        json_object_set_new(rec, "unsubscribe_token",
+                            json_string(j->unsubscribe_token));
     json_object_update(rec, j->content);
     line = json_dumps(rec, JSON_COMPACT);
     json_decref(rec);

@@ -49,6 +49,8 @@ struct hd_job {
     json_t *device; /* the device record (web: subscription keys) */
     int priority;   /* enum hd_priority */
     int64_t expires_at_ms; /* 0: no expiry */
+    /* email: the signed token of the one-click unsubscribe link */
+    const char *unsubscribe_token;
     hd_job_done_fn done;
 };
 

@@ -948,9 +948,9 @@ smtp_send(struct hd_provider *p, struct hd_worker *w, struct hd_job *j)
     m.message_id = sj->message_id;
     m.date_ms = hd_now_ms();
     if (s->unsubscribe_url) {
-        /* the delivery id stands in for the signed token (issue 5) */
         snprintf(unsub, sizeof(unsub), "%s/%s", s->unsubscribe_url,
-                 j->delivery_id);
+                 j->unsubscribe_token ? j->unsubscribe_token
+                                      : j->delivery_id);
         m.unsubscribe_url = unsub;
     }
     msg = evbuffer_new();

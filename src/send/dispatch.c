@@ -15,6 +15,7 @@
 #include "core/herald.h"
 #include "core/metrics.h"
 #include "core/shard.h"
+#include "core/sign.h"
 #include "core/time.h"
 #include "provider/provider.h"
 #include "send/dispatch.h"
@@ -67,6 +68,7 @@ struct job_ctx {
     int64_t due;
     uint64_t qseq;
     char id[40];
+    char unsub[384]; /* email: the signed unsubscribe token */
 };
 
 /* ==== the in-flight set ==== */
@@ -328,7 +330,10 @@ on_job_done(struct hd_job *j, int outcome, int64_t retry_after_ms,
     json_object_del(d, "qseq");
     json_object_del(d, "avoid");
     if (detail)
-        json_object_set_new(d, "last_error", json_string(detail));
+        json_object_set_new(d, outcome == HD_OUT_DELIVERED
+                                   ? "provider_message_id"
+                                   : "last_error",
+                            json_string(detail));
 
     if (outcome == HD_OUT_RETRY && pol && attempts < pol->attempts) {
         int64_t due = hd_now_ms() + backoff_ms(pol, attempts, retry_after_ms);
@@ -356,6 +361,15 @@ on_job_done(struct hd_job *j, int outcome, int64_t retry_after_ms,
             if (dev != NULL) {
                 reason = "invalid_token";
                 hd_device_remove(s, j->user_id, dev);
+            } else if (j->channel == HD_CH_SMS && detail
+                       && strstr(detail, "21610") != NULL) {
+                /* the recipient texted STOP: respect it everywhere */
+                reason = "unsubscribed";
+                hd_prefs_set_channel(s, j->user_id, HD_CH_SMS, 0);
+            } else {
+                /* a bouncing address or a dead number: suppressed until
+                 * the user's address changes */
+                hd_user_flag_address(s, j->user_id, j->channel, j->to);
             }
         } else if (outcome == HD_OUT_RETRY) {
             reason = "attempts_exhausted";
@@ -495,17 +509,23 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
     jc->content = hd_content_for(n ? json_object_get(n, "content") : NULL, ch);
     json_decref(n);
     jc->job.content = jc->content;
-    if (jc->job.platform && strcmp(jc->job.platform, "web") == 0) {
-        json_t *list = hd_devices_list(s, jc->job.user_id), *dev;
-        size_t i;
-        json_array_foreach(list, i, dev)
-            if (jc->job.device_id
-                && strcmp(json_string_value(json_object_get(dev, "id")),
-                          jc->job.device_id) == 0)
-                jc->device = json_incref(dev);
-        json_decref(list);
+    if (jc->job.device_id != NULL) {
+        /* providers read it: web keys, the registration time (APNs 410) */
+        char key[HD_USER_ID_MAX + 40];
+        int k = snprintf(key, sizeof(key), "%s%c%s", jc->job.user_id, 0,
+                         jc->job.device_id);
+        if (k > 0 && (size_t)k < sizeof(key))
+            jc->device =
+                hd_store_get_json_n(s, HD_DB_DEVICES, key, (size_t)k);
     }
     jc->job.device = jc->device;
+    if (ch == HD_CH_EMAIL) {
+        char payload[256];
+        snprintf(payload, sizeof(payload), "unsub|%s|email|%lld",
+                 jc->job.user_id, (long long)(now / 1000));
+        if (hd_sign_token(payload, jc->unsub, sizeof(jc->unsub)) == HD_OK)
+            jc->job.unsubscribe_token = jc->unsub;
+    }
     set_add(ds, id);
     ds->n[ch]++;
     ds->total++;

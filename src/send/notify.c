@@ -12,6 +12,8 @@
 #include "core/metrics.h"
 #include "core/time.h"
 #include "provider/provider.h"
+#include "provider/apns.h"
+#include "provider/sms.h"
 #include "send/dispatch.h"
 #include "send/notify.h"
 #include "send/ratelimit.h"
@@ -197,14 +199,52 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
     /* every channel about to be used must have something to say */
     for (int t = 0; t < ntargets; t++) {
         json_t *c = hd_content_for(in->content, targets[t].ch);
-        int ch = targets[t].ch, empty;
+        int ch = targets[t].ch, empty, enc;
         if (ch == HD_CH_EMAIL)
             empty = !json_object_get(c, "text") && !json_object_get(c, "html");
-        else if (ch == HD_CH_SMS)
+        else if (ch == HD_CH_SMS) {
             empty = !json_object_get(c, "body");
+            if (!empty
+                && hd_sms_segments(json_string_value(json_object_get(c, "body")),
+                                   &enc)
+                       > cf->sms_max_segments) {
+                char msg[64];
+                snprintf(msg, sizeof(msg), "%d", cf->sms_max_segments);
+                fail(err, 422, "sms_too_long", "sms.body",
+                     "the SMS body needs more than %s segments (%s)", msg,
+                     enc == HD_SMS_UCS2 ? "UCS-2: 67 characters each"
+                                        : "GSM-7: 153 characters each");
+                json_decref(c);
+                json_decref(user);
+                json_decref(devices);
+                return HD_ERROR;
+            }
+        }
         else
             empty = !json_object_get(c, "title") && !json_object_get(c, "body")
                     && !json_object_get(c, "data");
+        if (!empty && ch == HD_CH_PUSH && targets[t].device
+            && strcmp(json_string_value(
+                          json_object_get(targets[t].device, "platform")),
+                      "ios")
+                   == 0) {
+            /* APNs refuses payloads over 4 KiB: say so now, not later */
+            int bg;
+            json_t *pl = hd_apns_payload(c, &bg);
+            size_t size = json_dumpb(pl, NULL, 0, JSON_COMPACT);
+            json_decref(pl);
+            if (size > HD_APNS_MAX_PAYLOAD) {
+                char msg[32];
+                snprintf(msg, sizeof(msg), "%zu", size);
+                fail(err, 422, "payload_too_large", "push",
+                     "the APNs payload would be %s bytes, over %s", msg,
+                     "4096");
+                json_decref(c);
+                json_decref(user);
+                json_decref(devices);
+                return HD_ERROR;
+            }
+        }
         json_decref(c);
         if (empty) {
             fail(err, 422, "missing_content", hd_channel_name(ch),
@@ -249,9 +289,21 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
         }
         if (expires)
             json_object_set_new(d, "expires_at", json_integer(expires));
+        if (tg->ch == HD_CH_SMS) {
+            json_t *c = hd_content_for(in->content, HD_CH_SMS);
+            int enc, segs = hd_sms_segments(
+                json_string_value(json_object_get(c, "body")), &enc);
+            json_object_set_new(d, "segments", json_integer(segs));
+            json_object_set_new(d, "encoding",
+                                json_string(hd_sms_encoding_name(enc)));
+            json_decref(c);
+        }
         hd_timeline_add(d, "accepted", NULL);
 
-        if (!hd_prefs_allow(prefs, cf, tg->ch, in->category)) {
+        if (tg->device == NULL && hd_user_address_flagged(user, tg->ch)) {
+            st = "suppressed";
+            reason = tg->ch == HD_CH_EMAIL ? "bouncing" : "invalid_address";
+        } else if (!hd_prefs_allow(prefs, cf, tg->ch, in->category)) {
             st = "suppressed";
             reason = "opted_out";
         } else if (in->priority != HD_PRIO_CRITICAL

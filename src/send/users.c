@@ -55,6 +55,13 @@ hd_user_load(struct hd_shard *s, const char *user_id)
     return hd_store_get_json(s, HD_DB_USERS, user_id);
 }
 
+/* the flag of an address that stopped working */
+static const char *
+flag_of(int ch)
+{
+    return ch == HD_CH_EMAIL ? "email_bouncing" : "phone_invalid";
+}
+
 /* ==== users ==== */
 
 int
@@ -76,6 +83,13 @@ hd_user_put(struct hd_shard *s, const char *user_id, json_t *fields,
             v = json_object_get(old, keys[i]);
         if (v != NULL && !json_is_null(v))
             json_object_set(rec, keys[i], v);
+    }
+    /* a bouncing address stays flagged until it changes */
+    for (int ch = HD_CH_SMS; ch <= HD_CH_EMAIL; ch++) {
+        const char *k = ch == HD_CH_EMAIL ? "email" : "phone";
+        if (old && hd_user_address_flagged(old, ch)
+            && json_equal(json_object_get(old, k), json_object_get(rec, k)))
+            json_object_set_new(rec, flag_of(ch), json_true());
     }
     json_object_set_new(rec, "created_at",
                         old ? json_incref(json_object_get(old, "created_at"))
@@ -402,7 +416,56 @@ hd_device_remove(struct hd_shard *s, const char *user_id,
     return HD_OK;
 }
 
+/* ==== addresses that stopped working ==== */
+
+void
+hd_user_flag_address(struct hd_shard *s, const char *user_id, int ch,
+                     const char *to)
+{
+    json_t *shared = hd_user_load(s, user_id), *rec;
+    const char *addr;
+
+    if (shared == NULL || (ch != HD_CH_EMAIL && ch != HD_CH_SMS)) {
+        json_decref(shared);
+        return;
+    }
+    addr = json_string_value(
+        json_object_get(shared, ch == HD_CH_EMAIL ? "email" : "phone"));
+    if (addr == NULL || to == NULL || strcmp(addr, to) != 0) {
+        json_decref(shared); /* changed since: the new one is untried */
+        return;
+    }
+    rec = json_copy(shared);
+    json_decref(shared);
+    json_object_set_new(rec, flag_of(ch), json_true());
+    hd_store_put_json(s, HD_DB_USERS, user_id, rec);
+    json_decref(rec);
+}
+
+int
+hd_user_address_flagged(json_t *user, int ch)
+{
+    return json_is_true(json_object_get(user, flag_of(ch)));
+}
+
 /* ==== preferences ==== */
+
+void
+hd_prefs_set_channel(struct hd_shard *s, const char *user_id, int ch, int on)
+{
+    json_t *shared = hd_prefs_get(s, user_id), *p, *chans;
+
+    p = json_deep_copy(shared);
+    json_decref(shared);
+    chans = json_object_get(p, "channels");
+    if (!json_is_object(chans)) {
+        chans = json_object();
+        json_object_set_new(p, "channels", chans);
+    }
+    json_object_set_new(chans, hd_channel_name(ch), json_boolean(on));
+    hd_prefs_put(s, user_id, p);
+    json_decref(p);
+}
 
 void
 hd_prefs_put(struct hd_shard *s, const char *user_id, json_t *prefs)

@@ -41,7 +41,17 @@ int hd_device_remove(struct hd_shard *s, const char *user_id,
 void hd_device_release(struct hd_shard *s, const char *token_key,
                        const char *new_user, int64_t registered_ms);
 
+/* Marks the user's address on channel (email, sms) as not working, if it
+ * is still to; sends to it are suppressed until the address changes. */
+void hd_user_flag_address(struct hd_shard *s, const char *user_id, int ch,
+                          const char *to);
+/* Whether the user's address on channel is flagged. */
+int hd_user_address_flagged(json_t *user, int ch);
+
 /* Preferences: {channels: {ch: bool}, categories: {name: {ch: bool}}}. */
+/* Sets one channel switch, keeping the rest. */
+void hd_prefs_set_channel(struct hd_shard *s, const char *user_id, int ch,
+                          int on);
 void hd_prefs_put(struct hd_shard *s, const char *user_id, json_t *prefs);
 json_t *hd_prefs_get(struct hd_shard *s, const char *user_id);
 /* Whether user_id may get category on channel: an explicit "false" for

@@ -167,7 +167,7 @@ function reply(stream, status, reason, id, extra) {
     return;
   }
   const body = { reason };
-  if (status === 410) body.timestamp = Date.now() - 1000;
+  if (status === 410) body.timestamp = Date.now();
   h['content-type'] = 'application/json';
   stream.respond(h);
   stream.end(JSON.stringify(body));
