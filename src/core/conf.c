@@ -443,6 +443,8 @@ static const char *set_store(struct parser *, struct node *,
                              const struct cmd *, void *);
 static const char *set_api_key(struct parser *, struct node *,
                                const struct cmd *, void *);
+static const char *set_template(struct parser *, struct node *,
+                                const struct cmd *, void *);
 static const char *set_provider(struct parser *, struct node *,
                                 const struct cmd *, void *);
 static const char *set_channel(struct parser *, struct node *,
@@ -484,6 +486,7 @@ static const struct cmd main_cmds[] = {
     {"channel", ARGS_1 | ARGS_BLOCK, set_channel, 0},
     {"rate_limit", ARGS_1MORE, set_rate_limit, CF(rate)},
     {"category", ARGS_1 | ARGS_BLOCK, set_category, 0},
+    {"template", ARGS_1 | ARGS_BLOCK, set_template, 0},
     {"idempotency_ttl", ARGS_1, set_msec, CF(idempotency_ttl_ms)},
     {"sms_max_segments", ARGS_1, set_num, CF(sms_max_segments)},
     {NULL, 0, NULL, 0},
@@ -545,7 +548,7 @@ run_block(struct parser *p, struct node *head, const struct cmd *cmds,
 {
     static const char *repeatable[] = {"listen", "api_key", "provider",
                                        "channel", "category", "rate_limit",
-                                       "opt_in", NULL};
+                                       "opt_in", "template", NULL};
     const char *seen[64];
     int nseen = 0;
 
@@ -1096,6 +1099,61 @@ hd_conf_find_category(const struct hd_conf *cf, const char *name)
     return NULL;
 }
 
+/* template NAME { push_title "..."; ...; locale pt-BR { ... } } */
+static const char *
+template_kv(struct parser *p, struct hd_template_conf *tc, struct node *head,
+            const char *locale)
+{
+    for (struct node *d = head; d; d = d->next) {
+        struct hd_template_kv *kv;
+        if (strcmp(d->name, "locale") == 0 && *locale == '\0') {
+            if (!d->block || d->nargs != 1)
+                return fail(p, d->file, d->line,
+                            "\"locale\" takes a language tag and a block"),
+                       (const char *)-1;
+            if (template_kv(p, tc, d->children, d->args[0]) != NULL)
+                return (const char *)-1;
+            continue;
+        }
+        if (d->block || d->nargs != 1)
+            return fail(p, d->file, d->line,
+                        "invalid number of arguments in \"%s\" directive",
+                        d->name),
+                   (const char *)-1;
+        tc->kv = hd_realloc(tc->kv, (tc->nkv + 1) * sizeof(*kv));
+        kv = &tc->kv[tc->nkv++];
+        kv->locale = (char *)locale;
+        kv->name = d->name;
+        kv->value = d->args[0];
+        kv->file = d->file;
+        kv->line = d->line;
+    }
+    return NULL;
+}
+
+static const char *
+set_template(struct parser *p, struct node *n, const struct cmd *c,
+             void *base)
+{
+    struct hd_conf *cf = p->cf;
+    struct hd_template_conf *tc;
+
+    for (int i = 0; i < cf->ntemplates; i++)
+        if (strcmp(cf->templates[i].name, n->args[0]) == 0)
+            return fail(p, n->file, n->line, "duplicate template \"%s\"",
+                        n->args[0]),
+                   (const char *)-1;
+    cf->templates =
+        hd_realloc(cf->templates, (cf->ntemplates + 1) * sizeof(*tc));
+    tc = &cf->templates[cf->ntemplates++];
+    memset(tc, 0, sizeof(*tc));
+    tc->name = n->args[0];
+    tc->file = n->file;
+    tc->line = n->line;
+    /* the locale strings live in the nodes' args: kept by keep() */
+    return template_kv(p, tc, n->children, "");
+}
+
 const struct hd_conf_kv *
 hd_conf_kv_find(const struct hd_provider_conf *pc, const char *name)
 {
@@ -1296,6 +1354,9 @@ hd_conf_unref(struct hd_conf *cf)
     free(cf->providers);
     free(cf->keys);
     free(cf->categories);
+    for (int i = 0; i < cf->ntemplates; i++)
+        free(cf->templates[i].kv);
+    free(cf->templates);
     free(cf);
 }
 

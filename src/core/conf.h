@@ -78,6 +78,25 @@ struct hd_provider_conf {
     int nkv;
 };
 
+/* A template block: its directives kept for the template module to check
+ * and compile (send/templates.c). Directives of a "locale TAG { }" block
+ * are kept with kv.locale = TAG; the default variant has locale "". */
+struct hd_template_kv {
+    char *locale;
+    char *name; /* push_title, email_html_file, ... */
+    char *value;
+    const char *file;
+    int line;
+};
+
+struct hd_template_conf {
+    char *name;
+    const char *file;
+    int line;
+    struct hd_template_kv *kv;
+    int nkv;
+};
+
 struct hd_channel_conf {
     int providers[HD_MAX_CHANNEL_PROVIDERS]; /* index into conf->providers */
     int nproviders;
@@ -129,6 +148,8 @@ struct hd_conf {
     struct hd_rate rate[HD_CH_MAX]; /* per user and channel */
     struct hd_category_conf *categories;
     int ncategories;
+    struct hd_template_conf *templates;
+    int ntemplates;
     int64_t idempotency_ttl_ms;
     int sms_max_segments;
 

@@ -28,6 +28,7 @@
 #include "http/http.h"
 #include "provider/provider.h"
 #include "send/dispatch.h"
+#include "send/templates.h"
 #include "store/store.h"
 
 /* Per-worker modules, in start order (stop runs the same order). */
@@ -222,7 +223,9 @@ reload(const char *file)
     char err[1024];
     struct hd_conf *cf = hd_conf_load(file, err, sizeof(err)), *old;
 
-    if (cf != NULL && hd_providers_check(cf, err, sizeof(err)) != HD_OK) {
+    if (cf != NULL
+        && (hd_providers_check(cf, err, sizeof(err)) != HD_OK
+            || hd_templates_check(cf, err, sizeof(err)) != HD_OK)) {
         hd_conf_unref(cf);
         cf = NULL;
     }
@@ -247,6 +250,8 @@ reload(const char *file)
     if (hd_log_open(cf->error_log, cf->log_level) != HD_OK
         || hd_access_log_open(cf->access_log) != HD_OK)
         hd_log(HD_LOG_ERR, &main_log, errno, "reopening logs failed");
+    if (hd_templates_reconf(cf, err, sizeof(err)) != HD_OK)
+        hd_log(HD_LOG_ERR, &main_log, 0, "templates: %s", err);
     hd_workers_reconf(cf);
     hd_cycle.conf = cf;
     hd_conf_unref(old);
@@ -329,6 +334,14 @@ run(struct hd_conf *cf, const char *file)
             close_listeners(fds, nworkers, cf->nlisten);
             return 1;
         }
+    }
+
+    if (hd_templates_init(cf, shards[0], err, sizeof(err)) != HD_OK) {
+        fprintf(stderr, "herald: %s\n", err);
+        close_shards(shards, nshards);
+        hd_providers_destroy();
+        close_listeners(fds, nworkers, cf->nlisten);
+        return 1;
     }
 
     if (cf->daemon && daemonize() != HD_OK) {
@@ -416,6 +429,7 @@ run(struct hd_conf *cf, const char *file)
     hd_workers_join();
     close_shards(shards, nshards);
     hd_providers_destroy();
+    hd_templates_free();
     hd_http_ssl_free();
     hd_log(HD_LOG_NOTICE, &main_log, 0, "exit");
     unlink(pid_path);
@@ -486,7 +500,9 @@ main(int argc, char **argv)
     }
 
     cf = hd_conf_load(file, err, sizeof(err));
-    if (cf != NULL && hd_providers_check(cf, err, sizeof(err)) != HD_OK) {
+    if (cf != NULL
+        && (hd_providers_check(cf, err, sizeof(err)) != HD_OK
+            || hd_templates_check(cf, err, sizeof(err)) != HD_OK)) {
         hd_conf_unref(cf);
         cf = NULL;
     }

@@ -49,6 +49,8 @@ exec_send(struct hd_call *c)
     in.ttl_ms = json_integer_value(json_object_get(a, "ttl"));
     in.idempotency_key = json_string_value(json_object_get(a, "idem"));
     in.content = json_object_get(a, "content");
+    in.template_name = json_string_value(json_object_get(a, "template"));
+    in.template_data = json_object_get(a, "tdata");
     if (hd_notify_accept(hd_call_shard(c), hd_current_worker->conf, &in,
                          &answer, &status, &err)
         != HD_OK) {
@@ -201,7 +203,7 @@ validate_send(json_t *in, const char *path_user, const char *header_key,
     static const char *const keys[] = {
         "user_id", "channels", "category", "priority", "ttl",
         "send_at", "idempotency_key", "title", "body", "data",
-        "push", "sms", "email", "web", NULL};
+        "push", "sms", "email", "web", "template", NULL};
     static const char *const push_keys[] = {"title", "body",  "badge",
                                             "sound", "data",  "collapse_id",
                                             "thread_id", NULL};
@@ -311,15 +313,26 @@ validate_send(json_t *in, const char *path_user, const char *header_key,
         return bad(e, "invalid_field", "idempotency_key",
                    "the idempotency key must be 1-255 characters%s", "");
 
+    v = json_object_get(in, "template");
+    if (v != NULL && (!json_is_string(v) || json_string_length(v) == 0
+                      || json_string_length(v) > 64))
+        return bad(e, "invalid_field", "template",
+                   "\"template\" must be a template name%s", "");
+    if (v != NULL && json_object_get(in, "data") != NULL
+        && !json_is_object(json_object_get(in, "data")))
+        return bad(e, "invalid_field", "data",
+                   "\"data\" must be an object: the template's values%s", "");
     if (check_str(in, "title", "title", HD_TITLE_MAX, e) != HD_OK
         || check_str(in, "body", "body", HD_TEXT_MAX, e) != HD_OK
-        || check_data(json_object_get(in, "data"), "data", e) != HD_OK
+        || (v == NULL
+            && check_data(json_object_get(in, "data"), "data", e) != HD_OK)
         || check_part(in, "push", push_keys, e) != HD_OK
         || check_part(in, "sms", sms_keys, e) != HD_OK
         || check_part(in, "email", email_keys, e) != HD_OK
         || check_part(in, "web", web_keys, e) != HD_OK)
         return HD_ERROR;
     if (json_object_get(in, "body") == NULL
+        && json_object_get(in, "template") == NULL
         && json_object_get(in, "push") == NULL
         && json_object_get(in, "sms") == NULL
         && json_object_get(in, "email") == NULL
@@ -342,6 +355,15 @@ validate_send(json_t *in, const char *path_user, const char *header_key,
                       (json_int_t)send_at, "ttl", (json_int_t)ttl);
     if (json_object_get(in, "category"))
         json_object_set(*args, "category", json_object_get(in, "category"));
+    if (json_object_get(in, "template")) {
+        json_object_set(*args, "template", json_object_get(in, "template"));
+        /* data is the template's, not a push payload */
+        json_object_del(content, "data");
+        json_object_set_new(*args, "tdata",
+                            json_object_get(in, "data")
+                                ? json_deep_copy(json_object_get(in, "data"))
+                                : json_object());
+    }
     if (idem)
         json_object_set_new(*args, "idem", json_string(idem));
     return HD_OK;

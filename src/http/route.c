@@ -46,6 +46,11 @@ static const struct route routes[] = {
     {HD_M_GET, "/v1/notifications/{}", HD_SCOPE_READ, hd_api_status},
     {HD_M_DELETE, "/v1/notifications/{}", HD_SCOPE_SEND, hd_api_cancel},
     {HD_M_GET, "/v1/queues", HD_SCOPE_ADMIN, hd_api_queues},
+    {HD_M_GET, "/v1/templates", HD_SCOPE_ADMIN, hd_api_templates_list},
+    {HD_M_PUT, "/v1/templates/{}", HD_SCOPE_ADMIN, hd_api_template_put},
+    {HD_M_GET, "/v1/templates/{}", HD_SCOPE_ADMIN, hd_api_template_get},
+    {HD_M_DELETE, "/v1/templates/{}", HD_SCOPE_ADMIN,
+     hd_api_template_delete},
     /* no API key: a signed token or a provider's signature instead */
     {HD_M_POST, "/v1/unsubscribe/{}", 0, hd_api_unsubscribe},
     {HD_M_GET, "/v1/unsubscribe/{}", 0, hd_api_unsubscribe},

@@ -17,6 +17,7 @@
 #include "send/dispatch.h"
 #include "send/notify.h"
 #include "send/ratelimit.h"
+#include "send/templates.h"
 #include "send/users.h"
 #include "store/queue.h"
 
@@ -121,6 +122,7 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
                  struct hd_notify_err *err)
 {
     json_t *user, *prefs, *devices, *notif, *dels, *ans_dels, *dev;
+    json_t *content; /* in->content, or the template rendered over it */
     struct target targets[64];
     int ntargets = 0, n = 0;
     char id[24], did[40], now[32], ikey[1024];
@@ -153,6 +155,43 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
              in->user_id, in->user_id);
         return HD_ERROR;
     }
+    if (in->template_name != NULL) {
+        json_t *rendered, *inl = in->content;
+        char missing[160];
+        const char *k;
+        json_t *v;
+        int rc = hd_template_render(in->template_name, user,
+                                    in->template_data, &rendered, missing,
+                                    sizeof(missing));
+        if (rc == HD_DECLINED) {
+            fail(err, 422, "unknown_template", "template",
+                 "no template \"%s\"%s", in->template_name, "");
+            json_decref(user);
+            return HD_ERROR;
+        }
+        if (rc != HD_OK) {
+            fail(err, 422, "template_variable_missing", "data",
+                 "template \"%s\" needs \"%s\", which data and the user "
+                 "lack (or is not a text value)",
+                 in->template_name, missing);
+            json_decref(user);
+            return HD_ERROR;
+        }
+        /* what the request says itself wins over the template */
+        json_object_foreach(inl, k, v)
+        {
+            json_t *part = json_object_get(rendered, k);
+            if (json_is_object(part) && json_is_object(v))
+                json_object_update(part, v);
+            else
+                json_object_set(rendered, k, v);
+        }
+        json_object_set_new(rendered, "template",
+                            json_string(in->template_name));
+        content = rendered;
+    } else {
+        content = json_incref(in->content);
+    }
     devices = hd_devices_list(s, in->user_id);
 
     for (int ch = 0; ch < HD_CH_MAX; ch++) {
@@ -184,6 +223,7 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
                  in->user_id, hd_channel_name(ch));
             json_decref(user);
             json_decref(devices);
+            json_decref(content);
             return HD_ERROR;
         }
     }
@@ -193,12 +233,13 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
              in->user_id, "");
         json_decref(user);
         json_decref(devices);
+        json_decref(content);
         return HD_ERROR;
     }
 
     /* every channel about to be used must have something to say */
     for (int t = 0; t < ntargets; t++) {
-        json_t *c = hd_content_for(in->content, targets[t].ch);
+        json_t *c = hd_content_for(content, targets[t].ch);
         int ch = targets[t].ch, empty, enc;
         if (ch == HD_CH_EMAIL)
             empty = !json_object_get(c, "text") && !json_object_get(c, "html");
@@ -217,6 +258,7 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
                 json_decref(c);
                 json_decref(user);
                 json_decref(devices);
+                json_decref(content);
                 return HD_ERROR;
             }
         }
@@ -242,6 +284,7 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
                 json_decref(c);
                 json_decref(user);
                 json_decref(devices);
+                json_decref(content);
                 return HD_ERROR;
             }
         }
@@ -253,6 +296,7 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
                  hd_channel_name(ch), hd_channel_name(ch));
             json_decref(user);
             json_decref(devices);
+            json_decref(content);
             return HD_ERROR;
         }
     }
@@ -290,7 +334,7 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
         if (expires)
             json_object_set_new(d, "expires_at", json_integer(expires));
         if (tg->ch == HD_CH_SMS) {
-            json_t *c = hd_content_for(in->content, HD_CH_SMS);
+            json_t *c = hd_content_for(content, HD_CH_SMS);
             int enc, segs = hd_sms_segments(
                 json_string_value(json_object_get(c, "body")), &enc);
             json_object_set_new(d, "segments", json_integer(segs));
@@ -351,7 +395,7 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
     notif = json_pack("{s:s, s:s, s:s, s:s, s:s, s:O, s:o}", "id", id,
                       "user_id", in->user_id, "key_id", in->key_id,
                       "created_at", now, "priority",
-                      hd_priority_name(in->priority), "content", in->content,
+                      hd_priority_name(in->priority), "content", content,
                       "deliveries", dels);
     if (in->category)
         json_object_set_new(notif, "category", json_string(in->category));
@@ -385,6 +429,7 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
     json_decref(prefs);
     json_decref(devices);
     json_decref(user);
+    json_decref(content);
     return HD_OK;
 }
 

@@ -20,6 +20,8 @@ struct hd_notify_in {
     int64_t ttl_ms;       /* 0: none */
     const char *idempotency_key; /* or NULL */
     json_t *content; /* borrowed: {title, body, data, push, sms, email, web} */
+    const char *template_name; /* or NULL: rendered here, at ingest */
+    json_t *template_data;     /* borrowed: the template's values */
 };
 
 /* The error of a refused notification: HTTP status, code, field. */

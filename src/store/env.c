@@ -16,6 +16,7 @@
  *   idempotency    user_id "\0" key_id "\0" key -> {id, expires_at, answer}
  *   user_notifications  user_id "\0" notification id -> "" (newest last)
  *   dead_letters   delivery id -> {id, channel, reason, last_error, ...}
+ *   templates      name -> {def, updated_at} (API templates; shard 0)
  *   queue.CHANNEL  due_ms (u64 BE) + seq (u64 BE) -> delivery id (raw)
  */
 #include <errno.h>
@@ -32,7 +33,7 @@
 static const char *db_names[HD_DB_MAX] = {
     "meta",         "users",       "devices",     "tokens",
     "preferences",  "notifications", "deliveries", "idempotency",
-    "user_notifications", "dead_letters",
+    "user_notifications", "dead_letters", "templates",
     "queue.push",   "queue.sms",   "queue.email", "queue.web",
 };
 

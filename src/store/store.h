@@ -33,6 +33,7 @@ enum hd_db {
     HD_DB_IDEMPOTENCY,
     HD_DB_USER_NOTIFICATIONS,
     HD_DB_DEAD_LETTERS,
+    HD_DB_TEMPLATES, /* shard 0 only holds any */
     HD_DB_QUEUE, /* + channel: one queue per channel */
     HD_DB_MAX = HD_DB_QUEUE + HD_CH_MAX
 };
