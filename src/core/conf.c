@@ -489,6 +489,8 @@ static const struct cmd main_cmds[] = {
     {"template", ARGS_1 | ARGS_BLOCK, set_template, 0},
     {"idempotency_ttl", ARGS_1, set_msec, CF(idempotency_ttl_ms)},
     {"sms_max_segments", ARGS_1, set_num, CF(sms_max_segments)},
+    {"tracking_url", ARGS_1, set_str, CF(tracking_url)},
+    {"events_retention", ARGS_1, set_msec, CF(events_retention_ms)},
     {NULL, 0, NULL, 0},
 };
 
@@ -1238,6 +1240,7 @@ set_defaults(struct hd_conf *cf)
     cf->store.min_free_disk = HD_CONF_UNSET;
     cf->idempotency_ttl_ms = HD_CONF_UNSET;
     cf->sms_max_segments = HD_CONF_UNSET;
+    cf->events_retention_ms = HD_CONF_UNSET;
 }
 
 #define DEFAULT(v, d)                                                          \
@@ -1267,6 +1270,7 @@ merge_defaults(struct hd_conf *cf)
     DEFAULT(cf->store.min_free_disk, 64LL * 1024 * 1024);
     DEFAULT(cf->idempotency_ttl_ms, 24LL * 3600 * 1000);
     DEFAULT(cf->sms_max_segments, 10);
+    DEFAULT(cf->events_retention_ms, 7LL * 86400 * 1000);
     if (cf->pid == NULL)
         cf->pid = keep(cf, hd_strdup("var/herald.pid"));
     if (cf->error_log == NULL)

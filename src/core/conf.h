@@ -152,6 +152,8 @@ struct hd_conf {
     int ntemplates;
     int64_t idempotency_ttl_ms;
     int sms_max_segments;
+    char *tracking_url; /* base of open/click links, or NULL: no tracking */
+    int64_t events_retention_ms;
 
     char **strings; /* every string above, freed with the conf */
     int nstrings, cstrings;

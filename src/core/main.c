@@ -17,6 +17,7 @@
 #include <jansson.h>
 #include <lmdb.h>
 #include <nghttp2/nghttp2ver.h>
+#include <openssl/crypto.h>
 #include <openssl/opensslv.h>
 
 #include "core/herald.h"
@@ -27,6 +28,7 @@
 #include "http/api.h"
 #include "http/http.h"
 #include "provider/provider.h"
+#include "provider/webpush.h"
 #include "send/dispatch.h"
 #include "send/templates.h"
 #include "store/store.h"
@@ -56,7 +58,10 @@ usage(void)
             "reopen\n"
             "  -k            read an API secret on stdin, print its salted "
             "hash for\n"
-            "                \"secret\" in herald.conf\n");
+            "                \"secret\" in herald.conf\n"
+            "  -g vapid      print a new VAPID key (PEM) for Web Push; the "
+            "browsers'\n"
+            "                applicationServerKey goes to stderr\n");
 }
 
 static void
@@ -447,8 +452,26 @@ main(int argc, char **argv)
     struct hd_conf *cf;
     char err[1024];
 
-    while ((opt = getopt(argc, argv, "hvVtkc:s:")) != -1) {
+    while ((opt = getopt(argc, argv, "hvVtkc:s:g:")) != -1) {
         switch (opt) {
+        case 'g': {
+            /* herald -g vapid > vapid.pem: a new VAPID key pair for Web
+             * Push; the key browsers need goes to stderr */
+            char *pem, pub[HD_WEBPUSH_PUBLIC_LEN];
+            if (strcmp(optarg, "vapid") != 0) {
+                fprintf(stderr, "herald: -g knows only \"vapid\"\n");
+                return 1;
+            }
+            if (hd_webpush_vapid_new(&pem, pub, err, sizeof(err)) != HD_OK) {
+                fprintf(stderr, "herald: %s\n", err);
+                return 1;
+            }
+            fputs(pem, stdout);
+            fprintf(stderr, "applicationServerKey: %s\n", pub);
+            OPENSSL_cleanse(pem, strlen(pem));
+            free(pem);
+            return 0;
+        }
         case 'k': {
             char line[1024], out[160];
             size_t n;

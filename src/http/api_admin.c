@@ -12,6 +12,7 @@
 #include "http/api.h"
 #include "provider/provider.h"
 #include "send/dispatch.h"
+#include "send/events.h"
 #include "send/notify.h"
 #include "store/queue.h"
 
@@ -313,7 +314,7 @@ requeue(struct hd_shard *s, const char *id)
     json_object_del(d, "reason");
     json_object_del(d, "expires_at"); /* an operator's retry has no ttl */
     json_object_del(d, "avoid");
-    hd_timeline_add(d, "requeued", "dead letter retried");
+    hd_event_emit(s, d, "requeued", "dead letter retried");
     hd_queue_push(s, hd_channel_parse(chn, strlen(chn)), now, qseq, id);
     hd_store_put_json(s, HD_DB_DELIVERIES, id, d);
     json_decref(d);

@@ -13,6 +13,7 @@
 #include "http/api.h"
 #include "provider/provider.h"
 #include "provider/twilio.h"
+#include "send/events.h"
 #include "send/notify.h"
 #include "send/users.h"
 
@@ -189,13 +190,13 @@ exec_twilio(struct hd_call *c)
         json_object_set_new(d, "status", json_string("failed"));
         json_object_set_new(d, "reason", json_string("undelivered"));
         json_object_set_new(d, "last_error", json_string(detail));
-        hd_timeline_add(d, "failed", detail);
+        hd_event_emit(s, d, "failed", detail);
     } else if (strcmp(status, "delivered") == 0) {
         if (cur && strcmp(cur, "failed") != 0)
             json_object_set_new(d, "confirmed", json_true());
-        hd_timeline_add(d, "confirmed", detail);
+        hd_event_emit(s, d, "confirmed", detail);
     } else {
-        hd_timeline_add(d, "provider_status", detail); /* sent, queued */
+        hd_event_emit(s, d, "provider_status", detail); /* sent, queued */
     }
     hd_store_put_json(s, HD_DB_DELIVERIES, op->id, d);
     json_decref(d);

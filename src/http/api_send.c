@@ -210,7 +210,7 @@ validate_send(json_t *in, const char *path_user, const char *header_key,
     static const char *const sms_keys[] = {"body", NULL};
     static const char *const email_keys[] = {"subject", "text", "html", NULL};
     static const char *const web_keys[] = {"title", "body", "icon", "url",
-                                           NULL};
+                                           "topic", NULL};
     json_t *uid = json_object_get(in, "user_id"), *v, *content;
     unsigned channels = 0;
     int priority = HD_PRIO_NORMAL;

@@ -16,6 +16,8 @@ static const struct hd_provider_type *types[] = {
     &hd_vonage_provider,
     &hd_smtp_provider,
     &hd_sendgrid_provider,
+    /* Web Push (issue 5) */
+    &hd_webpush_provider,
 };
 
 static struct hd_provider *providers;

@@ -138,5 +138,7 @@ extern const struct hd_provider_type hd_twilio_provider;
 extern const struct hd_provider_type hd_vonage_provider;
 extern const struct hd_provider_type hd_smtp_provider;
 extern const struct hd_provider_type hd_sendgrid_provider;
+/* Web Push (issue 5) */
+extern const struct hd_provider_type hd_webpush_provider;
 
 #endif

@@ -19,6 +19,7 @@
 #include "core/time.h"
 #include "provider/provider.h"
 #include "send/dispatch.h"
+#include "send/events.h"
 #include "send/notify.h"
 #include "send/users.h"
 #include "store/queue.h"
@@ -380,7 +381,7 @@ on_job_done(struct hd_job *j, int outcome, int64_t retry_after_ms,
     if (reason)
         json_object_set_new(d, "reason", json_string(reason));
     json_object_set_new(d, "status", json_string(status));
-    hd_timeline_add(d, status, detail);
+    hd_event_emit(s, d, status, detail);
     if (reason && strcmp(reason, "attempts_exhausted") == 0)
         dead_letter(s, d, reason);
     hd_store_put_json(s, HD_DB_DELIVERIES, jc->id, d);
@@ -408,7 +409,7 @@ expire(struct hd_shard *s, int ch, int64_t due, uint64_t qseq, json_t *d)
     json_object_del(d, "qseq");
     json_object_set_new(d, "status", json_string("expired"));
     json_object_set_new(d, "reason", json_string("ttl"));
-    hd_timeline_add(d, "expired", NULL);
+    hd_event_emit(s, d, "expired", NULL);
     HD_COUNT(hd_metrics_self()->expired[ch], 1);
     dead_letter(s, d, "expired");
     hd_store_put_json(s, HD_DB_DELIVERIES, id, d);
@@ -495,7 +496,7 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
         json_object_del(d, "qseq");
         json_object_set_new(d, "status", json_string("failed"));
         json_object_set_new(d, "reason", json_string("no_provider"));
-        hd_timeline_add(d, "failed",
+        hd_event_emit(s, d, "failed",
                         "no provider of the channel takes this delivery");
         hd_store_put_json(s, HD_DB_DELIVERIES, id, d);
         json_decref(d);
@@ -509,6 +510,15 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
     jc->content = hd_content_for(n ? json_object_get(n, "content") : NULL, ch);
     json_decref(n);
     jc->job.content = jc->content;
+    if (ch == HD_CH_EMAIL && ds->d->w->conf->tracking_url
+        && json_is_string(json_object_get(jc->content, "html"))) {
+        /* opens and clicks come back through signed links */
+        char *html = hd_track_html(
+            json_string_value(json_object_get(jc->content, "html")),
+            ds->d->w->conf->tracking_url, jc->id);
+        json_object_set_new(jc->content, "html", json_string(html));
+        free(html);
+    }
     if (jc->job.device_id != NULL) {
         /* providers read it: web keys, the registration time (APNs 410) */
         char key[HD_USER_ID_MAX + 40];
@@ -622,8 +632,10 @@ static void
 on_purge(evutil_socket_t fd, short what, void *arg)
 {
     struct dispatcher *d = arg;
-    for (int i = 0; i < d->nshards; i++)
+    for (int i = 0; i < d->nshards; i++) {
         hd_notify_purge_idempotency(d->shards[i].s, 1000);
+        hd_events_trim(d->shards[i].s, d->w->conf->events_retention_ms, 1000);
+    }
 }
 
 int

@@ -15,6 +15,7 @@
 #include "provider/apns.h"
 #include "provider/sms.h"
 #include "send/dispatch.h"
+#include "send/events.h"
 #include "send/notify.h"
 #include "send/ratelimit.h"
 #include "send/templates.h"
@@ -333,6 +334,12 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
         }
         if (expires)
             json_object_set_new(d, "expires_at", json_integer(expires));
+        /* events and stats are counted per category and template */
+        if (in->category)
+            json_object_set_new(d, "category", json_string(in->category));
+        if (in->template_name)
+            json_object_set_new(d, "template",
+                                json_string(in->template_name));
         if (tg->ch == HD_CH_SMS) {
             json_t *c = hd_content_for(content, HD_CH_SMS);
             int enc, segs = hd_sms_segments(
@@ -342,7 +349,7 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
                                 json_string(hd_sms_encoding_name(enc)));
             json_decref(c);
         }
-        hd_timeline_add(d, "accepted", NULL);
+        hd_event_emit(s, d, "accepted", NULL);
 
         if (tg->device == NULL && hd_user_address_flagged(user, tg->ch)) {
             st = "suppressed";
@@ -375,9 +382,9 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
         }
         if (reason) {
             json_object_set_new(d, "reason", json_string(reason));
-            hd_timeline_add(d, st, reason);
+            hd_event_emit(s, d, st, reason);
         } else if (due > now_ms) {
-            hd_timeline_add(d, "scheduled", NULL);
+            hd_event_emit(s, d, "scheduled", NULL);
         }
         hd_store_put_json(s, HD_DB_DELIVERIES, did, d);
 
@@ -578,7 +585,7 @@ hd_notify_cancel(struct hd_shard *s, const char *id)
         }
         json_object_del(d, "qseq");
         json_object_set_new(d, "status", json_string("cancelled"));
-        hd_timeline_add(d, "cancelled", NULL);
+        hd_event_emit(s, d, "cancelled", NULL);
         hd_store_put_json(s, HD_DB_DELIVERIES, did, d);
         json_decref(d);
         cancelled++;

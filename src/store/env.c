@@ -17,6 +17,8 @@
  *   user_notifications  user_id "\0" notification id -> "" (newest last)
  *   dead_letters   delivery id -> {id, channel, reason, last_error, ...}
  *   templates      name -> {def, updated_at} (API templates; shard 0)
+ *   events         seq (u64 BE) -> {at, type, delivery_id, ...} (feed)
+ *   stats          "all" | "category:NAME" | "template:NAME" -> counters
  *   queue.CHANNEL  due_ms (u64 BE) + seq (u64 BE) -> delivery id (raw)
  */
 #include <errno.h>
@@ -33,7 +35,7 @@
 static const char *db_names[HD_DB_MAX] = {
     "meta",         "users",       "devices",     "tokens",
     "preferences",  "notifications", "deliveries", "idempotency",
-    "user_notifications", "dead_letters", "templates",
+    "user_notifications", "dead_letters", "templates", "events", "stats",
     "queue.push",   "queue.sms",   "queue.email", "queue.web",
 };
 

@@ -201,3 +201,189 @@ sub stop
 sub DESTROY { local ($?, $!, $@); $_[0]->stop }
 
 1;
+
+package Herald::Push;
+
+# ==== fault injection (t/5*.t) ============================================
+#
+# start_faulty_fake(KIND, DIR, ARGS...): the same fake as start_fake, run
+# with a node preload (written to DIR) that wraps http2.createSecureServer
+# and sees every request stream before the fake does.  It appends one JSON
+# line per request to the fake's log with "event":"request" (at, token from
+# :path, apns-id, the mode in force and what was done), then acts on the
+# mode read from a control file (re-read every 20 ms):
+#   ok             pass the request to the fake (its own scripting applies)
+#   500            answer 500 InternalServerError
+#   429:S          answer 429 TooManyRequests with retry-after: S
+#   blackhole      never answer (the stream stays open)
+#   reset          destroy the connection (TCP reset)
+# Whatever the mode, device tokens starting "e500" are always answered 500
+# and tokens starting "e429" always 429 with retry-after 1 (per-token
+# failures that never recover, for dead-letter tests).
+# set_mode(MODE) on the returned object changes the mode; restart() stops
+# the fake and starts it again on the same port (a provider coming back).
+
+my $PRELOAD = <<'JS';
+'use strict';
+const http2 = require('http2');
+const fs = require('fs');
+const ctl = process.env.HERALD_FAULT_CTL;
+const logf = process.env.HERALD_FAULT_LOG;
+const out = logf ? fs.createWriteStream(logf, { flags: 'a' }) : null;
+let mode = 'ok', readAt = 0;
+function current() {
+  const now = Date.now();
+  if (ctl && now - readAt >= 20) {
+    readAt = now;
+    try { mode = fs.readFileSync(ctl, 'utf8').trim() || 'ok'; } catch (e) { mode = 'ok'; }
+  }
+  return mode;
+}
+function rec(o) { if (out) out.write(JSON.stringify(o) + '\n'); }
+let nconn = 0;
+const orig = http2.createSecureServer;
+http2.createSecureServer = function (...args) {
+  const server = orig.apply(this, args);
+  server.on('session', (session) => {
+    const cid = ++nconn;
+    session.on('error', () => {});
+    const emit = session.emit;
+    session.emit = function (ev, ...a) {
+      if (ev !== 'stream') return emit.call(this, ev, ...a);
+      const [stream, h] = a;
+      stream.on('error', () => {});
+      const m = /^\/3\/device\/(.*)$/.exec(h[':path'] || '');
+      const token = m ? m[1] : (h[':path'] || '');
+      const p4 = token.slice(0, 4).toLowerCase();
+      let md = current();
+      if (p4 === 'e500') md = '500';
+      else if (p4 === 'e429') md = '429:1';
+      const o = { event: 'request', fconn: cid, stream: stream.id, token,
+        id: h['apns-id'], mode: md, at: Date.now() };
+      const respond = (status, reason, extra) => {
+        stream.on('data', () => {});
+        const hh = Object.assign({ ':status': status, 'content-type': 'application/json' },
+          h['apns-id'] ? { 'apns-id': h['apns-id'] } : {}, extra || {});
+        try { stream.respond(hh); stream.end(JSON.stringify({ reason })); } catch (e) {}
+      };
+      if (md === 'ok') { o.action = 'pass'; rec(o); return emit.call(this, ev, ...a); }
+      if (md === '500') { o.action = '500'; rec(o); respond(500, 'InternalServerError'); return true; }
+      let r = /^429:(\d+)$/.exec(md);
+      if (r) { o.action = '429'; o.retry_after = +r[1]; rec(o);
+        respond(429, 'TooManyRequests', { 'retry-after': r[1] }); return true; }
+      if (md === 'blackhole') { o.action = 'blackhole'; rec(o); stream.on('data', () => {}); return true; }
+      if (md === 'reset') { o.action = 'reset'; rec(o); session.destroy(); return true; }
+      o.action = 'pass'; rec(o); return emit.call(this, ev, ...a);
+    };
+  });
+  return server;
+};
+JS
+
+sub start_faulty_fake
+{
+    my ($class, $kind, $dir, @args) = @_;
+    my $n = ++$Herald::Push::count;
+    my $preload = "$dir/fault-preload.js";
+    if (!-f $preload) {
+        open(my $fh, '>', $preload) or croak "$preload: $!";
+        print $fh $PRELOAD;
+        close $fh;
+    }
+    my $self = bless { kind => $kind, dir => $dir, args => [@args],
+        n => $n, log => "$dir/$kind-$n.jsonl", ctl => "$dir/$kind-$n.mode",
+        preload => $preload, owner => $$ }, 'Herald::Push::Fake';
+    $self->set_mode($self->{mode} // 'ok');
+    $self->_spawn_faulty;
+    return $self;
+}
+
+package Herald::Push::Fake;
+
+sub _spawn_faulty
+{
+    my ($self) = @_;
+    my ($kind, $dir, $n) = @$self{qw(kind dir n)};
+    my $portfile = "$dir/$kind-$n.port";
+    unlink $portfile;
+    my @port = defined $self->{port} ? ('--port', $self->{port}) : ();
+    my $pid = fork // Carp::croak("fork: $!");
+    if ($pid == 0) {
+        open(STDIN, '<', '/dev/null');
+        open(STDOUT, '>>', "$dir/$kind-$n.out");
+        open(STDERR, '>&', \*STDOUT);
+        $ENV{HERALD_FAULT_CTL} = $self->{ctl};
+        $ENV{HERALD_FAULT_LOG} = $self->{log};
+        exec(Herald::Push::node(), '-r', $self->{preload},
+             "$ROOT/t/fake/$kind.js", '--log', $self->{log},
+             '--port-file', $portfile, @port, @{$self->{args}})
+            or POSIX::_exit(127);
+    }
+    my $deadline = time + 10;
+    while (!-s $portfile) {
+        if (waitpid($pid, POSIX::WNOHANG()) == $pid || time > $deadline) {
+            kill 'KILL', $pid;
+            waitpid($pid, 0);
+            my $out = do { local (@ARGV, $/) = ("$dir/$kind-$n.out"); <> };
+            Carp::croak("fake $kind did not start: " . ($out // ''));
+        }
+        sleep 0.05;
+    }
+    my $port = do { local (@ARGV, $/) = ($portfile); <> };
+    $self->{pid} = $pid;
+    $self->{port} = $port + 0;
+    return $self;
+}
+
+sub set_mode
+{
+    my ($self, $mode) = @_;
+    my $ctl = $self->{ctl} or Carp::croak('not a faulty fake');
+    open(my $fh, '>', "$ctl.tmp") or Carp::croak("$ctl.tmp: $!");
+    print $fh "$mode\n";
+    close $fh;
+    rename("$ctl.tmp", $ctl) or Carp::croak("rename $ctl: $!");
+    $self->{mode} = $mode;
+    sleep 0.05;    # the preload re-reads it every 20 ms
+    return $self;
+}
+
+# Stops the fake and starts it again on the same port (the old process's
+# state, e.g. per-token attempt counts, is gone; the log continues).
+sub restart
+{
+    my ($self) = @_;
+    $self->stop;
+    $self->{owner} = $$;
+    my $deadline = time + 10;
+    while (1) {
+        my $ok = eval { $self->_spawn_faulty; 1 };
+        return $self if $ok;
+        Carp::croak($@) if time > $deadline;
+        sleep 0.2;    # the port may still be in TIME_WAIT/in use
+    }
+}
+
+# Every request the preload saw ("event":"request" lines).
+sub requests { $_[0]->events('request') }
+
+# Accepted (200) notifications grouped by apns-id: { id => count }.
+sub accepted_by_id
+{
+    my ($self) = @_;
+    my %n;
+    $n{ $_->{headers}{'apns-id'} // '' }++ for $self->received;
+    return \%n;
+}
+
+# apns-ids the fake accepted more than once: { id => count }.
+sub duplicates
+{
+    my ($self) = @_;
+    my $by = $self->accepted_by_id;
+    return { map { ($_ => $by->{$_}) } grep { $by->{$_} > 1 } keys %$by };
+}
+
+package Herald::Push;
+
+1;

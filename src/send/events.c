@@ -1,0 +1,240 @@
+/*
+ * events.c: the event feed and the stats counters of a shard.
+ *
+ * Feed: db "events", key = seq (u64 BE, the shard's id clock, so keys are
+ * time-ordered and unique), value = {at, type, delivery_id, ...}. A
+ * reader's cursor is one seq per shard. Old events are dropped after
+ * events_retention (config) by the dispatcher's housekeeping.
+ * Stats: db "stats", key "category:NAME" or "template:NAME" (and
+ * "all"), value = counters, updated in the same group commit as the
+ * event that moves them. Owner thread only.
+ */
+#include <stdio.h>
+
+#include "core/herald.h"
+#include "core/sign.h"
+#include "core/time.h"
+#include "send/events.h"
+#include "send/notify.h"
+
+static void
+put_be64(unsigned char *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (unsigned char)v;
+}
+
+static uint64_t
+get_be64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* which counter an event moves */
+static const char *
+counter_of(const char *type)
+{
+    static const char *counted[] = {"accepted", "delivered", "confirmed",
+                                    "failed",
+                                    "suppressed", "throttled", "expired",
+                                    "cancelled", "opened", "clicked",
+                                    "unsubscribed"};
+    for (size_t i = 0; i < HD_NELEMS(counted); i++)
+        if (strcmp(type, counted[i]) == 0)
+            return counted[i];
+    return NULL;
+}
+
+static void
+count(struct hd_shard *s, const char *key, const char *counter)
+{
+    json_t *shared = hd_store_get_json(s, HD_DB_STATS, key), *c;
+
+    c = shared ? json_copy(shared) : json_object();
+    json_decref(shared);
+    json_object_set_new(
+        c, counter,
+        json_integer(json_integer_value(json_object_get(c, counter)) + 1));
+    hd_store_put_json(s, HD_DB_STATS, key, c);
+    json_decref(c);
+}
+
+void
+hd_event_emit(struct hd_shard *s, json_t *d, const char *type,
+              const char *detail)
+{
+    static const char *copy[] = {"notification_id", "user_id", "channel",
+                                 "provider", "category", "template"};
+    unsigned char key[8];
+    uint64_t seq = hd_store_next_seq(s);
+    char now[32];
+    const char *counter = counter_of(type);
+    json_t *e;
+
+    hd_timeline_add(d, type, detail);
+    hd_time_iso(hd_now_ms(), now, sizeof(now));
+    e = json_pack("{s:s, s:s, s:O}", "at", now, "type", type, "delivery_id",
+                  json_object_get(d, "id"));
+    for (size_t i = 0; i < HD_NELEMS(copy); i++)
+        if (json_object_get(d, copy[i]))
+            json_object_set(e, copy[i], json_object_get(d, copy[i]));
+    if (detail)
+        json_object_set_new(e, "detail", json_string(detail));
+    put_be64(key, seq);
+    {
+        size_t len;
+        char *buf = hd_record_encode(e, &len);
+        hd_store_put(s, HD_DB_EVENTS, key, sizeof(key), buf, len);
+        free(buf);
+    }
+    json_decref(e);
+
+    if (counter != NULL) {
+        char k[160];
+        const char *cat = json_string_value(json_object_get(d, "category"));
+        const char *tpl = json_string_value(json_object_get(d, "template"));
+        count(s, "all", counter);
+        if (cat) {
+            snprintf(k, sizeof(k), "category:%s", cat);
+            count(s, k, counter);
+        }
+        if (tpl) {
+            snprintf(k, sizeof(k), "template:%s", tpl);
+            count(s, k, counter);
+        }
+    }
+}
+
+json_t *
+hd_events_read(struct hd_shard *s, uint64_t after, int limit)
+{
+    unsigned char a[8];
+    struct hd_kv *kv;
+    json_t *list = json_array();
+    int n;
+
+    put_be64(a, after);
+    n = hd_store_range(s, HD_DB_EVENTS, "", 0, after ? a : NULL,
+                       after ? 8 : 0, 0, limit, &kv);
+    for (int i = 0; i < n; i++) {
+        MDB_val v = {kv[i].vlen, kv[i].val};
+        json_t *e = hd_record_decode(&v);
+        uint64_t seq;
+        char id[40];
+        if (e == NULL || kv[i].klen != 8) {
+            json_decref(e);
+            continue;
+        }
+        seq = get_be64((const unsigned char *)kv[i].key);
+        snprintf(id, sizeof(id), "%d-%llu", s->id, (unsigned long long)seq);
+        json_object_set_new(e, "id", json_string(id));
+        json_object_set_new(e, "seq", json_integer((json_int_t)seq));
+        json_object_set_new(e, "shard", json_integer(s->id));
+        json_array_append_new(list, e);
+    }
+    hd_kv_free(kv, n);
+    return list;
+}
+
+int
+hd_events_trim(struct hd_shard *s, int64_t retention_ms, int max)
+{
+    /* seqs are (ms << 16 | counter): old ones come first */
+    uint64_t cutoff = (uint64_t)(hd_now_ms() - retention_ms) << 16;
+    struct hd_kv *kv;
+    int n = hd_store_range(s, HD_DB_EVENTS, "", 0, NULL, 0, 0, max, &kv),
+        dropped = 0;
+
+    for (int i = 0; i < n; i++) {
+        if (kv[i].klen != 8
+            || get_be64((const unsigned char *)kv[i].key) >= cutoff)
+            break;
+        hd_store_del(s, HD_DB_EVENTS, kv[i].key, kv[i].klen);
+        dropped++;
+    }
+    hd_kv_free(kv, n);
+    return dropped;
+}
+
+json_t *
+hd_stats_read(struct hd_shard *s)
+{
+    struct hd_kv *kv;
+    json_t *out = json_object();
+    int n = hd_store_range(s, HD_DB_STATS, "", 0, NULL, 0, 0, 100000, &kv);
+
+    for (int i = 0; i < n; i++) {
+        MDB_val v = {kv[i].vlen, kv[i].val};
+        json_t *c = hd_record_decode(&v);
+        if (c != NULL)
+            json_object_set_new(out, kv[i].key, c);
+    }
+    hd_kv_free(kv, n);
+    return out;
+}
+
+/* ==== tracked html ==== */
+
+static void
+append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+{
+    if (*len + n + 1 > *cap) {
+        *cap = (*len + n + 1) * 2;
+        *buf = hd_realloc(*buf, *cap);
+    }
+    memcpy(*buf + *len, s, n);
+    *len += n;
+    (*buf)[*len] = '\0';
+}
+
+char *
+hd_track_html(const char *html, const char *base, const char *delivery_id)
+{
+    char *out = NULL, payload[2200], token[3200], link[3400];
+    size_t len = 0, cap = 0;
+    const char *p = html, *body_end;
+
+    /* every href="http..." goes through the click link */
+    for (;;) {
+        const char *h = strcasestr(p, "href=\""), *url, *q;
+        if (h == NULL)
+            break;
+        url = h + 6;
+        q = strchr(url, '"');
+        if (q == NULL)
+            break;
+        append(&out, &len, &cap, p, (size_t)(url - p));
+        if ((strncmp(url, "https://", 8) == 0 || strncmp(url, "http://", 7) == 0)
+            && (size_t)(q - url) < 2000) {
+            snprintf(payload, sizeof(payload), "c|%s|%.*s", delivery_id,
+                     (int)(q - url), url);
+            if (hd_sign_token(payload, token, sizeof(token)) == HD_OK) {
+                int n = snprintf(link, sizeof(link), "%s/t/c/%s", base, token);
+                append(&out, &len, &cap, link, (size_t)n);
+            } else {
+                append(&out, &len, &cap, url, (size_t)(q - url));
+            }
+        } else {
+            append(&out, &len, &cap, url, (size_t)(q - url));
+        }
+        p = q;
+    }
+    /* the pixel goes before </body>, or at the end */
+    body_end = strcasestr(p, "</body>");
+    append(&out, &len, &cap, p,
+           body_end ? (size_t)(body_end - p) : strlen(p));
+    snprintf(payload, sizeof(payload), "o|%s", delivery_id);
+    if (hd_sign_token(payload, token, sizeof(token)) == HD_OK) {
+        int n = snprintf(link, sizeof(link),
+                         "<img src=\"%s/t/o/%s\" width=\"1\" height=\"1\" "
+                         "alt=\"\">",
+                         base, token);
+        append(&out, &len, &cap, link, (size_t)n);
+    }
+    if (body_end)
+        append(&out, &len, &cap, body_end, strlen(body_end));
+    return out;
+}
