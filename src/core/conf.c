@@ -491,6 +491,9 @@ static const struct cmd main_cmds[] = {
     {"sms_max_segments", ARGS_1, set_num, CF(sms_max_segments)},
     {"tracking_url", ARGS_1, set_str, CF(tracking_url)},
     {"events_retention", ARGS_1, set_msec, CF(events_retention_ms)},
+    {"event_webhook", ARGS_1, set_str, CF(event_webhook)},
+    {"event_webhook_secret", ARGS_1, set_str, CF(event_webhook_secret)},
+    {"event_webhook_ca_file", ARGS_1, set_str, CF(event_webhook_ca_file)},
     {NULL, 0, NULL, 0},
 };
 

@@ -154,6 +154,9 @@ struct hd_conf {
     int sms_max_segments;
     char *tracking_url; /* base of open/click links, or NULL: no tracking */
     int64_t events_retention_ms;
+    char *event_webhook; /* URL, or NULL */
+    char *event_webhook_secret;
+    char *event_webhook_ca_file;
 
     char **strings; /* every string above, freed with the conf */
     int nstrings, cstrings;

@@ -31,12 +31,14 @@
 #include "provider/webpush.h"
 #include "send/dispatch.h"
 #include "send/templates.h"
+#include "send/webhook.h"
 #include "store/store.h"
 
 /* Per-worker modules, in start order (stop runs the same order). */
 static const struct hd_module *modules[] = {
     &hd_provider_module,
     &hd_dispatch_module,
+    &hd_webhook_module,
     &hd_http_module,
     &hd_status_module,
 };
@@ -220,6 +222,31 @@ conf_open_logs(struct hd_conf *cf)
     return HD_OK;
 }
 
+/* Whether any provider block or channel route differs. */
+static int
+providers_differ(const struct hd_conf *a, const struct hd_conf *b)
+{
+    if (a->nproviders != b->nproviders
+        || memcmp(a->channels, b->channels, sizeof(a->channels)) != 0)
+        return 1;
+    for (int i = 0; i < a->nproviders; i++) {
+        const struct hd_provider_conf *x = &a->providers[i],
+                                      *y = &b->providers[i];
+        if (strcmp(x->name, y->name) || strcmp(x->type, y->type)
+            || x->nkv != y->nkv)
+            return 1;
+        for (int k = 0; k < x->nkv; k++) {
+            if (strcmp(x->kv[k].name, y->kv[k].name)
+                || x->kv[k].nargs != y->kv[k].nargs)
+                return 1;
+            for (int j = 0; j < x->kv[k].nargs; j++)
+                if (strcmp(x->kv[k].args[j], y->kv[k].args[j]))
+                    return 1;
+        }
+    }
+    return 0;
+}
+
 /* SIGHUP: parse anew; only a configuration that parsed whole replaces
  * the old one. Settings fixed at start are reported, not applied. */
 static void
@@ -249,9 +276,10 @@ reload(const char *file)
         || cf->store.sync != old->store.sync)
         hd_log(HD_LOG_WARN, &main_log, 0,
                "listen, workers and store changes take effect on restart");
-    if (cf->nproviders != old->nproviders)
+    if (providers_differ(cf, old))
         hd_log(HD_LOG_WARN, &main_log, 0,
-               "provider changes take effect on restart");
+               "provider settings changed: they take effect on restart "
+               "(the providers in use keep their old settings)");
     if (hd_log_open(cf->error_log, cf->log_level) != HD_OK
         || hd_access_log_open(cf->access_log) != HD_OK)
         hd_log(HD_LOG_ERR, &main_log, errno, "reopening logs failed");
@@ -293,6 +321,17 @@ run(struct hd_conf *cf, const char *file)
     char err[1024], *pid_path;
     sigset_t set;
 
+    /* block the signals before anything can bring one: listeners accept
+     * early, and threads inherit the mask; only this thread takes them,
+     * with sigwait */
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGQUIT);
+    sigaddset(&set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
     nworkers = cf->workers ? cf->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (nworkers < 1)
         nworkers = 1;
@@ -317,7 +356,8 @@ run(struct hd_conf *cf, const char *file)
         close_listeners(fds, nworkers, cf->nlisten);
         return 1;
     }
-    if (hd_http_ssl_init(cf, err, sizeof(err)) != HD_OK) {
+    if (hd_http_ssl_init(cf, err, sizeof(err)) != HD_OK
+        || hd_webhook_init(cf, err, sizeof(err)) != HD_OK) {
         fprintf(stderr, "herald: %s\n", err);
         close_listeners(fds, nworkers, cf->nlisten);
         return 1;
@@ -362,15 +402,6 @@ run(struct hd_conf *cf, const char *file)
         return 1;
     }
 
-    /* block the signals before threads exist: they inherit the mask and
-     * only this thread takes them, with sigwait */
-    sigemptyset(&set);
-    sigaddset(&set, SIGHUP);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGQUIT);
-    sigaddset(&set, SIGUSR1);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     hd_cycle.conf = cf;
@@ -435,6 +466,7 @@ run(struct hd_conf *cf, const char *file)
     close_shards(shards, nshards);
     hd_providers_destroy();
     hd_templates_free();
+    hd_webhook_free();
     hd_http_ssl_free();
     hd_log(HD_LOG_NOTICE, &main_log, 0, "exit");
     unlink(pid_path);

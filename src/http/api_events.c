@@ -332,8 +332,11 @@ hd_api_track(struct hd_req *r)
     }
     bar = strchr(payload + 2, '|');
     if (!open) {
-        if (bar == NULL || (strncmp(bar + 1, "https://", 8) != 0
-                            && strncmp(bar + 1, "http://", 7) != 0)) {
+        if (bar == NULL
+            || (strncmp(bar + 1, "https://", 8) != 0
+                && strncmp(bar + 1, "http://", 7) != 0)
+            || strpbrk(bar + 1, "\r\n\t ") != NULL) {
+            /* signed or not, nothing that could split a header line */
             hd_http_error(r, 404, "not_found", "token", "not a click link");
             return;
         }

@@ -29,7 +29,7 @@ struct hd_conn;
 struct hd_req {
     struct hd_conn *conn;
     struct hd_worker *worker;
-    struct hd_conf *conf; /* borrowed from the worker for the request */
+    struct hd_conf *conf; /* a reference held for the request's life */
     int method;
     const char *method_name;
     char *path;  /* NUL-terminated, undecoded, without the query */

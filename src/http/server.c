@@ -314,6 +314,7 @@ send_response(struct hd_conn *c, struct hd_req *r, int status,
 static void
 req_free(struct hd_req *r)
 {
+    hd_conf_unref(r->conf);
     for (int i = 0; i < r->nparams; i++)
         free(r->params[i]);
     free(r->body);
@@ -581,7 +582,10 @@ process(struct hd_conn *c)
             r = hd_calloc(sizeof(*r));
             r->conn = c;
             r->worker = w;
+            /* the request keeps its config (and key) alive: a reload
+             * may swap the worker's while the answer is on its way */
             r->conf = w->conf;
+            hd_conf_ref(r->conf);
             r->start_us = hd_now_us();
             c->header_len = (size_t)pos.pos + 4;
             r->_hdr = hd_alloc(c->header_len + 1);

@@ -961,11 +961,21 @@ on_addrinfo(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
     if (ttl < 5)
         ttl = 5; /* hosts-file answers carry no TTL */
     if (p->naddrs == 0) {
+        static __thread char why[300];
         hd_log(HD_LOG_ERR, &p->log, 0, "cannot resolve \"%s\": %s", p->host,
                ares_strerror(status));
         for (int i = 0; i < p->nconns; i++)
             if (p->conns[i]->state == C_RESOLVING)
                 conn_close(p->conns[i], "name not resolved");
+        /* what waits would only time out: fail it now, saying why */
+        snprintf(why, sizeof(why), "cannot resolve \"%s\": %s", p->host,
+                 ares_strerror(status));
+        while (p->qhead != NULL) {
+            struct req *r = p->qhead;
+            list_remove(&p->qhead, &p->qtail, r);
+            p->nqueued--;
+            complete(r, why);
+        }
         return;
     }
     p->addrs_expire_ms = hd_now_ms() + ttl * 1000LL;

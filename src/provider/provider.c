@@ -153,9 +153,14 @@ hd_providers_check(const struct hd_conf *cf, char *err, size_t errlen)
     return HD_OK;
 }
 
+/* the config the providers were built from: they point into it */
+static struct hd_conf *providers_conf;
+
 int
 hd_providers_create(const struct hd_conf *cf, char *err, size_t errlen)
 {
+    providers_conf = (struct hd_conf *)cf;
+    hd_conf_ref(providers_conf);
     providers = hd_calloc(cf->nproviders * sizeof(*providers));
     for (int i = 0; i < cf->nproviders; i++) {
         const struct hd_provider_conf *pc = &cf->providers[i];
@@ -193,6 +198,8 @@ hd_providers_destroy(void)
     free(providers);
     providers = NULL;
     nproviders = 0;
+    hd_conf_unref(providers_conf);
+    providers_conf = NULL;
 }
 
 struct hd_provider *

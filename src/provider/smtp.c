@@ -548,7 +548,7 @@ on_reply(struct sconn *c)
     if (code == 421 && c->state != S_QUIT) {
         snprintf(msg, sizeof(msg), "421 %s", text);
         conn_fail(c, msg); /* the server is closing the channel */
-        return 0;
+        return GONE;
     }
     switch (c->state) {
     case S_GREETING:

@@ -209,8 +209,19 @@ hd_track_html(const char *html, const char *base, const char *delivery_id)
         append(&out, &len, &cap, p, (size_t)(url - p));
         if ((strncmp(url, "https://", 8) == 0 || strncmp(url, "http://", 7) == 0)
             && (size_t)(q - url) < 2000) {
-            snprintf(payload, sizeof(payload), "c|%s|%.*s", delivery_id,
-                     (int)(q - url), url);
+            /* the URL as a browser would follow it: &amp; is & */
+            char href[2048];
+            size_t hl = 0;
+            for (const char *x = url; x < q && hl < sizeof(href) - 1; x++) {
+                if (strncmp(x, "&amp;", 5) == 0 && x + 5 <= q) {
+                    href[hl++] = '&';
+                    x += 4;
+                } else {
+                    href[hl++] = *x;
+                }
+            }
+            href[hl] = '\0';
+            snprintf(payload, sizeof(payload), "c|%s|%s", delivery_id, href);
             if (hd_sign_token(payload, token, sizeof(token)) == HD_OK) {
                 int n = snprintf(link, sizeof(link), "%s/t/c/%s", base, token);
                 append(&out, &len, &cap, link, (size_t)n);
