@@ -33,6 +33,7 @@ my $r = $t->http(POST => '/v1/notifications',
     body => { user_id => 'cb1', channels => ['email'], title => 'T',
               body => 'news' });
 is($r->{status}, 202, 'email sent');
+my $first_nid = $r->{json}{id};
 ok($t->wait_for(sub { @{ $t->deliveries } >= 1 }, 10), 'delivered to the sink');
 my ($line) = grep { $_->{channel} eq 'email' } $t->deliveries;
 my $token = $line->{unsubscribe_token} // '';
@@ -58,6 +59,10 @@ ok(!$t->http(GET => '/v1/users/cb1/preferences')->{json}{preferences}
 is($t->http(POST => "/v1/unsubscribe/$token", auth => undef,
     body => 'List-Unsubscribe=One-Click')->{status}, 200,
     'a replay changes nothing and answers the same');
+my @tl = map { $_->{event} } @{ $t->http(GET => "/v1/notifications/$first_nid")
+    ->{json}{deliveries}[0]{timeline} };
+ok(grep({ $_ eq 'unsubscribed' } @tl), 'the email shows "unsubscribed"')
+    or diag explain \@tl;
 $r = $t->http(POST => '/v1/notifications',
     body => { user_id => 'cb1', channels => ['email'], body => 'more news' });
 is($r->{json}{deliveries}[0]{status}, 'suppressed', 'next email suppressed');

@@ -14,6 +14,7 @@
 #include "provider/provider.h"
 #include "provider/twilio.h"
 #include "send/events.h"
+#include "send/events.h"
 #include "send/notify.h"
 #include "send/users.h"
 
@@ -21,9 +22,11 @@
 
 /* ==== one-click unsubscribe ==== */
 
-/* The user of a valid token, in user (size HD_USER_ID_MAX + 1). */
+/* The user of a valid token, in user (size HD_USER_ID_MAX + 1), and the
+ * delivery the link came in (did, 48 bytes; "" if none). Payload:
+ * unsub|USER|email|ISSUED[|DELIVERY] */
 static int
-unsubscribe_user(const char *token, char *user, size_t size)
+unsubscribe_user(const char *token, char *user, size_t size, char *did)
 {
     char payload[300], *p, *bar;
     long long issued;
@@ -39,6 +42,10 @@ unsubscribe_user(const char *token, char *user, size_t size)
     issued = atoll(bar + 7);
     if (hd_now_ms() / 1000 - issued > UNSUBSCRIBE_MAX_AGE_S)
         return HD_DECLINED;
+    {
+        const char *d = strchr(bar + 7, '|');
+        snprintf(did, 48, "%s", d && strlen(d + 1) < 48 ? d + 1 : "");
+    }
     memcpy(user, p, (size_t)(bar - p));
     user[bar - p] = '\0';
     return hd_user_id_valid(user) ? HD_OK : HD_DECLINED;
@@ -52,8 +59,20 @@ exec_unsubscribe(struct hd_call *c)
     json_t *u = hd_user_load(s, op->user_id);
 
     /* a repeat, or a user erased since, answers the same: idempotent */
-    if (u != NULL)
+    if (u != NULL) {
+        json_t *shared = op->id ? hd_store_get_json(s, HD_DB_DELIVERIES,
+                                                    op->id)
+                                : NULL;
         hd_prefs_set_channel(s, op->user_id, HD_CH_EMAIL, 0);
+        if (shared != NULL) {
+            /* the email whose link it was shows it on its timeline */
+            json_t *d = hd_delivery_thaw(shared);
+            hd_event_emit(s, d, "unsubscribed", "one-click");
+            hd_store_put_json(s, HD_DB_DELIVERIES, op->id, d);
+            json_decref(d);
+        }
+        json_decref(shared);
+    }
     json_decref(u);
     hd_api_op_finish_durable(op, 200, json_pack("{s:b, s:s}", "unsubscribed",
                                                 1, "channel", "email"));
@@ -62,10 +81,10 @@ exec_unsubscribe(struct hd_call *c)
 void
 hd_api_unsubscribe(struct hd_req *r)
 {
-    char user[HD_USER_ID_MAX + 1];
+    char user[HD_USER_ID_MAX + 1], did[48];
     struct hd_api_op *op;
 
-    if (unsubscribe_user(r->params[0], user, sizeof(user)) != HD_OK) {
+    if (unsubscribe_user(r->params[0], user, sizeof(user), did) != HD_OK) {
         hd_http_error(r, 404, "not_found", "token",
                       "this unsubscribe link is not valid or has expired");
         return;
@@ -85,6 +104,9 @@ hd_api_unsubscribe(struct hd_req *r)
     op = hd_api_op_new(r, hd_shard_of(user, strlen(user), hd_cycle.nshards),
                        exec_unsubscribe);
     op->user_id = hd_strdup(user);
+    /* the delivery must live in the user's shard: it names the user */
+    if (did[0] && hd_store_id_shard(did, strlen(did)) == op->call.shard)
+        op->id = hd_strdup(did);
     hd_call_submit(&op->call);
 }
 

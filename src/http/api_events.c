@@ -12,9 +12,13 @@
 #include "core/herald.h"
 #include "core/shard.h"
 #include "core/sign.h"
+#include "core/time.h"
 #include "http/api.h"
 #include "send/events.h"
 #include "send/notify.h"
+
+/* tracking links older than this are refused */
+#define TRACKING_MAX_AGE_S (180LL * 86400)
 
 /* ==== the feed ==== */
 
@@ -330,20 +334,27 @@ hd_api_track(struct hd_req *r)
                       "not a tracking link of this herald");
         return;
     }
+    /* o|DELIVERY|ISSUED  or  c|DELIVERY|ISSUED|URL */
     bar = strchr(payload + 2, '|');
+    if (bar == NULL
+        || hd_now_ms() / 1000 - atoll(bar + 1) > TRACKING_MAX_AGE_S) {
+        hd_http_error(r, 404, "not_found", "token",
+                      "this tracking link has expired");
+        return;
+    }
+    *bar = '\0';
     if (!open) {
-        if (bar == NULL
-            || (strncmp(bar + 1, "https://", 8) != 0
-                && strncmp(bar + 1, "http://", 7) != 0)
-            || strpbrk(bar + 1, "\r\n\t ") != NULL) {
+        url = strchr(bar + 1, '|');
+        if (url == NULL
+            || (strncmp(url + 1, "https://", 8) != 0
+                && strncmp(url + 1, "http://", 7) != 0)
+            || strpbrk(url + 1, "\r\n\t ") != NULL) {
             /* signed or not, nothing that could split a header line */
             hd_http_error(r, 404, "not_found", "token", "not a click link");
             return;
         }
-        url = bar + 1;
+        url++;
     }
-    if (bar)
-        *bar = '\0';
     op = engagement_op(r, payload + 2, open ? "opened" : "clicked");
     if (op == NULL) {
         hd_http_error(r, 404, "not_found", "token", "unknown delivery");

@@ -531,8 +531,8 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
     jc->job.device = jc->device;
     if (ch == HD_CH_EMAIL) {
         char payload[256];
-        snprintf(payload, sizeof(payload), "unsub|%s|email|%lld",
-                 jc->job.user_id, (long long)(now / 1000));
+        snprintf(payload, sizeof(payload), "unsub|%s|email|%lld|%s",
+                 jc->job.user_id, (long long)(now / 1000), jc->id);
         if (hd_sign_token(payload, jc->unsub, sizeof(jc->unsub)) == HD_OK)
             jc->job.unsubscribe_token = jc->unsub;
     }
@@ -633,6 +633,7 @@ on_purge(evutil_socket_t fd, short what, void *arg)
 {
     struct dispatcher *d = arg;
     for (int i = 0; i < d->nshards; i++) {
+        hd_stats_flush(d->shards[i].s);
         hd_notify_purge_idempotency(d->shards[i].s, 1000);
         hd_events_trim(d->shards[i].s, d->w->conf->events_retention_ms, 1000);
     }
@@ -660,7 +661,7 @@ dispatch_init(struct hd_worker *w)
     d->timer_ev = evtimer_new(w->base, on_timer, d);
     d->purge_ev = event_new(w->base, -1, EV_PERSIST, on_purge, d);
     {
-        struct timeval tv = {5, 0};
+        struct timeval tv = {1, 0};
         event_add(d->purge_ev, &tv);
     }
     d->nshards = w->nshards;
@@ -675,6 +676,15 @@ dispatch_init(struct hd_worker *w)
     w->module[HD_MODULE_DISPATCH] = d;
     kick(d); /* whatever a previous run left queued */
     return HD_OK;
+}
+
+/* stopping: the counts so far go into the drain's last commits */
+static void
+dispatch_stop(struct hd_worker *w)
+{
+    struct dispatcher *d = w->module[HD_MODULE_DISPATCH];
+    for (int i = 0; i < d->nshards; i++)
+        hd_stats_flush(d->shards[i].s);
 }
 
 static int
@@ -694,6 +704,7 @@ dispatch_exit(struct hd_worker *w)
 
     if (d == NULL)
         return;
+
     for (int i = 0; i < d->nshards; i++) {
         d->shards[i].s->on_durable = NULL;
         for (int b = 0; b < SET_BUCKETS; b++) {
@@ -713,5 +724,5 @@ dispatch_exit(struct hd_worker *w)
 }
 
 const struct hd_module hd_dispatch_module = {
-    "dispatch", dispatch_init, NULL, NULL, dispatch_busy, dispatch_exit,
+    "dispatch", dispatch_init, NULL, dispatch_stop, dispatch_busy, dispatch_exit,
 };

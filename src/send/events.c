@@ -6,8 +6,10 @@
  * reader's cursor is one seq per shard. Old events are dropped after
  * events_retention (config) by the dispatcher's housekeeping.
  * Stats: db "stats", key "category:NAME" or "template:NAME" (and
- * "all"), value = counters, updated in the same group commit as the
- * event that moves them. Owner thread only.
+ * "all"), value = counters. Counting happens in memory and is folded
+ * into the store at most once a second (hd_stats_flush, from the
+ * dispatcher's housekeeping): a crash may lose that second of counts,
+ * never an event. Owner thread only.
  */
 #include <stdio.h>
 
@@ -48,18 +50,49 @@ counter_of(const char *type)
     return NULL;
 }
 
+/* counts not yet in the store, per shard: {key: {counter: n}} */
+static json_t *pending[HD_MAX_SHARDS];
+
 static void
 count(struct hd_shard *s, const char *key, const char *counter)
 {
-    json_t *shared = hd_store_get_json(s, HD_DB_STATS, key), *c;
+    json_t *c;
 
-    c = shared ? json_copy(shared) : json_object();
-    json_decref(shared);
+    if (pending[s->id] == NULL)
+        pending[s->id] = json_object();
+    c = json_object_get(pending[s->id], key);
+    if (c == NULL) {
+        c = json_object();
+        json_object_set_new(pending[s->id], key, c);
+    }
     json_object_set_new(
         c, counter,
         json_integer(json_integer_value(json_object_get(c, counter)) + 1));
-    hd_store_put_json(s, HD_DB_STATS, key, c);
-    json_decref(c);
+}
+
+void
+hd_stats_flush(struct hd_shard *s)
+{
+    const char *key, *name;
+    json_t *delta, *v;
+
+    if (pending[s->id] == NULL)
+        return;
+    json_object_foreach(pending[s->id], key, delta)
+    {
+        json_t *shared = hd_store_get_json(s, HD_DB_STATS, key), *c;
+        c = shared ? json_copy(shared) : json_object();
+        json_decref(shared);
+        json_object_foreach(delta, name, v)
+            json_object_set_new(
+                c, name,
+                json_integer(json_integer_value(json_object_get(c, name))
+                             + json_integer_value(v)));
+        hd_store_put_json(s, HD_DB_STATS, key, c);
+        json_decref(c);
+    }
+    json_decref(pending[s->id]);
+    pending[s->id] = NULL;
 }
 
 void
@@ -162,6 +195,7 @@ hd_events_trim(struct hd_shard *s, int64_t retention_ms, int max)
 json_t *
 hd_stats_read(struct hd_shard *s)
 {
+    hd_stats_flush(s); /* a reader sees every count so far */
     struct hd_kv *kv;
     json_t *out = json_object();
     int n = hd_store_range(s, HD_DB_STATS, "", 0, NULL, 0, 0, 100000, &kv);
@@ -221,7 +255,8 @@ hd_track_html(const char *html, const char *base, const char *delivery_id)
                 }
             }
             href[hl] = '\0';
-            snprintf(payload, sizeof(payload), "c|%s|%s", delivery_id, href);
+            snprintf(payload, sizeof(payload), "c|%s|%lld|%s", delivery_id,
+                     (long long)(hd_now_ms() / 1000), href);
             if (hd_sign_token(payload, token, sizeof(token)) == HD_OK) {
                 int n = snprintf(link, sizeof(link), "%s/t/c/%s", base, token);
                 append(&out, &len, &cap, link, (size_t)n);
@@ -237,7 +272,8 @@ hd_track_html(const char *html, const char *base, const char *delivery_id)
     body_end = strcasestr(p, "</body>");
     append(&out, &len, &cap, p,
            body_end ? (size_t)(body_end - p) : strlen(p));
-    snprintf(payload, sizeof(payload), "o|%s", delivery_id);
+    snprintf(payload, sizeof(payload), "o|%s|%lld", delivery_id,
+             (long long)(hd_now_ms() / 1000));
     if (hd_sign_token(payload, token, sizeof(token)) == HD_OK) {
         int n = snprintf(link, sizeof(link),
                          "<img src=\"%s/t/o/%s\" width=\"1\" height=\"1\" "

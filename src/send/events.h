@@ -24,6 +24,8 @@ char *hd_track_html(const char *html, const char *base,
                     const char *delivery_id);
 /* Drops up to max events older than now - retention_ms. */
 int hd_events_trim(struct hd_shard *s, int64_t retention_ms, int max);
+/* Folds the counts made since the last flush into the store. */
+void hd_stats_flush(struct hd_shard *s);
 /* {key: {sent, delivered, opened, clicked, ...}} of the shard. */
 json_t *hd_stats_read(struct hd_shard *s);
 
