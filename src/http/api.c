@@ -206,6 +206,27 @@ hd_api_fanout(struct hd_req *r, json_t *args,
     }
 }
 
+const char *
+hd_api_query_arg(const char *q, const char *name, char *buf, size_t size)
+{
+    size_t n = strlen(name);
+
+    while (q && *q) {
+        const char *amp = strchr(q, '&');
+        size_t len = amp ? (size_t)(amp - q) : strlen(q);
+        if (len > n && strncmp(q, name, n) == 0 && q[n] == '=') {
+            len -= n + 1;
+            if (len >= size)
+                len = size - 1;
+            memcpy(buf, q + n + 1, len);
+            buf[len] = '\0';
+            return buf;
+        }
+        q = amp ? amp + 1 : NULL;
+    }
+    return NULL;
+}
+
 void
 hd_api_healthz(struct hd_req *r)
 {

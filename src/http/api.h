@@ -38,6 +38,10 @@ void hd_api_op_finish(struct hd_api_op *op, int status, json_t *out);
 void hd_api_op_finish_durable(struct hd_api_op *op, int status, json_t *out);
 json_t *hd_api_error(const char *code, const char *field, const char *fmt,
                      ...) __attribute__((format(printf, 3, 4)));
+/* name=value from a query string, copied into buf (truncated to size);
+ * NULL when absent. No percent-decoding: values are ids and numbers. */
+const char *hd_api_query_arg(const char *q, const char *name, char *buf,
+                             size_t size);
 /* Parses r's body as a JSON object; answers 400 and returns NULL if not. */
 json_t *hd_api_body(struct hd_req *r);
 

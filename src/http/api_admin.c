@@ -16,34 +16,12 @@
 #include "send/notify.h"
 #include "store/queue.h"
 
-/* name=value from the query string, or NULL */
-static const char *
-query_arg(const char *q, const char *name, char *buf, size_t size)
-{
-    size_t n = strlen(name);
-
-    while (q && *q) {
-        const char *amp = strchr(q, '&');
-        size_t len = amp ? (size_t)(amp - q) : strlen(q);
-        if (len > n && strncmp(q, name, n) == 0 && q[n] == '=') {
-            len -= n + 1;
-            if (len >= size)
-                len = size - 1;
-            memcpy(buf, q + n + 1, len);
-            buf[len] = '\0';
-            return buf;
-        }
-        q = amp ? amp + 1 : NULL;
-    }
-    return NULL;
-}
-
 /* channel=NAME from the query: -1 absent, -2 invalid (answered 400) */
 static int
 channel_arg(struct hd_req *r)
 {
     char buf[32];
-    const char *v = query_arg(r->query, "channel", buf, sizeof(buf));
+    const char *v = hd_api_query_arg(r->query, "channel", buf, sizeof(buf));
     int ch;
 
     if (v == NULL)
@@ -268,7 +246,7 @@ hd_api_dead_letters(struct hd_req *r)
 
     if (ch == -2)
         return;
-    if ((l = query_arg(r->query, "limit", lbuf, sizeof(lbuf))) != NULL) {
+    if ((l = hd_api_query_arg(r->query, "limit", lbuf, sizeof(lbuf))) != NULL) {
         char *end;
         limit = strtol(l, &end, 10);
         if (*end != '\0' || end == l || limit < 1 || limit > 1000) {
@@ -277,7 +255,7 @@ hd_api_dead_letters(struct hd_req *r)
             return;
         }
     }
-    cur = query_arg(r->query, "cursor", cbuf, sizeof(cbuf));
+    cur = hd_api_query_arg(r->query, "cursor", cbuf, sizeof(cbuf));
     args = json_pack("{s:i}", "limit", (int)limit);
     if (cur)
         json_object_set_new(args, "cursor", json_string(cur));

@@ -87,33 +87,12 @@ finish_feed(struct hd_fanout *f)
                             cursor));
 }
 
-static const char *
-query_arg(const char *q, const char *name, char *buf, size_t size)
-{
-    size_t n = strlen(name);
-
-    while (q && *q) {
-        const char *amp = strchr(q, '&');
-        size_t len = amp ? (size_t)(amp - q) : strlen(q);
-        if (len > n && strncmp(q, name, n) == 0 && q[n] == '=') {
-            len -= n + 1;
-            if (len >= size)
-                len = size - 1;
-            memcpy(buf, q + n + 1, len);
-            buf[len] = '\0';
-            return buf;
-        }
-        q = amp ? amp + 1 : NULL;
-    }
-    return NULL;
-}
-
 void
 hd_api_events_feed(struct hd_req *r)
 {
     char cbuf[HD_MAX_SHARDS * 21 + 1], lbuf[16];
-    const char *since = query_arg(r->query, "since", cbuf, sizeof(cbuf));
-    const char *l = query_arg(r->query, "limit", lbuf, sizeof(lbuf));
+    const char *since = hd_api_query_arg(r->query, "since", cbuf, sizeof(cbuf));
+    const char *l = hd_api_query_arg(r->query, "limit", lbuf, sizeof(lbuf));
     json_t *pos = json_array();
     long limit = 100;
 

@@ -620,28 +620,6 @@ exec_list(struct hd_call *c)
                                                                "limit"))));
 }
 
-/* Finds name=value in a query string; value copied into buf. */
-static const char *
-query_arg(const char *q, const char *name, char *buf, size_t size)
-{
-    size_t n = strlen(name);
-
-    while (q && *q) {
-        const char *amp = strchr(q, '&');
-        size_t len = amp ? (size_t)(amp - q) : strlen(q);
-        if (len > n && strncmp(q, name, n) == 0 && q[n] == '=') {
-            len -= n + 1;
-            if (len >= size)
-                len = size - 1;
-            memcpy(buf, q + n + 1, len);
-            buf[len] = '\0';
-            return buf;
-        }
-        q = amp ? amp + 1 : NULL;
-    }
-    return NULL;
-}
-
 void
 hd_api_user_notifications(struct hd_req *r)
 {
@@ -657,7 +635,7 @@ hd_api_user_notifications(struct hd_req *r)
                       ". _ : @ -");
         return;
     }
-    if ((l = query_arg(r->query, "limit", lbuf, sizeof(lbuf))) != NULL) {
+    if ((l = hd_api_query_arg(r->query, "limit", lbuf, sizeof(lbuf))) != NULL) {
         char *end;
         errno = 0;
         limit = strtol(l, &end, 10);
@@ -667,7 +645,7 @@ hd_api_user_notifications(struct hd_req *r)
             return;
         }
     }
-    cur = query_arg(r->query, "cursor", cbuf, sizeof(cbuf));
+    cur = hd_api_query_arg(r->query, "cursor", cbuf, sizeof(cbuf));
     if (cur != NULL && hd_store_id_shard(cur, strlen(cur)) < 0) {
         hd_http_error(r, 400, "invalid_field", "cursor",
                       "\"cursor\" must be a next_cursor value from a "
