@@ -72,6 +72,10 @@ is($d->{reason}, 'attempts_exhausted', 'reason attempts_exhausted');
 is(scalar(grep { $_->{event} eq 'retrying' } @{ $d->{timeline} }), 2,
     'two retries on the timeline');
 
+like($t->http(GET => '/metrics')->{body},
+    qr/herald_deliveries_failed_total\{channel="sms",reason="attempts_exhausted"\} [1-9]/,
+    'metrics: failed by reason');
+
 my @dl = dead_letters('?channel=sms');
 is(scalar @dl, 1, 'one sms dead letter');
 is($dl[0]{id}, $sms_did, 'it is the sms delivery');

@@ -13,6 +13,19 @@
 
 struct hd_metrics hd_metrics[HD_MAX_WORKERS];
 
+const char *const hd_fail_reason_names[HD_REASON_MAX] = {
+    "rejected",     "invalid_token",      "invalid_address",
+    "unsubscribed", "attempts_exhausted", "no_provider"};
+
+int
+hd_fail_reason_of(const char *name)
+{
+    for (int i = 0; i < HD_REASON_MAX; i++)
+        if (name && strcmp(name, hd_fail_reason_names[i]) == 0)
+            return i;
+    return -1;
+}
+
 static const double bounds[HD_HIST_BUCKETS] = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
     0.1,    0.25,  0.5,    1,     2.5,  5,     10};
@@ -163,6 +176,18 @@ hd_metrics_format(char **out, size_t *len, size_t *cap, int nworkers)
                       nworkers, per_ch[m].off + (size_t)ch * sizeof(uint64_t)));
         }
     }
+    P("# HELP herald_deliveries_failed_total Deliveries that failed for "
+      "good, by channel and reason.\n# TYPE herald_deliveries_failed_total "
+      "counter\n");
+    for (int ch = 0; ch < HD_CH_MAX; ch++)
+        for (int r = 0; r < HD_REASON_MAX; r++)
+            P("herald_deliveries_failed_total{channel=\"%s\",reason=\"%s\"} "
+              "%llu\n",
+              hd_channel_name(ch), hd_fail_reason_names[r],
+              (unsigned long long)sum_u64(
+                  nworkers, offsetof(struct hd_metrics, failed)
+                                + ((size_t)ch * HD_REASON_MAX + (size_t)r)
+                                      * sizeof(uint64_t)));
     P("# HELP herald_deliveries_in_flight Deliveries at a provider now.\n"
       "# TYPE herald_deliveries_in_flight gauge\n"
       "herald_deliveries_in_flight %llu\n",

@@ -21,6 +21,19 @@ enum hd_delivery_result {
     HD_RES_MAX
 };
 
+/* why a delivery failed for good (herald_deliveries_failed_total) */
+enum hd_fail_reason {
+    HD_REASON_REJECTED = 0,
+    HD_REASON_INVALID_TOKEN,
+    HD_REASON_INVALID_ADDRESS,
+    HD_REASON_UNSUBSCRIBED,
+    HD_REASON_ATTEMPTS_EXHAUSTED,
+    HD_REASON_NO_PROVIDER,
+    HD_REASON_MAX
+};
+extern const char *const hd_fail_reason_names[HD_REASON_MAX];
+int hd_fail_reason_of(const char *name); /* -1 if unknown */
+
 struct hd_histogram {
     uint64_t bucket[HD_HIST_BUCKETS + 1]; /* last: +Inf */
     uint64_t count;
@@ -38,6 +51,7 @@ struct hd_metrics {
     uint64_t throttled[HD_CH_MAX];
     uint64_t expired[HD_CH_MAX];
     uint64_t dead_lettered[HD_CH_MAX];
+    uint64_t failed[HD_CH_MAX][HD_REASON_MAX]; /* by reason */
     uint64_t results[HD_METRICS_PROVIDERS][HD_CH_MAX][HD_RES_MAX];
     struct hd_histogram delivery_seconds[HD_CH_MAX]; /* due -> delivered */
     uint64_t in_flight; /* gauge */

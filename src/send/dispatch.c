@@ -378,8 +378,12 @@ on_job_done(struct hd_job *j, int outcome, int64_t retry_after_ms,
             reason = "rejected";
         }
     }
-    if (reason)
+    if (reason) {
+        int r = hd_fail_reason_of(reason);
         json_object_set_new(d, "reason", json_string(reason));
+        if (r >= 0)
+            HD_COUNT(hd_metrics_self()->failed[j->channel][r], 1);
+    }
     json_object_set_new(d, "status", json_string(status));
     hd_event_emit(s, d, status, detail);
     if (reason && strcmp(reason, "attempts_exhausted") == 0)
