@@ -64,8 +64,8 @@ hd_base64_encode(const unsigned char *src, size_t len, char *dst, int url)
     size_t i, n = 0;
 
     for (i = 0; i + 2 < len; i += 3) {
-        unsigned v = (unsigned)src[i] << 16 | (unsigned)src[i + 1] << 8
-                     | src[i + 2];
+        unsigned v =
+            (unsigned)src[i] << 16 | (unsigned)src[i + 1] << 8 | src[i + 2];
         dst[n++] = t[v >> 18];
         dst[n++] = t[(v >> 12) & 63];
         dst[n++] = t[(v >> 6) & 63];

@@ -102,9 +102,21 @@ hd_parse_size(const char *s, int64_t *out)
     switch (*end) {
     case '\0':
         break;
-    case 'k': case 'K': mul = 1024; end++; break;
-    case 'm': case 'M': mul = 1024 * 1024; end++; break;
-    case 'g': case 'G': mul = 1024LL * 1024 * 1024; end++; break;
+    case 'k':
+    case 'K':
+        mul = 1024;
+        end++;
+        break;
+    case 'm':
+    case 'M':
+        mul = 1024 * 1024;
+        end++;
+        break;
+    case 'g':
+    case 'G':
+        mul = 1024LL * 1024 * 1024;
+        end++;
+        break;
     default:
         return HD_ERROR;
     }
@@ -180,9 +192,15 @@ next_token(struct parser *p, struct lexer *lx, char **word, int *line)
     if (lx->s >= lx->end)
         return T_EOF;
     switch (*lx->s) {
-    case ';': lx->s++; return T_SEMI;
-    case '{': lx->s++; return T_OPEN;
-    case '}': lx->s++; return T_CLOSE;
+    case ';':
+        lx->s++;
+        return T_SEMI;
+    case '{':
+        lx->s++;
+        return T_OPEN;
+    case '}':
+        lx->s++;
+        return T_CLOSE;
     }
 
     buf = hd_alloc(cap);
@@ -203,9 +221,17 @@ next_token(struct parser *p, struct lexer *lx, char **word, int *line)
             if (*s == '\\' && s + 1 < lx->end) {
                 s++;
                 switch (*s) {
-                case 'n': buf[len++] = '\n'; s++; break;
-                case 't': buf[len++] = '\t'; s++; break;
-                default: buf[len++] = *s++; break;
+                case 'n':
+                    buf[len++] = '\n';
+                    s++;
+                    break;
+                case 't':
+                    buf[len++] = '\t';
+                    s++;
+                    break;
+                default:
+                    buf[len++] = *s++;
+                    break;
                 }
             } else {
                 if (*s == '\n')
@@ -216,8 +242,8 @@ next_token(struct parser *p, struct lexer *lx, char **word, int *line)
                 buf = hd_realloc(buf, cap *= 2);
         }
     } else {
-        while (s < lx->end && !isspace((unsigned char)*s) && *s != ';'
-               && *s != '{' && *s != '}' && *s != '"' && *s != '\'') {
+        while (s < lx->end && !isspace((unsigned char)*s) && *s != ';' &&
+               *s != '{' && *s != '}' && *s != '"' && *s != '\'') {
             buf[len++] = *s++;
             if (len + 2 >= cap)
                 buf = hd_realloc(buf, cap *= 2);
@@ -270,15 +296,14 @@ include_files(struct parser *p, struct node *inc, struct node ***tail,
         snprintf(pattern, sizeof(pattern), "%s", inc->args[0]);
     } else {
         snprintf(dir, sizeof(dir), "%s", inc->file);
-        snprintf(pattern, sizeof(pattern), "%s/%s", dirname(dir),
-                 inc->args[0]);
+        snprintf(pattern, sizeof(pattern), "%s/%s", dirname(dir), inc->args[0]);
     }
     rc = glob(pattern, 0, NULL, &g);
     if (rc == GLOB_NOMATCH && strpbrk(inc->args[0], "*?[") != NULL)
         return HD_OK;
     if (rc != 0)
-        return fail(p, inc->file, inc->line, "cannot open \"%s\": %s",
-                    pattern, strerror(ENOENT));
+        return fail(p, inc->file, inc->line, "cannot open \"%s\": %s", pattern,
+                    strerror(ENOENT));
     for (size_t i = 0; i < g.gl_pathc; i++) {
         struct node *head = NULL;
         if (parse_file(p, g.gl_pathv[i], &head, depth + 1) != HD_OK) {
@@ -439,8 +464,8 @@ static const char *set_access_log(struct parser *, struct node *,
                                   const struct cmd *, void *);
 static const char *set_listen(struct parser *, struct node *,
                               const struct cmd *, void *);
-static const char *set_store(struct parser *, struct node *,
-                             const struct cmd *, void *);
+static const char *set_store(struct parser *, struct node *, const struct cmd *,
+                             void *);
 static const char *set_api_key(struct parser *, struct node *,
                                const struct cmd *, void *);
 static const char *set_template(struct parser *, struct node *,
@@ -535,13 +560,12 @@ check_args(struct parser *p, struct node *n, const struct cmd *c)
     if (!(c->flags & ARGS_BLOCK) && n->block)
         return fail(p, n->file, n->line,
                     "directive \"%s\" is not terminated by \";\"", n->name);
-    ok = (c->flags & ARGS_1MORE) ? n->nargs >= 1
-                                 : (n->nargs < 3
-                                    && (c->flags & (ARGS_0 << n->nargs)));
+    ok = (c->flags & ARGS_1MORE)
+             ? n->nargs >= 1
+             : (n->nargs < 3 && (c->flags & (ARGS_0 << n->nargs)));
     if (!ok)
         return fail(p, n->file, n->line,
-                    "invalid number of arguments in \"%s\" directive",
-                    n->name);
+                    "invalid number of arguments in \"%s\" directive", n->name);
     return HD_OK;
 }
 
@@ -551,9 +575,9 @@ static int
 run_block(struct parser *p, struct node *head, const struct cmd *cmds,
           void *base)
 {
-    static const char *repeatable[] = {"listen", "api_key", "provider",
+    static const char *repeatable[] = {"listen",  "api_key",  "provider",
                                        "channel", "category", "rate_limit",
-                                       "opt_in", "template", NULL};
+                                       "opt_in",  "template", NULL};
     const char *seen[64];
     int nseen = 0;
 
@@ -585,8 +609,7 @@ run_block(struct parser *p, struct node *head, const struct cmd *cmds,
         if (e == (const char *)-1)
             return HD_ERROR; /* the setter wrote the whole message */
         if (e != NULL)
-            return fail(p, n->file, n->line, "\"%s\" directive %s", n->name,
-                        e);
+            return fail(p, n->file, n->line, "\"%s\" directive %s", n->name, e);
     }
     return HD_OK;
 }
@@ -633,8 +656,8 @@ set_num(struct parser *p, struct node *n, const struct cmd *c, void *base)
 static const char *
 set_size(struct parser *p, struct node *n, const struct cmd *c, void *base)
 {
-    if (hd_parse_size(n->args[0], (int64_t *)((char *)base + c->offset))
-        != HD_OK)
+    if (hd_parse_size(n->args[0], (int64_t *)((char *)base + c->offset)) !=
+        HD_OK)
         return bad_value(p, n, n->args[0]);
     return NULL;
 }
@@ -642,8 +665,8 @@ set_size(struct parser *p, struct node *n, const struct cmd *c, void *base)
 static const char *
 set_msec(struct parser *p, struct node *n, const struct cmd *c, void *base)
 {
-    if (hd_parse_time_ms(n->args[0], (int64_t *)((char *)base + c->offset))
-        != HD_OK)
+    if (hd_parse_time_ms(n->args[0], (int64_t *)((char *)base + c->offset)) !=
+        HD_OK)
         return bad_value(p, n, n->args[0]);
     return NULL;
 }
@@ -655,8 +678,8 @@ set_percent(struct parser *p, struct node *n, const struct cmd *c, void *base)
     char *end;
     long v = strtol(n->args[0], &end, 10);
 
-    if (end == n->args[0] || (*end != '\0' && strcmp(end, "%") != 0) || v < 1
-        || v > 100)
+    if (end == n->args[0] || (*end != '\0' && strcmp(end, "%") != 0) || v < 1 ||
+        v > 100)
         return bad_value(p, n, n->args[0]);
     *(int *)((char *)base + c->offset) = (int)v;
     return NULL;
@@ -699,8 +722,7 @@ set_shards(struct parser *p, struct node *n, const struct cmd *c, void *base)
 }
 
 static const char *
-set_error_log(struct parser *p, struct node *n, const struct cmd *c,
-              void *base)
+set_error_log(struct parser *p, struct node *n, const struct cmd *c, void *base)
 {
     p->cf->error_log = n->args[0];
     if (n->nargs == 2) {
@@ -734,8 +756,8 @@ set_listen(struct parser *p, struct node *n, const struct cmd *c, void *base)
         return "has too many addresses";
     if (a[0] == '[') {
         const char *close = strchr(a, ']');
-        if (close == NULL || close[1] != ':'
-            || (size_t)(close - a - 1) >= sizeof(host))
+        if (close == NULL || close[1] != ':' ||
+            (size_t)(close - a - 1) >= sizeof(host))
             return bad_value(p, n, a);
         memcpy(host, a + 1, close - a - 1);
         host[close - a - 1] = '\0';
@@ -853,10 +875,10 @@ set_secret(struct parser *p, struct node *n, const struct cmd *c, void *base)
     if (strncmp(v, HD_SECRET_HASH_PREFIX, plen) == 0) {
         const char *salt = v + plen, *dollar = strchr(salt, '$');
         size_t slen = dollar ? (size_t)(dollar - salt) : 0;
-        if (dollar == NULL || slen % 2 || slen / 2 > HD_SECRET_SALT_MAX
-            || strlen(dollar + 1) != 64
-            || unhex_bytes(salt, slen / 2, k->salt) != HD_OK
-            || unhex_bytes(dollar + 1, 32, k->secret_sha256) != HD_OK)
+        if (dollar == NULL || slen % 2 || slen / 2 > HD_SECRET_SALT_MAX ||
+            strlen(dollar + 1) != 64 ||
+            unhex_bytes(salt, slen / 2, k->salt) != HD_OK ||
+            unhex_bytes(dollar + 1, 32, k->secret_sha256) != HD_OK)
             return "has a malformed hash: expected what herald -k prints";
         k->saltlen = slen / 2;
     } else {
@@ -921,8 +943,7 @@ set_scopes(struct parser *p, struct node *n, const struct cmd *c, void *base)
  * the provider type to check and read (provider.c), so each type owns its
  * settings and their error messages. */
 static const char *
-set_provider(struct parser *p, struct node *n, const struct cmd *c,
-             void *base)
+set_provider(struct parser *p, struct node *n, const struct cmd *c, void *base)
 {
     struct hd_conf *cf = p->cf;
     struct hd_provider_conf *pc;
@@ -944,8 +965,7 @@ set_provider(struct parser *p, struct node *n, const struct cmd *c,
         struct hd_conf_kv *kv;
         if (d->block)
             return fail(p, d->file, d->line,
-                        "directive \"%s\" is not terminated by \";\"",
-                        d->name),
+                        "directive \"%s\" is not terminated by \";\"", d->name),
                    (const char *)-1;
         if (strcmp(d->name, "type") == 0) {
             if (d->nargs != 1)
@@ -993,10 +1013,18 @@ parse_rate(struct parser *p, struct node *n, int from, struct hd_rate *r)
     if (end == n->args[from] || *end != '/' || count <= 0)
         return bad_value(p, n, n->args[from]);
     switch (end[1]) {
-    case 's': per = 1000; break;
-    case 'm': per = 60 * 1000; break;
-    case 'h': per = 3600 * 1000; break;
-    case 'd': per = 86400 * 1000; break;
+    case 's':
+        per = 1000;
+        break;
+    case 'm':
+        per = 60 * 1000;
+        break;
+    case 'h':
+        per = 3600 * 1000;
+        break;
+    case 'd':
+        per = 86400 * 1000;
+        break;
     default:
         return bad_value(p, n, n->args[from]);
     }
@@ -1034,8 +1062,7 @@ set_rate_limit(struct parser *p, struct node *n, const struct cmd *c,
 }
 
 static const char *
-set_key_rate(struct parser *p, struct node *n, const struct cmd *c,
-             void *base)
+set_key_rate(struct parser *p, struct node *n, const struct cmd *c, void *base)
 {
     struct hd_api_key *k = base;
     if (k->rate.set)
@@ -1044,8 +1071,7 @@ set_key_rate(struct parser *p, struct node *n, const struct cmd *c,
 }
 
 static const char *
-set_category(struct parser *p, struct node *n, const struct cmd *c,
-             void *base)
+set_category(struct parser *p, struct node *n, const struct cmd *c, void *base)
 {
     struct hd_conf *cf = p->cf;
     struct hd_category_conf *cat;
@@ -1056,8 +1082,8 @@ set_category(struct parser *p, struct node *n, const struct cmd *c,
                (const char *)-1;
     if (cf->ncategories == HD_MAX_CATEGORIES)
         return "is repeated too often";
-    cf->categories = hd_realloc(cf->categories,
-                                (cf->ncategories + 1) * sizeof(*cat));
+    cf->categories =
+        hd_realloc(cf->categories, (cf->ncategories + 1) * sizeof(*cat));
     cat = &cf->categories[cf->ncategories++];
     memset(cat, 0, sizeof(*cat));
     cat->name = n->args[0];
@@ -1137,8 +1163,7 @@ template_kv(struct parser *p, struct hd_template_conf *tc, struct node *head,
 }
 
 static const char *
-set_template(struct parser *p, struct node *n, const struct cmd *c,
-             void *base)
+set_template(struct parser *p, struct node *n, const struct cmd *c, void *base)
 {
     struct hd_conf *cf = p->cf;
     struct hd_template_conf *tc;
@@ -1300,9 +1325,9 @@ hd_conf_load(const char *file, char *err, size_t errlen)
     rc = parse_file(&p, file, &head, 0);
     if (rc == HD_OK)
         rc = run_block(&p, head, main_cmds, cf);
-    if (rc == HD_OK && cf->store.max_map_size != HD_CONF_UNSET
-        && cf->store.map_size != HD_CONF_UNSET
-        && cf->store.max_map_size < cf->store.map_size)
+    if (rc == HD_OK && cf->store.max_map_size != HD_CONF_UNSET &&
+        cf->store.map_size != HD_CONF_UNSET &&
+        cf->store.max_map_size < cf->store.map_size)
         rc = fail(&p, file, 1, "\"max_map_size\" is smaller than \"map_size\"");
     if (rc == HD_OK) {
         merge_defaults(cf);
@@ -1316,16 +1341,16 @@ hd_conf_load(const char *file, char *err, size_t errlen)
             cf->nlisten = 1;
         }
         for (int i = 0; i < cf->nlisten && rc == HD_OK; i++)
-            if (cf->listen[i].ssl
-                && (cf->ssl_certificate == NULL
-                    || cf->ssl_certificate_key == NULL))
+            if (cf->listen[i].ssl && (cf->ssl_certificate == NULL ||
+                                      cf->ssl_certificate_key == NULL))
                 rc = fail(&p, file, 1,
                           "\"listen %s ssl\" needs \"ssl_certificate\" and "
                           "\"ssl_certificate_key\"",
                           cf->listen[i].text);
         for (int ch = 0; ch < HD_CH_MAX && rc == HD_OK; ch++)
             if (cf->channels[ch].nproviders == 0)
-                rc = fail(&p, file, 1, "no provider for channel \"%s\"; "
+                rc = fail(&p, file, 1,
+                          "no provider for channel \"%s\"; "
                           "add: channel %s { provider NAME; }",
                           hd_channel_name(ch), hd_channel_name(ch));
     }
@@ -1379,8 +1404,8 @@ int
 hd_channel_parse(const char *name, size_t len)
 {
     for (int i = 0; i < HD_CH_MAX; i++)
-        if (strlen(channel_names[i]) == len
-            && memcmp(channel_names[i], name, len) == 0)
+        if (strlen(channel_names[i]) == len &&
+            memcmp(channel_names[i], name, len) == 0)
             return i;
     return HD_ERROR;
 }
@@ -1389,8 +1414,8 @@ const struct hd_api_key *
 hd_conf_find_key(const struct hd_conf *cf, const char *id, size_t len)
 {
     for (int i = 0; i < cf->nkeys; i++)
-        if (strlen(cf->keys[i].id) == len
-            && memcmp(cf->keys[i].id, id, len) == 0)
+        if (strlen(cf->keys[i].id) == len &&
+            memcmp(cf->keys[i].id, id, len) == 0)
             return &cf->keys[i];
     return NULL;
 }

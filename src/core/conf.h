@@ -11,7 +11,13 @@
 
 #include "core/herald.h"
 
-enum hd_channel { HD_CH_PUSH = 0, HD_CH_SMS, HD_CH_EMAIL, HD_CH_WEB, HD_CH_MAX };
+enum hd_channel {
+    HD_CH_PUSH = 0,
+    HD_CH_SMS,
+    HD_CH_EMAIL,
+    HD_CH_WEB,
+    HD_CH_MAX
+};
 
 #define HD_SCOPE_SEND 0x1
 #define HD_SCOPE_USERS 0x2

@@ -19,7 +19,7 @@ volatile int hd_log_level = HD_LOG_NOTICE;
 static int error_fd = 2, access_fd = -1;
 static char *error_path, *access_path;
 
-static const char *levels[] = {"emerg", "alert", "crit",   "error",
+static const char *levels[] = {"emerg", "alert",  "crit", "error",
                                "warn",  "notice", "info", "debug"};
 
 int
@@ -38,8 +38,7 @@ hd_log_level_name(int level)
 }
 
 void
-hd_log_error(int level, const struct hd_log *log, int err, const char *fmt,
-             ...)
+hd_log_error(int level, const struct hd_log *log, int err, const char *fmt, ...)
 {
     char buf[2048], ts[32];
     size_t n;
@@ -61,8 +60,7 @@ hd_log_error(int level, const struct hd_log *log, int err, const char *fmt,
                               strerror(err));
     if (log != NULL) {
         if (log->action)
-            n += (size_t)snprintf(buf + n, sizeof(buf) - n, " %s",
-                                  log->action);
+            n += (size_t)snprintf(buf + n, sizeof(buf) - n, " %s", log->action);
         if (log->worker >= 0)
             n += (size_t)snprintf(buf + n, sizeof(buf) - n, ", worker: %d",
                                   log->worker);

@@ -35,8 +35,8 @@ extern volatile int hd_log_level;
             hd_log_error(level, log, err, __VA_ARGS__);                        \
     } while (0)
 
-void hd_log_error(int level, const struct hd_log *log, int err,
-                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void hd_log_error(int level, const struct hd_log *log, int err, const char *fmt,
+                  ...) __attribute__((format(printf, 4, 5)));
 int hd_log_level_parse(const char *name);
 const char *hd_log_level_name(int level);
 

@@ -36,11 +36,8 @@
 
 /* Per-worker modules, in start order (stop runs the same order). */
 static const struct hd_module *modules[] = {
-    &hd_provider_module,
-    &hd_dispatch_module,
-    &hd_webhook_module,
-    &hd_http_module,
-    &hd_status_module,
+    &hd_provider_module, &hd_dispatch_module, &hd_webhook_module,
+    &hd_http_module,     &hd_status_module,
 };
 
 static const struct hd_log main_log = {-1, -1, 0, NULL};
@@ -126,8 +123,7 @@ signal_daemon(struct hd_conf *cf, const char *name)
 /* Opens nworkers listening sockets per address with SO_REUSEPORT, after
  * checking that nobody else holds the address. */
 static int
-open_listeners(struct hd_conf *cf, int nworkers,
-               int (*fds)[HD_MAX_LISTEN])
+open_listeners(struct hd_conf *cf, int nworkers, int (*fds)[HD_MAX_LISTEN])
 {
     for (int l = 0; l < cf->nlisten; l++) {
         struct hd_listen_conf *lc = &cf->listen[l];
@@ -139,8 +135,8 @@ open_listeners(struct hd_conf *cf, int nworkers,
         if (lc->addr.ss_family == AF_INET6)
             setsockopt(probe, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
         if (bind(probe, (struct sockaddr *)&lc->addr, lc->addrlen) != 0) {
-            fprintf(stderr, "herald: bind() to %s failed (%d: %s)\n",
-                    lc->text, errno, strerror(errno));
+            fprintf(stderr, "herald: bind() to %s failed (%d: %s)\n", lc->text,
+                    errno, strerror(errno));
             close(probe);
             return HD_ERROR;
         }
@@ -155,8 +151,8 @@ open_listeners(struct hd_conf *cf, int nworkers,
             setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
             if (lc->addr.ss_family == AF_INET6)
                 setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-            if (bind(fd, (struct sockaddr *)&lc->addr, lc->addrlen) != 0
-                || listen(fd, 4096) != 0) {
+            if (bind(fd, (struct sockaddr *)&lc->addr, lc->addrlen) != 0 ||
+                listen(fd, 4096) != 0) {
                 fprintf(stderr, "herald: bind() to %s failed (%d: %s)\n",
                         lc->text, errno, strerror(errno));
                 close(fd);
@@ -226,18 +222,18 @@ conf_open_logs(struct hd_conf *cf)
 static int
 providers_differ(const struct hd_conf *a, const struct hd_conf *b)
 {
-    if (a->nproviders != b->nproviders
-        || memcmp(a->channels, b->channels, sizeof(a->channels)) != 0)
+    if (a->nproviders != b->nproviders ||
+        memcmp(a->channels, b->channels, sizeof(a->channels)) != 0)
         return 1;
     for (int i = 0; i < a->nproviders; i++) {
         const struct hd_provider_conf *x = &a->providers[i],
                                       *y = &b->providers[i];
-        if (strcmp(x->name, y->name) || strcmp(x->type, y->type)
-            || x->nkv != y->nkv)
+        if (strcmp(x->name, y->name) || strcmp(x->type, y->type) ||
+            x->nkv != y->nkv)
             return 1;
         for (int k = 0; k < x->nkv; k++) {
-            if (strcmp(x->kv[k].name, y->kv[k].name)
-                || x->kv[k].nargs != y->kv[k].nargs)
+            if (strcmp(x->kv[k].name, y->kv[k].name) ||
+                x->kv[k].nargs != y->kv[k].nargs)
                 return 1;
             for (int j = 0; j < x->kv[k].nargs; j++)
                 if (strcmp(x->kv[k].args[j], y->kv[k].args[j]))
@@ -255,9 +251,8 @@ reload(const char *file)
     char err[1024];
     struct hd_conf *cf = hd_conf_load(file, err, sizeof(err)), *old;
 
-    if (cf != NULL
-        && (hd_providers_check(cf, err, sizeof(err)) != HD_OK
-            || hd_templates_check(cf, err, sizeof(err)) != HD_OK)) {
+    if (cf != NULL && (hd_providers_check(cf, err, sizeof(err)) != HD_OK ||
+                       hd_templates_check(cf, err, sizeof(err)) != HD_OK)) {
         hd_conf_unref(cf);
         cf = NULL;
     }
@@ -270,26 +265,25 @@ reload(const char *file)
     int listen_changed = cf->nlisten != old->nlisten;
     for (int i = 0; !listen_changed && i < cf->nlisten; i++)
         listen_changed = strcmp(cf->listen[i].text, old->listen[i].text) != 0;
-    if (listen_changed || cf->workers != old->workers
-        || strcmp(cf->store.path, old->store.path) != 0
-        || cf->store.shards != old->store.shards
-        || cf->store.sync != old->store.sync)
+    if (listen_changed || cf->workers != old->workers ||
+        strcmp(cf->store.path, old->store.path) != 0 ||
+        cf->store.shards != old->store.shards ||
+        cf->store.sync != old->store.sync)
         hd_log(HD_LOG_WARN, &main_log, 0,
                "listen, workers and store changes take effect on restart");
     if (providers_differ(cf, old))
         hd_log(HD_LOG_WARN, &main_log, 0,
                "provider settings changed: they take effect on restart "
                "(the providers in use keep their old settings)");
-    if (hd_log_open(cf->error_log, cf->log_level) != HD_OK
-        || hd_access_log_open(cf->access_log) != HD_OK)
+    if (hd_log_open(cf->error_log, cf->log_level) != HD_OK ||
+        hd_access_log_open(cf->access_log) != HD_OK)
         hd_log(HD_LOG_ERR, &main_log, errno, "reopening logs failed");
     if (hd_templates_reconf(cf, err, sizeof(err)) != HD_OK)
         hd_log(HD_LOG_ERR, &main_log, 0, "templates: %s", err);
     hd_workers_reconf(cf);
     hd_cycle.conf = cf;
     hd_conf_unref(old);
-    hd_log(HD_LOG_NOTICE, &main_log, 0, "configuration reloaded from %s",
-           file);
+    hd_log(HD_LOG_NOTICE, &main_log, 0, "configuration reloaded from %s", file);
 }
 
 static void
@@ -315,7 +309,7 @@ close_listeners(int (*fds)[HD_MAX_LISTEN], int nworkers, int nlisten)
 static int
 run(struct hd_conf *cf, const char *file)
 {
-    int (*fds)[HD_MAX_LISTEN];
+    int(*fds)[HD_MAX_LISTEN];
     struct hd_shard **shards;
     int nworkers, nshards, how = 0;
     char err[1024], *pid_path;
@@ -340,9 +334,8 @@ run(struct hd_conf *cf, const char *file)
 
     if (conf_open_logs(cf) != HD_OK)
         return 1;
-    if (hd_store_prepare(cf->store.path, cf->store.shards, nworkers,
-                         &nshards, err, sizeof(err))
-        != HD_OK) {
+    if (hd_store_prepare(cf->store.path, cf->store.shards, nworkers, &nshards,
+                         err, sizeof(err)) != HD_OK) {
         fprintf(stderr, "herald: %s\n", err);
         hd_log(HD_LOG_EMERG, &main_log, 0, "%s", err);
         return 1;
@@ -356,8 +349,8 @@ run(struct hd_conf *cf, const char *file)
         close_listeners(fds, nworkers, cf->nlisten);
         return 1;
     }
-    if (hd_http_ssl_init(cf, err, sizeof(err)) != HD_OK
-        || hd_webhook_init(cf, err, sizeof(err)) != HD_OK) {
+    if (hd_http_ssl_init(cf, err, sizeof(err)) != HD_OK ||
+        hd_webhook_init(cf, err, sizeof(err)) != HD_OK) {
         fprintf(stderr, "herald: %s\n", err);
         close_listeners(fds, nworkers, cf->nlisten);
         return 1;
@@ -397,8 +390,7 @@ run(struct hd_conf *cf, const char *file)
     /* the pid file stays where it was written, whatever a reload says */
     pid_path = hd_strdup(cf->pid);
     if (write_pid(cf->pid) != HD_OK) {
-        hd_log(HD_LOG_EMERG, &main_log, errno, "open() \"%s\" failed",
-               cf->pid);
+        hd_log(HD_LOG_EMERG, &main_log, errno, "open() \"%s\" failed", cf->pid);
         return 1;
     }
 
@@ -407,8 +399,8 @@ run(struct hd_conf *cf, const char *file)
     hd_cycle.conf = cf;
     hd_cycle.modules = modules;
     hd_cycle.nmodules = (int)HD_NELEMS(modules);
-    if (hd_workers_start(cf, nworkers, nshards, shards, fds, cf->nlisten)
-        != HD_OK) {
+    if (hd_workers_start(cf, nworkers, nshards, shards, fds, cf->nlisten) !=
+        HD_OK) {
         hd_log(HD_LOG_EMERG, &main_log, errno, "starting workers failed");
         return 1;
     }
@@ -555,9 +547,8 @@ main(int argc, char **argv)
     }
 
     cf = hd_conf_load(file, err, sizeof(err));
-    if (cf != NULL
-        && (hd_providers_check(cf, err, sizeof(err)) != HD_OK
-            || hd_templates_check(cf, err, sizeof(err)) != HD_OK)) {
+    if (cf != NULL && (hd_providers_check(cf, err, sizeof(err)) != HD_OK ||
+                       hd_templates_check(cf, err, sizeof(err)) != HD_OK)) {
         hd_conf_unref(cf);
         cf = NULL;
     }

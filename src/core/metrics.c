@@ -68,8 +68,8 @@ hd_metrics_printf(char **out, size_t *len, size_t *cap, const char *fmt, ...)
 #define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
 
 static void
-hist(char **out, size_t *len, size_t *cap, const char *name,
-     const char *labels, const struct hd_histogram *const *hs, int n)
+hist(char **out, size_t *len, size_t *cap, const char *name, const char *labels,
+     const struct hd_histogram *const *hs, int n)
 {
     uint64_t cum = 0, count = 0;
     double sum = 0;
@@ -83,9 +83,8 @@ hist(char **out, size_t *len, size_t *cap, const char *name,
                               (unsigned long long)cum);
         else
             hd_metrics_printf(out, len, cap,
-                              "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name,
-                              labels, *labels ? "," : "",
-                              (unsigned long long)cum);
+                              "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels,
+                              *labels ? "," : "", (unsigned long long)cum);
     }
     for (int i = 0; i < n; i++) {
         count += LOAD(hs[i]->count);
@@ -162,8 +161,9 @@ hd_metrics_format(char **out, size_t *len, size_t *cap, int nworkers)
             {"herald_deliveries_expired_total",
              "Deliveries not sent in time (ttl).",
              offsetof(struct hd_metrics, expired)},
-            {"herald_dead_letters_total", "Deliveries moved to the dead "
-                                          "letters.",
+            {"herald_dead_letters_total",
+             "Deliveries moved to the dead "
+             "letters.",
              offsetof(struct hd_metrics, dead_lettered)},
         };
         for (size_t m = 0; m < HD_NELEMS(per_ch); m++) {
@@ -185,9 +185,9 @@ hd_metrics_format(char **out, size_t *len, size_t *cap, int nworkers)
               "%llu\n",
               hd_channel_name(ch), hd_fail_reason_names[r],
               (unsigned long long)sum_u64(
-                  nworkers, offsetof(struct hd_metrics, failed)
-                                + ((size_t)ch * HD_REASON_MAX + (size_t)r)
-                                      * sizeof(uint64_t)));
+                  nworkers, offsetof(struct hd_metrics, failed) +
+                                ((size_t)ch * HD_REASON_MAX + (size_t)r) *
+                                    sizeof(uint64_t)));
     P("# HELP herald_deliveries_in_flight Deliveries at a provider now.\n"
       "# TYPE herald_deliveries_in_flight gauge\n"
       "herald_deliveries_in_flight %llu\n",
@@ -197,8 +197,7 @@ hd_metrics_format(char **out, size_t *len, size_t *cap, int nworkers)
       "herald_delivery_seconds histogram\n");
     for (int ch = 0; ch < HD_CH_MAX; ch++) {
         char labels[64];
-        snprintf(labels, sizeof(labels), "channel=\"%s\"",
-                 hd_channel_name(ch));
+        snprintf(labels, sizeof(labels), "channel=\"%s\"", hd_channel_name(ch));
         for (int w = 0; w < nworkers; w++)
             hs[w] = &hd_metrics[w].delivery_seconds[ch];
         hist(out, len, cap, "herald_delivery_seconds", labels, hs, nworkers);

@@ -54,7 +54,7 @@ struct hd_metrics {
     uint64_t failed[HD_CH_MAX][HD_REASON_MAX]; /* by reason */
     uint64_t results[HD_METRICS_PROVIDERS][HD_CH_MAX][HD_RES_MAX];
     struct hd_histogram delivery_seconds[HD_CH_MAX]; /* due -> delivered */
-    uint64_t in_flight; /* gauge */
+    uint64_t in_flight;                              /* gauge */
     uint64_t rejected_busy; /* 503: store nearly full */
     uint64_t heartbeat_ms;  /* last loop tick of the worker */
     char _pad[64];

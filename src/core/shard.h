@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <stddef.h>
 
-uint64_t hd_hash(const void *data, size_t len);   /* FNV-1a 64 */
+uint64_t hd_hash(const void *data, size_t len); /* FNV-1a 64 */
 int hd_shard_of(const char *user_id, size_t len, int nshards);
 int hd_shard_owner(int shard, int nworkers);
 

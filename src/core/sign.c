@@ -41,16 +41,14 @@ hd_sign_init(const char *store_path, char *err, size_t errlen)
     if (fd < 0 || read(fd, key, sizeof(key)) != (ssize_t)sizeof(key)) {
         if (fd >= 0)
             close(fd);
-        snprintf(err, errlen, "cannot read /dev/urandom: %s",
-                 strerror(errno));
+        snprintf(err, errlen, "cannot read /dev/urandom: %s", strerror(errno));
         return HD_ERROR;
     }
     close(fd);
     fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0 || write(fd, key, sizeof(key)) != (ssize_t)sizeof(key)
-        || fsync(fd) != 0) {
-        snprintf(err, errlen, "cannot write \"%s\": %s", path,
-                 strerror(errno));
+    if (fd < 0 || write(fd, key, sizeof(key)) != (ssize_t)sizeof(key) ||
+        fsync(fd) != 0) {
+        snprintf(err, errlen, "cannot write \"%s\": %s", path, strerror(errno));
         if (fd >= 0)
             close(fd);
         return HD_ERROR;
@@ -92,11 +90,11 @@ hd_sign_verify(const char *token, char *out, size_t size)
     unsigned char got[64], want[MAC_LEN];
     int plen, mlen;
 
-    if (dot == NULL || (size_t)(dot - token) > (size - 1) * 4 / 3
-        || strlen(dot + 1) > 40)
+    if (dot == NULL || (size_t)(dot - token) > (size - 1) * 4 / 3 ||
+        strlen(dot + 1) > 40)
         return HD_DECLINED;
-    plen = hd_base64_decode(token, (size_t)(dot - token),
-                            (unsigned char *)out, 1);
+    plen =
+        hd_base64_decode(token, (size_t)(dot - token), (unsigned char *)out, 1);
     if (plen < 0 || (size_t)plen >= size)
         return HD_DECLINED;
     out[plen] = '\0';

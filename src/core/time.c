@@ -102,13 +102,13 @@ hd_time_parse_iso(const char *s, int64_t *ms)
     const char *p = s;
     int y, mo, d, h, mi, sec, frac_ms = 0, off = 0;
 
-    if (digits(&p, 4, &y) || expect(&p, "-") || digits(&p, 2, &mo)
-        || expect(&p, "-") || digits(&p, 2, &d) || expect(&p, "Tt ")
-        || digits(&p, 2, &h) || expect(&p, ":") || digits(&p, 2, &mi)
-        || expect(&p, ":") || digits(&p, 2, &sec))
+    if (digits(&p, 4, &y) || expect(&p, "-") || digits(&p, 2, &mo) ||
+        expect(&p, "-") || digits(&p, 2, &d) || expect(&p, "Tt ") ||
+        digits(&p, 2, &h) || expect(&p, ":") || digits(&p, 2, &mi) ||
+        expect(&p, ":") || digits(&p, 2, &sec))
         return HD_ERROR;
-    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59
-        || sec > 60)
+    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 ||
+        sec > 60)
         return HD_ERROR;
     if (mo == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
         return HD_ERROR;
@@ -127,8 +127,8 @@ hd_time_parse_iso(const char *s, int64_t *ms)
     } else if (*p == '+' || *p == '-') {
         int sign = *p == '+' ? 1 : -1, oh, om;
         p++;
-        if (digits(&p, 2, &oh) || expect(&p, ":") || digits(&p, 2, &om)
-            || oh > 23 || om > 59)
+        if (digits(&p, 2, &oh) || expect(&p, ":") || digits(&p, 2, &om) ||
+            oh > 23 || om > 59)
             return HD_ERROR;
         off = sign * (oh * 60 + om) * 60;
     } else {

@@ -91,8 +91,8 @@ on_drain_check(evutil_socket_t fd, short what, void *arg)
     int busy = 0;
 
     for (int i = 0; i < hd_cycle.nmodules; i++)
-        if (hd_cycle.modules[i]->busy_worker
-            && hd_cycle.modules[i]->busy_worker(w))
+        if (hd_cycle.modules[i]->busy_worker &&
+            hd_cycle.modules[i]->busy_worker(w))
             busy = 1;
     for (int i = 0; i < w->nshards; i++)
         if (hd_store_pending(w->shards[i]))
@@ -150,8 +150,8 @@ worker_main(void *arg)
     hd_current_worker = w;
 
     for (int i = 0; i < hd_cycle.nmodules; i++)
-        if (hd_cycle.modules[i]->init_worker
-            && hd_cycle.modules[i]->init_worker(w) != HD_OK) {
+        if (hd_cycle.modules[i]->init_worker &&
+            hd_cycle.modules[i]->init_worker(w) != HD_OK) {
             hd_log(HD_LOG_EMERG, &w->log, 0, "module %s failed to start",
                    hd_cycle.modules[i]->name);
             exit(1);
@@ -218,8 +218,7 @@ hd_workers_start(struct hd_conf *cf, int nworkers, int nshards,
     }
     for (int i = 0; i < nworkers; i++)
         if (pthread_create(&hd_cycle.workers[i].thread, NULL, worker_main,
-                           &hd_cycle.workers[i])
-            != 0)
+                           &hd_cycle.workers[i]) != 0)
             return HD_ERROR;
     return HD_OK;
 }

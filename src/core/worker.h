@@ -19,25 +19,25 @@ struct hd_worker {
     pthread_t thread;
     struct event_base *base;
     struct hd_inbox *inbox;
-    struct hd_conf *conf; /* this worker's reference to the live config */
+    struct hd_conf *conf;     /* this worker's reference to the live config */
     struct hd_shard **shards; /* owned, ascending ids */
     int nshards;
     int listen_fds[HD_MAX_LISTEN];
     int nlisten;
     struct hd_log log;
-    int stopping; /* 1: quit (drain deliveries), 2: stop (requests only) */
-    int idle;     /* atomic: stopping and nothing left to finish */
+    int stopping;    /* 1: quit (drain deliveries), 2: stop (requests only) */
+    int idle;        /* atomic: stopping and nothing left to finish */
     void *module[4]; /* per-module state, indexed by module slot */
 };
 
 /* A module: one layer's per-worker life cycle, listed in main.c. */
 struct hd_module {
     const char *name;
-    int (*init_worker)(struct hd_worker *w);     /* worker thread */
-    void (*reconf_worker)(struct hd_worker *w);  /* after a conf swap */
-    void (*stop_worker)(struct hd_worker *w);    /* stop accepting */
-    int (*busy_worker)(struct hd_worker *w);     /* drain: anything left? */
-    void (*exit_worker)(struct hd_worker *w);    /* free */
+    int (*init_worker)(struct hd_worker *w);    /* worker thread */
+    void (*reconf_worker)(struct hd_worker *w); /* after a conf swap */
+    void (*stop_worker)(struct hd_worker *w);   /* stop accepting */
+    int (*busy_worker)(struct hd_worker *w);    /* drain: anything left? */
+    void (*exit_worker)(struct hd_worker *w);   /* free */
 };
 
 struct hd_cycle {

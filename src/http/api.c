@@ -126,8 +126,8 @@ hd_api_body(struct hd_req *r)
     j = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &e);
     if (j == NULL) {
         hd_http_error(r, 400, "invalid_json", NULL,
-                      "invalid JSON at line %d column %d: %s", e.line,
-                      e.column, e.text);
+                      "invalid JSON at line %d column %d: %s", e.line, e.column,
+                      e.text);
         return NULL;
     }
     if (!json_is_object(j)) {

@@ -26,8 +26,7 @@ struct hd_api_op {
     int retry_after; /* seconds; > 0 adds a Retry-After header */
 };
 
-struct hd_api_op *hd_api_op_new(struct hd_req *r, int shard,
-                                hd_call_fn exec);
+struct hd_api_op *hd_api_op_new(struct hd_req *r, int shard, hd_call_fn exec);
 /* Owner side: the store is past its high-water mark: 503 + Retry-After.
  * Returns 1 when it answered. */
 int hd_api_op_busy(struct hd_api_op *op);
@@ -36,8 +35,8 @@ void hd_api_op_finish(struct hd_api_op *op, int status, json_t *out);
 /* Owner side: answer once everything staged so far is durable (a failed
  * commit turns the answer into 507 or 500). */
 void hd_api_op_finish_durable(struct hd_api_op *op, int status, json_t *out);
-json_t *hd_api_error(const char *code, const char *field, const char *fmt,
-                     ...) __attribute__((format(printf, 3, 4)));
+json_t *hd_api_error(const char *code, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* name=value from a query string, copied into buf (truncated to size);
  * NULL when absent. No percent-decoding: values are ids and numbers. */
 const char *hd_api_query_arg(const char *q, const char *name, char *buf,
@@ -58,8 +57,7 @@ struct hd_fanout {
     hd_fanout_fn finish;
 };
 void hd_api_fanout(struct hd_req *r, json_t *args,
-                   void (*exec)(struct hd_shard *s, json_t *args,
-                                json_t **out),
+                   void (*exec)(struct hd_shard *s, json_t *args, json_t **out),
                    hd_fanout_fn finish);
 
 void hd_api_healthz(struct hd_req *r);

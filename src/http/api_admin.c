@@ -87,9 +87,9 @@ exec_queues(struct hd_shard *s, json_t *args, json_t **out)
         MDB_stat st;
         mdb_stat(txn, s->dbi[HD_DB_DEAD_LETTERS], &st);
         *out = json_pack("{s:i, s:i, s:o, s:I, s:I, s:I}", "shard", s->id,
-                         "worker", s->worker, "channels", chans,
-                         "dead_letters", (json_int_t)st.ms_entries,
-                         "commits", (json_int_t)s->commits, "map_size",
+                         "worker", s->worker, "channels", chans, "dead_letters",
+                         (json_int_t)st.ms_entries, "commits",
+                         (json_int_t)s->commits, "map_size",
                          (json_int_t)s->map_size);
     }
 }
@@ -118,11 +118,11 @@ finish_queues(struct hd_fanout *f)
             for (size_t k = 0; k < HD_NELEMS(sum); k++)
                 json_object_set_new(
                     t, sum[k],
-                    json_integer(json_integer_value(json_object_get(t, sum[k]))
-                                 + json_integer_value(
-                                     json_object_get(c, sum[k]))));
-            if (json_integer_value(json_object_get(c, "oldest_age_ms"))
-                > json_integer_value(json_object_get(t, "oldest_age_ms")))
+                    json_integer(
+                        json_integer_value(json_object_get(t, sum[k])) +
+                        json_integer_value(json_object_get(c, sum[k]))));
+            if (json_integer_value(json_object_get(c, "oldest_age_ms")) >
+                json_integer_value(json_object_get(t, "oldest_age_ms")))
                 json_object_set(t, "oldest_age_ms",
                                 json_object_get(c, "oldest_age_ms"));
         }
@@ -177,9 +177,9 @@ exec_dead_list(struct hd_shard *s, json_t *args, json_t **out)
             json_t *dl = hd_record_decode(&v);
             if (dl == NULL)
                 continue;
-            if (chan == NULL
-                || strcmp(json_string_value(json_object_get(dl, "channel")),
-                          chan) == 0) {
+            if (chan == NULL ||
+                strcmp(json_string_value(json_object_get(dl, "channel")),
+                       chan) == 0) {
                 json_array_append_new(list, dl);
                 taken++;
             } else {
@@ -203,8 +203,9 @@ exec_dead_list(struct hd_shard *s, json_t *args, json_t **out)
 static int
 cmp_id(const void *a, const void *b)
 {
-    return strcmp(json_string_value(json_object_get(*(json_t *const *)a, "id")),
-                  json_string_value(json_object_get(*(json_t *const *)b, "id")));
+    return strcmp(
+        json_string_value(json_object_get(*(json_t *const *)a, "id")),
+        json_string_value(json_object_get(*(json_t *const *)b, "id")));
 }
 
 static void
@@ -312,9 +313,8 @@ exec_dead_retry_all(struct hd_shard *s, json_t *args, json_t **out)
         json_t *dl = hd_record_decode(&v);
         const char *c =
             dl ? json_string_value(json_object_get(dl, "channel")) : NULL;
-        if (dl && (chan == NULL || (c && strcmp(c, chan) == 0))
-            && requeue(s, json_string_value(json_object_get(dl, "id")))
-                   == HD_OK)
+        if (dl && (chan == NULL || (c && strcmp(c, chan) == 0)) &&
+            requeue(s, json_string_value(json_object_get(dl, "id"))) == HD_OK)
             done++;
         json_decref(dl);
     }
@@ -368,13 +368,13 @@ exec_dead_retry(struct hd_call *c)
     struct hd_api_op *op = (struct hd_api_op *)c;
 
     if (requeue(hd_call_shard(c), op->id) != HD_OK) {
-        hd_api_op_finish(op, 404,
-                         hd_api_error("not_found", "id",
-                                      "no dead letter \"%s\"", op->id));
+        hd_api_op_finish(
+            op, 404,
+            hd_api_error("not_found", "id", "no dead letter \"%s\"", op->id));
         return;
     }
-    hd_api_op_finish_durable(op, 200, json_pack("{s:s, s:s}", "id", op->id,
-                                                "status", "queued"));
+    hd_api_op_finish_durable(
+        op, 200, json_pack("{s:s, s:s}", "id", op->id, "status", "queued"));
 }
 
 void
@@ -392,11 +392,11 @@ exec_dead_delete(struct hd_call *c)
     struct hd_shard *s = hd_call_shard(c);
     MDB_val v;
 
-    if (hd_store_get(s, HD_DB_DEAD_LETTERS, op->id, strlen(op->id), &v)
-        != HD_OK) {
-        hd_api_op_finish(op, 404,
-                         hd_api_error("not_found", "id",
-                                      "no dead letter \"%s\"", op->id));
+    if (hd_store_get(s, HD_DB_DEAD_LETTERS, op->id, strlen(op->id), &v) !=
+        HD_OK) {
+        hd_api_op_finish(
+            op, 404,
+            hd_api_error("not_found", "id", "no dead letter \"%s\"", op->id));
         return;
     }
     hd_store_del(s, HD_DB_DEAD_LETTERS, op->id, strlen(op->id));

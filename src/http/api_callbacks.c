@@ -31,13 +31,13 @@ unsubscribe_user(const char *token, char *user, size_t size, char *did)
     char payload[300], *p, *bar;
     long long issued;
 
-    if (hd_sign_verify(token, payload, sizeof(payload)) != HD_OK
-        || strncmp(payload, "unsub|", 6) != 0)
+    if (hd_sign_verify(token, payload, sizeof(payload)) != HD_OK ||
+        strncmp(payload, "unsub|", 6) != 0)
         return HD_DECLINED;
     p = payload + 6;
     bar = strchr(p, '|');
-    if (bar == NULL || (size_t)(bar - p) >= size
-        || strncmp(bar, "|email|", 7) != 0)
+    if (bar == NULL || (size_t)(bar - p) >= size ||
+        strncmp(bar, "|email|", 7) != 0)
         return HD_DECLINED;
     issued = atoll(bar + 7);
     if (hd_now_ms() / 1000 - issued > UNSUBSCRIBE_MAX_AGE_S)
@@ -60,9 +60,8 @@ exec_unsubscribe(struct hd_call *c)
 
     /* a repeat, or a user erased since, answers the same: idempotent */
     if (u != NULL) {
-        json_t *shared = op->id ? hd_store_get_json(s, HD_DB_DELIVERIES,
-                                                    op->id)
-                                : NULL;
+        json_t *shared =
+            op->id ? hd_store_get_json(s, HD_DB_DELIVERIES, op->id) : NULL;
         hd_prefs_set_channel(s, op->user_id, HD_CH_EMAIL, 0);
         if (shared != NULL) {
             /* the email whose link it was shows it on its timeline */
@@ -74,8 +73,9 @@ exec_unsubscribe(struct hd_call *c)
         json_decref(shared);
     }
     json_decref(u);
-    hd_api_op_finish_durable(op, 200, json_pack("{s:b, s:s}", "unsubscribed",
-                                                1, "channel", "email"));
+    hd_api_op_finish_durable(
+        op, 200,
+        json_pack("{s:b, s:s}", "unsubscribed", 1, "channel", "email"));
 }
 
 void
@@ -205,8 +205,8 @@ exec_twilio(struct hd_call *c)
     d = hd_delivery_thaw(shared);
     json_decref(shared);
     cur = json_string_value(json_object_get(d, "status"));
-    snprintf(detail, sizeof(detail), "twilio %s%s%s", status,
-             code ? " " : "", code ? code : "");
+    snprintf(detail, sizeof(detail), "twilio %s%s%s", status, code ? " " : "",
+             code ? code : "");
     if (strcmp(status, "undelivered") == 0 || strcmp(status, "failed") == 0) {
         /* the carrier gave up after Twilio accepted it */
         json_object_set_new(d, "status", json_string("failed"));
@@ -257,8 +257,8 @@ hd_api_twilio_callback(struct hd_req *r)
     {
         /* the URL Twilio requested: the configured callback, with the
          * query string as it arrived */
-        const struct hd_conf_kv *cb = hd_conf_kv_find(tp->conf,
-                                                      "status_callback");
+        const struct hd_conf_kv *cb =
+            hd_conf_kv_find(tp->conf, "status_callback");
         const char *base = cb ? cb->args[0] : "";
         const char *qm = strchr(base, '?');
         int len = qm ? (int)(qm - base) : (int)strlen(base);

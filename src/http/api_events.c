@@ -26,10 +26,11 @@ static void
 exec_feed(struct hd_shard *s, json_t *args, json_t **out)
 {
     json_t *pos = json_object_get(args, "pos");
-    uint64_t after = (uint64_t)json_integer_value(json_array_get(pos, (size_t)s->id));
+    uint64_t after =
+        (uint64_t)json_integer_value(json_array_get(pos, (size_t)s->id));
 
-    *out = hd_events_read(s, after,
-                          (int)json_integer_value(json_object_get(args, "limit")));
+    *out = hd_events_read(
+        s, after, (int)json_integer_value(json_object_get(args, "limit")));
 }
 
 static int
@@ -40,12 +41,12 @@ by_time(const void *a, const void *b)
                    json_string_value(json_object_get(y, "at")));
     if (c != 0)
         return c;
-    c = (int)(json_integer_value(json_object_get(x, "shard"))
-              - json_integer_value(json_object_get(y, "shard")));
+    c = (int)(json_integer_value(json_object_get(x, "shard")) -
+              json_integer_value(json_object_get(y, "shard")));
     if (c != 0)
         return c;
-    return json_integer_value(json_object_get(x, "seq"))
-                   < json_integer_value(json_object_get(y, "seq"))
+    return json_integer_value(json_object_get(x, "seq")) <
+                   json_integer_value(json_object_get(y, "seq"))
                ? -1
                : 1;
 }
@@ -82,9 +83,9 @@ finish_feed(struct hd_fanout *f)
                                (unsigned long long)json_integer_value(
                                    json_array_get(pos, (size_t)s)));
     json_decref(pos);
-    hd_http_reply(f->req, 200,
-                  json_pack("{s:o, s:s}", "events", page, "next_cursor",
-                            cursor));
+    hd_http_reply(
+        f->req, 200,
+        json_pack("{s:o, s:s}", "events", page, "next_cursor", cursor));
 }
 
 void
@@ -112,8 +113,8 @@ hd_api_events_feed(struct hd_req *r)
             char *end;
             errno = 0;
             v = strtoull(since, &end, 10);
-            if (end == since || errno || (*end != '.' && *end != '\0')
-                || (*end == '\0' && s != hd_cycle.nshards - 1)) {
+            if (end == since || errno || (*end != '.' && *end != '\0') ||
+                (*end == '\0' && s != hd_cycle.nshards - 1)) {
                 json_decref(pos);
                 hd_http_error(r, 400, "invalid_field", "since",
                               "\"since\" must be a next_cursor value");
@@ -149,30 +150,30 @@ finish_stats(struct hd_fanout *f)
                 t = json_object();
                 json_object_set_new(sum, key, t);
             }
-            json_object_foreach(c, name, v)
-                json_object_set_new(
-                    t, name,
-                    json_integer(json_integer_value(json_object_get(t, name))
-                                 + json_integer_value(v)));
+            json_object_foreach(c, name, v) json_object_set_new(
+                t, name,
+                json_integer(json_integer_value(json_object_get(t, name)) +
+                             json_integer_value(v)));
         }
     json_object_foreach(sum, key, c)
     {
         double acc = (double)json_integer_value(json_object_get(c, "accepted"));
-        double del = (double)json_integer_value(json_object_get(c, "delivered"));
+        double del =
+            (double)json_integer_value(json_object_get(c, "delivered"));
         json_object_set_new(c, "delivery_rate",
                             json_real(acc > 0 ? del / acc : 0));
-        json_object_set_new(
-            c, "open_rate",
-            json_real(del > 0 ? (double)json_integer_value(
-                                    json_object_get(c, "opened"))
-                                    / del
-                              : 0));
-        json_object_set_new(
-            c, "click_rate",
-            json_real(del > 0 ? (double)json_integer_value(
-                                    json_object_get(c, "clicked"))
-                                    / del
-                              : 0));
+        json_object_set_new(c, "open_rate",
+                            json_real(del > 0
+                                          ? (double)json_integer_value(
+                                                json_object_get(c, "opened")) /
+                                                del
+                                          : 0));
+        json_object_set_new(c, "click_rate",
+                            json_real(del > 0
+                                          ? (double)json_integer_value(
+                                                json_object_get(c, "clicked")) /
+                                                del
+                                          : 0));
     }
     hd_http_reply(f->req, 200, json_pack("{s:o}", "stats", sum));
 }
@@ -194,9 +195,9 @@ exec_engagement(struct hd_call *c)
     json_t *shared = hd_store_get_json(s, HD_DB_DELIVERIES, op->id), *d;
 
     if (shared == NULL) {
-        hd_api_op_finish(op, 404, hd_api_error("not_found", "delivery_id",
-                                               "unknown delivery \"%s\"",
-                                               op->id));
+        hd_api_op_finish(op, 404,
+                         hd_api_error("not_found", "delivery_id",
+                                      "unknown delivery \"%s\"", op->id));
         return;
     }
     d = hd_delivery_thaw(shared);
@@ -241,8 +242,8 @@ hd_api_events_post(struct hd_req *r)
                       "\"delivery_id\" is required");
         return;
     }
-    if (type == NULL
-        || (strcmp(type, "opened") != 0 && strcmp(type, "clicked") != 0)) {
+    if (type == NULL ||
+        (strcmp(type, "opened") != 0 && strcmp(type, "clicked") != 0)) {
         json_decref(in);
         hd_http_error(r, 400, "invalid_field", "type",
                       "\"type\" must be opened or clicked");
@@ -264,10 +265,10 @@ hd_api_events_post(struct hd_req *r)
 
 /* a transparent 1x1 GIF */
 static const unsigned char pixel[] = {
-    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00,
-    0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00,
-    0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00,
-    0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b};
+    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0x21, 0xf9, 0x04,
+    0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00, 0x01,
+    0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b};
 
 static void
 on_pixel_done(struct hd_call *c)
@@ -307,16 +308,16 @@ hd_api_track(struct hd_req *r)
     struct hd_api_op *op;
     char *bar, *url = NULL;
 
-    if (hd_sign_verify(r->params[0], payload, sizeof(payload)) != HD_OK
-        || payload[0] != (open ? 'o' : 'c') || payload[1] != '|') {
+    if (hd_sign_verify(r->params[0], payload, sizeof(payload)) != HD_OK ||
+        payload[0] != (open ? 'o' : 'c') || payload[1] != '|') {
         hd_http_error(r, 404, "not_found", "token",
                       "not a tracking link of this herald");
         return;
     }
     /* o|DELIVERY|ISSUED  or  c|DELIVERY|ISSUED|URL */
     bar = strchr(payload + 2, '|');
-    if (bar == NULL
-        || hd_now_ms() / 1000 - atoll(bar + 1) > TRACKING_MAX_AGE_S) {
+    if (bar == NULL ||
+        hd_now_ms() / 1000 - atoll(bar + 1) > TRACKING_MAX_AGE_S) {
         hd_http_error(r, 404, "not_found", "token",
                       "this tracking link has expired");
         return;
@@ -324,10 +325,10 @@ hd_api_track(struct hd_req *r)
     *bar = '\0';
     if (!open) {
         url = strchr(bar + 1, '|');
-        if (url == NULL
-            || (strncmp(url + 1, "https://", 8) != 0
-                && strncmp(url + 1, "http://", 7) != 0)
-            || strpbrk(url + 1, "\r\n\t ") != NULL) {
+        if (url == NULL ||
+            (strncmp(url + 1, "https://", 8) != 0 &&
+             strncmp(url + 1, "http://", 7) != 0) ||
+            strpbrk(url + 1, "\r\n\t ") != NULL) {
             /* signed or not, nothing that could split a header line */
             hd_http_error(r, 404, "not_found", "token", "not a click link");
             return;

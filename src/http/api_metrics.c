@@ -29,8 +29,8 @@ exec_store_stats(struct hd_shard *s, json_t *args, json_t **out)
         mdb_stat(txn, s->dbi[HD_DB_QUEUE + ch], &st);
         json_array_append_new(depth, json_integer((json_int_t)st.ms_entries));
         if (mdb_cursor_open(txn, s->dbi[HD_DB_QUEUE + ch], &cur) == 0) {
-            if (mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0
-                && k.mv_size == HD_QUEUE_KEY_LEN) {
+            if (mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0 &&
+                k.mv_size == HD_QUEUE_KEY_LEN) {
                 int64_t due;
                 uint64_t seq;
                 hd_queue_key_parse(k.mv_data, &due, &seq);
@@ -41,15 +41,14 @@ exec_store_stats(struct hd_shard *s, json_t *args, json_t **out)
         json_array_append_new(oldest, json_integer(age));
     }
     mdb_stat(txn, s->dbi[HD_DB_DEAD_LETTERS], &st);
-    *out = json_pack("{s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
-                     "depth", depth, "oldest_ms", oldest, "dead_letters",
-                     (json_int_t)st.ms_entries, "commits",
-                     (json_int_t)s->commits, "records",
-                     (json_int_t)s->records_committed, "commit_us",
-                     (json_int_t)s->commit_us_total, "commit_us_max",
-                     (json_int_t)s->commit_us_max, "map_size",
-                     (json_int_t)s->map_size, "map_used",
-                     (json_int_t)hd_store_used(s));
+    *out = json_pack(
+        "{s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "depth", depth,
+        "oldest_ms", oldest, "dead_letters", (json_int_t)st.ms_entries,
+        "commits", (json_int_t)s->commits, "records",
+        (json_int_t)s->records_committed, "commit_us",
+        (json_int_t)s->commit_us_total, "commit_us_max",
+        (json_int_t)s->commit_us_max, "map_size", (json_int_t)s->map_size,
+        "map_used", (json_int_t)hd_store_used(s));
 }
 
 static void
@@ -76,8 +75,8 @@ finish_metrics(struct hd_fanout *f)
                 if (v)
                     P("herald_deliveries_total{provider=\"%s\",channel=\"%s\","
                       "outcome=\"%s\"} %llu\n",
-                      hd_provider_at(p)->name, hd_channel_name(ch),
-                      names[res], (unsigned long long)v);
+                      hd_provider_at(p)->name, hd_channel_name(ch), names[res],
+                      (unsigned long long)v);
             }
     P("# HELP herald_circuit_breaker_state 0 closed, 1 open, 2 half-open, "
       "per provider and worker.\n# TYPE herald_circuit_breaker_state "
@@ -94,9 +93,8 @@ finish_metrics(struct hd_fanout *f)
     for (int ch = 0; ch < HD_CH_MAX; ch++) {
         json_int_t d = 0;
         for (int s = 0; s < hd_cycle.nshards; s++)
-            d += json_integer_value(
-                json_array_get(json_object_get(f->parts[s], "depth"),
-                               (size_t)ch));
+            d += json_integer_value(json_array_get(
+                json_object_get(f->parts[s], "depth"), (size_t)ch));
         P("herald_queue_depth{channel=\"%s\"} %lld\n", hd_channel_name(ch),
           (long long)d);
     }
@@ -105,9 +103,8 @@ finish_metrics(struct hd_fanout *f)
     for (int ch = 0; ch < HD_CH_MAX; ch++) {
         json_int_t a = 0;
         for (int s = 0; s < hd_cycle.nshards; s++) {
-            json_int_t v = json_integer_value(
-                json_array_get(json_object_get(f->parts[s], "oldest_ms"),
-                               (size_t)ch));
+            json_int_t v = json_integer_value(json_array_get(
+                json_object_get(f->parts[s], "oldest_ms"), (size_t)ch));
             if (v > a)
                 a = v;
         }
@@ -170,8 +167,8 @@ hd_api_readyz(struct hd_req *r)
         return;
     }
     for (int w = 0; w < hd_cycle.nworkers; w++) {
-        uint64_t hb = __atomic_load_n(&hd_metrics[w].heartbeat_ms,
-                                      __ATOMIC_RELAXED);
+        uint64_t hb =
+            __atomic_load_n(&hd_metrics[w].heartbeat_ms, __ATOMIC_RELAXED);
         if (now - (int64_t)hb > 3000) {
             hd_http_reply(r, 503,
                           json_pack("{s:s, s:i}", "status", "worker stalled",

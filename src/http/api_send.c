@@ -52,8 +52,7 @@ exec_send(struct hd_call *c)
     in.template_name = json_string_value(json_object_get(a, "template"));
     in.template_data = json_object_get(a, "tdata");
     if (hd_notify_accept(hd_call_shard(c), hd_current_worker->conf, &in,
-                         &answer, &status, &err)
-        != HD_OK) {
+                         &answer, &status, &err) != HD_OK) {
         hd_api_op_finish(op, err.status,
                          hd_api_error(err.code, err.field, "%s", err.message));
         return;
@@ -98,8 +97,7 @@ check_str(json_t *obj, const char *key, const char *field, size_t max,
     if (v == NULL)
         return HD_OK;
     if (!json_is_string(v))
-        return bad(e, "invalid_field", field, "\"%s\" must be a string",
-                   field);
+        return bad(e, "invalid_field", field, "\"%s\" must be a string", field);
     if (json_string_length(v) > max) {
         e->code = "invalid_field";
         set_field(e, field);
@@ -181,10 +179,10 @@ check_part(json_t *body, const char *name, const char *const *keys,
             snprintf(e->msg, sizeof(e->msg), "\"%s\" must be a string", field);
             return HD_ERROR;
         }
-        if (json_string_length(v)
-            > (strcmp(keys[i], "html") == 0 || strcmp(keys[i], "text") == 0
-                   ? HD_TEXT_MAX
-                   : HD_TITLE_MAX * 4)) {
+        if (json_string_length(v) >
+            (strcmp(keys[i], "html") == 0 || strcmp(keys[i], "text") == 0
+                 ? HD_TEXT_MAX
+                 : HD_TITLE_MAX * 4)) {
             e->code = "invalid_field";
             set_field(e, field);
             snprintf(e->msg, sizeof(e->msg), "\"%s\" is too long", field);
@@ -200,17 +198,29 @@ static int
 validate_send(json_t *in, const char *path_user, const char *header_key,
               json_t **args, const char **user_id, struct verr *e)
 {
-    static const char *const keys[] = {
-        "user_id", "channels", "category", "priority", "ttl",
-        "send_at", "idempotency_key", "title", "body", "data",
-        "push", "sms", "email", "web", "template", NULL};
-    static const char *const push_keys[] = {"title", "body",  "badge",
-                                            "sound", "data",  "collapse_id",
+    static const char *const keys[] = {"user_id",
+                                       "channels",
+                                       "category",
+                                       "priority",
+                                       "ttl",
+                                       "send_at",
+                                       "idempotency_key",
+                                       "title",
+                                       "body",
+                                       "data",
+                                       "push",
+                                       "sms",
+                                       "email",
+                                       "web",
+                                       "template",
+                                       NULL};
+    static const char *const push_keys[] = {"title",     "body", "badge",
+                                            "sound",     "data", "collapse_id",
                                             "thread_id", NULL};
     static const char *const sms_keys[] = {"body", NULL};
     static const char *const email_keys[] = {"subject", "text", "html", NULL};
-    static const char *const web_keys[] = {"title", "body", "icon", "url",
-                                           "topic", NULL};
+    static const char *const web_keys[] = {"title", "body",  "icon",
+                                           "url",   "topic", NULL};
     json_t *uid = json_object_get(in, "user_id"), *v, *content;
     unsigned channels = 0;
     int priority = HD_PRIO_NORMAL;
@@ -225,8 +235,8 @@ validate_send(json_t *in, const char *path_user, const char *header_key,
     }
     if (path_user == NULL) {
         if (uid == NULL)
-            return bad(e, "missing_field", "user_id", "\"user_id\" is required%s",
-                       "");
+            return bad(e, "missing_field", "user_id",
+                       "\"user_id\" is required%s", "");
         if (!json_is_string(uid) || !hd_user_id_valid(json_string_value(uid)))
             return bad(e, "invalid_field", "user_id",
                        "\"user_id\" must be 1-128 characters of A-Z a-z 0-9 "
@@ -234,9 +244,8 @@ validate_send(json_t *in, const char *path_user, const char *header_key,
                        "");
         *user_id = json_string_value(uid);
     } else {
-        if (uid != NULL
-            && (!json_is_string(uid)
-                || strcmp(json_string_value(uid), path_user) != 0))
+        if (uid != NULL && (!json_is_string(uid) ||
+                            strcmp(json_string_value(uid), path_user) != 0))
             return bad(e, "invalid_field", "user_id",
                        "\"user_id\" differs from the user in the path%s", "");
         *user_id = path_user;
@@ -266,14 +275,14 @@ validate_send(json_t *in, const char *path_user, const char *header_key,
         }
     }
     v = json_object_get(in, "category");
-    if (v != NULL && (!json_is_string(v) || json_string_length(v) == 0
-                      || json_string_length(v) > 64))
+    if (v != NULL && (!json_is_string(v) || json_string_length(v) == 0 ||
+                      json_string_length(v) > 64))
         return bad(e, "invalid_field", "category",
                    "\"category\" must be a string of 1-64 characters%s", "");
     v = json_object_get(in, "priority");
     if (v != NULL) {
-        priority = json_is_string(v) ? hd_priority_parse(json_string_value(v))
-                                     : -1;
+        priority =
+            json_is_string(v) ? hd_priority_parse(json_string_value(v)) : -1;
         if (priority < 0)
             return bad(e, "invalid_field", "priority",
                        "\"priority\" must be critical, high, normal or low%s",
@@ -281,8 +290,8 @@ validate_send(json_t *in, const char *path_user, const char *header_key,
     }
     v = json_object_get(in, "ttl");
     if (v != NULL) {
-        if (!json_is_integer(v) || json_integer_value(v) <= 0
-            || json_integer_value(v) > 365LL * 86400)
+        if (!json_is_integer(v) || json_integer_value(v) <= 0 ||
+            json_integer_value(v) > 365LL * 86400)
             return bad(e, "invalid_field", "ttl",
                        "\"ttl\" must be a number of seconds from 1 to one "
                        "year%s",
@@ -291,8 +300,8 @@ validate_send(json_t *in, const char *path_user, const char *header_key,
     }
     v = json_object_get(in, "send_at");
     if (v != NULL) {
-        if (!json_is_string(v)
-            || hd_time_parse_iso(json_string_value(v), &send_at) != HD_OK)
+        if (!json_is_string(v) ||
+            hd_time_parse_iso(json_string_value(v), &send_at) != HD_OK)
             return bad(e, "invalid_field", "send_at",
                        "\"send_at\" must be an RFC 3339 time like "
                        "2026-11-23T07:40:00Z%s",
@@ -308,35 +317,35 @@ validate_send(json_t *in, const char *path_user, const char *header_key,
                        "\"idempotency_key\" must be a string%s", "");
         idem = json_string_value(v);
     }
-    if (idem != NULL
-        && (strlen(idem) == 0 || strlen(idem) > HD_IDEMPOTENCY_KEY_MAX))
+    if (idem != NULL &&
+        (strlen(idem) == 0 || strlen(idem) > HD_IDEMPOTENCY_KEY_MAX))
         return bad(e, "invalid_field", "idempotency_key",
                    "the idempotency key must be 1-255 characters%s", "");
 
     v = json_object_get(in, "template");
-    if (v != NULL && (!json_is_string(v) || json_string_length(v) == 0
-                      || json_string_length(v) > 64))
+    if (v != NULL && (!json_is_string(v) || json_string_length(v) == 0 ||
+                      json_string_length(v) > 64))
         return bad(e, "invalid_field", "template",
                    "\"template\" must be a template name%s", "");
-    if (v != NULL && json_object_get(in, "data") != NULL
-        && !json_is_object(json_object_get(in, "data")))
+    if (v != NULL && json_object_get(in, "data") != NULL &&
+        !json_is_object(json_object_get(in, "data")))
         return bad(e, "invalid_field", "data",
                    "\"data\" must be an object: the template's values%s", "");
-    if (check_str(in, "title", "title", HD_TITLE_MAX, e) != HD_OK
-        || check_str(in, "body", "body", HD_TEXT_MAX, e) != HD_OK
-        || (v == NULL
-            && check_data(json_object_get(in, "data"), "data", e) != HD_OK)
-        || check_part(in, "push", push_keys, e) != HD_OK
-        || check_part(in, "sms", sms_keys, e) != HD_OK
-        || check_part(in, "email", email_keys, e) != HD_OK
-        || check_part(in, "web", web_keys, e) != HD_OK)
+    if (check_str(in, "title", "title", HD_TITLE_MAX, e) != HD_OK ||
+        check_str(in, "body", "body", HD_TEXT_MAX, e) != HD_OK ||
+        (v == NULL &&
+         check_data(json_object_get(in, "data"), "data", e) != HD_OK) ||
+        check_part(in, "push", push_keys, e) != HD_OK ||
+        check_part(in, "sms", sms_keys, e) != HD_OK ||
+        check_part(in, "email", email_keys, e) != HD_OK ||
+        check_part(in, "web", web_keys, e) != HD_OK)
         return HD_ERROR;
-    if (json_object_get(in, "body") == NULL
-        && json_object_get(in, "template") == NULL
-        && json_object_get(in, "push") == NULL
-        && json_object_get(in, "sms") == NULL
-        && json_object_get(in, "email") == NULL
-        && json_object_get(in, "web") == NULL)
+    if (json_object_get(in, "body") == NULL &&
+        json_object_get(in, "template") == NULL &&
+        json_object_get(in, "push") == NULL &&
+        json_object_get(in, "sms") == NULL &&
+        json_object_get(in, "email") == NULL &&
+        json_object_get(in, "web") == NULL)
         return bad(e, "missing_field", "body",
                    "content is required: \"body\" (and \"title\") or a "
                    "per-channel part%s",
@@ -344,7 +353,7 @@ validate_send(json_t *in, const char *path_user, const char *header_key,
 
     content = json_object();
     {
-        static const char *ck[] = {"title", "body", "data", "push",
+        static const char *ck[] = {"title", "body",  "data", "push",
                                    "sms",   "email", "web"};
         for (size_t i = 0; i < HD_NELEMS(ck); i++)
             if ((v = json_object_get(in, ck[i])) != NULL)
@@ -377,12 +386,11 @@ send_op(struct hd_req *r, json_t *in, const char *path_user, struct verr *e)
     const char *user_id = NULL;
     json_t *args = NULL;
 
-    if (validate_send(in, path_user, r->idempotency_key, &args, &user_id, e)
-        != HD_OK)
+    if (validate_send(in, path_user, r->idempotency_key, &args, &user_id, e) !=
+        HD_OK)
         return NULL;
     op = hd_api_op_new(
-        r, hd_shard_of(user_id, strlen(user_id), hd_cycle.nshards),
-        exec_send);
+        r, hd_shard_of(user_id, strlen(user_id), hd_cycle.nshards), exec_send);
     op->user_id = hd_strdup(user_id);
     op->in = args;
     return op;
@@ -441,8 +449,8 @@ on_batch_item(struct hd_call *c)
 {
     struct batch_op *bo = (struct batch_op *)c;
     struct batch *b = bo->b;
-    json_t *res = json_pack("{s:i, s:i}", "index", bo->index, "status",
-                            bo->op.status);
+    json_t *res =
+        json_pack("{s:i, s:i}", "index", bo->index, "status", bo->op.status);
 
     if (bo->op.status >= 400)
         json_object_set(res, "error", json_object_get(bo->op.out, "error"));
@@ -512,8 +520,8 @@ hd_api_send_batch(struct hd_req *r)
             r->idempotency_key = saved;
         }
         if (op == NULL) {
-            json_t *err = json_pack("{s:s, s:s}", "code", e.code, "message",
-                                    e.msg);
+            json_t *err =
+                json_pack("{s:s, s:s}", "code", e.code, "message", e.msg);
             if (e.field)
                 json_object_set_new(err, "field", json_string(e.field));
             json_array_set_new(b->results, i,
@@ -543,8 +551,8 @@ notification_op(struct hd_req *r, hd_call_fn exec)
     struct hd_api_op *op;
 
     if (shard < 0 || shard >= hd_cycle.nshards || strlen(id) > 19) {
-        hd_http_error(r, 404, "not_found", "id",
-                      "unknown notification \"%s\"", id);
+        hd_http_error(r, 404, "not_found", "id", "unknown notification \"%s\"",
+                      id);
         return NULL;
     }
     op = hd_api_op_new(r, shard, exec);
@@ -587,8 +595,8 @@ exec_cancel(struct hd_call *c)
                                       "unknown notification \"%s\"", op->id));
         return;
     }
-    hd_api_op_finish_durable(op, 200, json_pack("{s:s, s:i}", "id", op->id,
-                                                "cancelled", n));
+    hd_api_op_finish_durable(
+        op, 200, json_pack("{s:s, s:i}", "id", op->id, "cancelled", n));
 }
 
 void
@@ -615,9 +623,9 @@ exec_list(struct hd_call *c)
     json_decref(u);
     hd_api_op_finish_durable(
         op, 200,
-        hd_notify_list(s, op->user_id, op->id,
-                       (int)json_integer_value(json_object_get(op->in,
-                                                               "limit"))));
+        hd_notify_list(
+            s, op->user_id, op->id,
+            (int)json_integer_value(json_object_get(op->in, "limit"))));
 }
 
 void

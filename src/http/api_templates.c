@@ -18,9 +18,8 @@ name_valid(const char *name)
     if (n == 0 || n > HD_TEMPLATE_NAME_MAX)
         return 0;
     for (const char *p = name; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
-              || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'
-              || *p == '.'))
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+              (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.'))
             return 0;
     return 1;
 }
@@ -64,8 +63,8 @@ hd_api_template_put(struct hd_req *r)
     }
     if ((in = hd_api_body(r)) == NULL)
         return;
-    if (hd_template_validate(in, err, sizeof(err), field, sizeof(field))
-        != HD_OK) {
+    if (hd_template_validate(in, err, sizeof(err), field, sizeof(field)) !=
+        HD_OK) {
         hd_http_error(r, 422, "invalid_template", field, "%s", err);
         json_decref(in);
         return;
@@ -110,8 +109,9 @@ exec_delete(struct hd_call *c)
         return;
     }
     if (rc != HD_OK) {
-        hd_api_op_finish(op, 404, hd_api_error("not_found", "name",
-                                               "no template \"%s\"", op->id));
+        hd_api_op_finish(
+            op, 404,
+            hd_api_error("not_found", "name", "no template \"%s\"", op->id));
         return;
     }
     hd_api_op_finish_durable(op, 200, json_pack("{s:b}", "deleted", 1));

@@ -24,8 +24,7 @@ user_op(struct hd_req *r, hd_call_fn exec)
                       ". _ : @ -");
         return NULL;
     }
-    op = hd_api_op_new(r, hd_shard_of(id, strlen(id), hd_cycle.nshards),
-                       exec);
+    op = hd_api_op_new(r, hd_shard_of(id, strlen(id), hd_cycle.nshards), exec);
     op->user_id = hd_strdup(id);
     return op;
 }
@@ -42,11 +41,10 @@ unknown_user(struct hd_api_op *op)
 static const char *
 validate_user(json_t *in, int patch, char *msg, size_t len)
 {
-    static const char *const keys[] = {"email", "phone", "locale",
-                                       "timezone", NULL};
+    static const char *const keys[] = {"email", "phone", "locale", "timezone",
+                                       NULL};
     const char *(*check[])(const char *) = {hd_valid_email, hd_valid_phone,
-                                            hd_valid_locale,
-                                            hd_valid_timezone};
+                                            hd_valid_locale, hd_valid_timezone};
     const char *k;
 
     if ((k = hd_valid_keys(in, keys)) != NULL) {
@@ -243,7 +241,8 @@ exec_devices_get(struct hd_call *c)
     }
     json_decref(u);
     hd_api_op_finish_durable(
-        op, 200, json_pack("{s:o}", "devices", hd_devices_list(s, op->user_id)));
+        op, 200,
+        json_pack("{s:o}", "devices", hd_devices_list(s, op->user_id)));
 }
 
 void
@@ -326,8 +325,7 @@ validate_prefs(json_t *in, char *msg, size_t len)
             }
             json_object_foreach(cv, k, v)
             {
-                if (hd_channel_parse(k, strlen(k)) < 0
-                    || !json_is_boolean(v)) {
+                if (hd_channel_parse(k, strlen(k)) < 0 || !json_is_boolean(v)) {
                     snprintf(msg, len,
                              "\"categories.%s.%s\": channels are push, sms, "
                              "email, web, each true or false",
@@ -353,10 +351,11 @@ exec_prefs_put(struct hd_call *c)
     }
     json_decref(u);
     p = json_object();
-    json_object_set_new(p, "channels",
-                        json_object_get(op->in, "channels")
-                            ? json_deep_copy(json_object_get(op->in, "channels"))
-                            : json_object());
+    json_object_set_new(
+        p, "channels",
+        json_object_get(op->in, "channels")
+            ? json_deep_copy(json_object_get(op->in, "channels"))
+            : json_object());
     json_object_set_new(
         p, "categories",
         json_object_get(op->in, "categories")

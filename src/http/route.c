@@ -54,8 +54,7 @@ static const struct route routes[] = {
     {HD_M_GET, "/v1/templates", HD_SCOPE_ADMIN, hd_api_templates_list},
     {HD_M_PUT, "/v1/templates/{}", HD_SCOPE_ADMIN, hd_api_template_put},
     {HD_M_GET, "/v1/templates/{}", HD_SCOPE_ADMIN, hd_api_template_get},
-    {HD_M_DELETE, "/v1/templates/{}", HD_SCOPE_ADMIN,
-     hd_api_template_delete},
+    {HD_M_DELETE, "/v1/templates/{}", HD_SCOPE_ADMIN, hd_api_template_delete},
     /* no API key: a signed token or a provider's signature instead */
     {HD_M_POST, "/v1/unsubscribe/{}", 0, hd_api_unsubscribe},
     {HD_M_GET, "/v1/unsubscribe/{}", 0, hd_api_unsubscribe},
@@ -73,12 +72,18 @@ static const char *
 method_name(int m)
 {
     switch (m) {
-    case HD_M_GET: return "GET";
-    case HD_M_POST: return "POST";
-    case HD_M_PUT: return "PUT";
-    case HD_M_PATCH: return "PATCH";
-    case HD_M_DELETE: return "DELETE";
-    default: return "OPTIONS";
+    case HD_M_GET:
+        return "GET";
+    case HD_M_POST:
+        return "POST";
+    case HD_M_PUT:
+        return "PUT";
+    case HD_M_PATCH:
+        return "PATCH";
+    case HD_M_DELETE:
+        return "DELETE";
+    default:
+        return "OPTIONS";
     }
 }
 
@@ -111,8 +116,8 @@ key_allow(const struct hd_api_key *k, int64_t *retry_ms)
             kb = &key_buckets[i];
     }
     if (kb == NULL)
-        kb = &key_buckets[hd_hash(k->id, strlen(k->id))
-                          % HD_NELEMS(key_buckets)];
+        kb = &key_buckets[hd_hash(k->id, strlen(k->id)) %
+                          HD_NELEMS(key_buckets)];
     if (strcmp(kb->id, k->id) != 0) {
         snprintf(kb->id, sizeof(kb->id), "%s", k->id);
         memset(&kb->b, 0, sizeof(kb->b));
@@ -223,16 +228,16 @@ hd_http_route(struct hd_req *r)
         }
         if (rc != HD_OK)
             continue;
-        if (routes[i].method == r->method
-            || (r->method == HD_M_HEAD && routes[i].method == HD_M_GET)) {
+        if (routes[i].method == r->method ||
+            (r->method == HD_M_HEAD && routes[i].method == HD_M_GET)) {
             found = &routes[i];
             break;
         }
         drop_params(r);
         if (n < sizeof(allow) - 16)
-            n += (size_t)snprintf(allow + n, sizeof(allow) - n, "%s%s",
-                                  n ? ", " : "Allow: ",
-                                  method_name(routes[i].method));
+            n += (size_t)snprintf(
+                allow + n, sizeof(allow) - n, "%s%s",
+                n ? ", " : "Allow: ", method_name(routes[i].method));
     }
     if (found == NULL) {
         if (n) {

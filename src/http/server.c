@@ -136,12 +136,11 @@ on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (hl->ssl) {
         SSL *ssl = SSL_new(ssl_ctx);
-        c->bev = bufferevent_openssl_socket_new(
-            hw->w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-            BEV_OPT_CLOSE_ON_FREE);
+        c->bev = bufferevent_openssl_socket_new(hw->w->base, fd, ssl,
+                                                BUFFEREVENT_SSL_ACCEPTING,
+                                                BEV_OPT_CLOSE_ON_FREE);
     } else {
-        c->bev = bufferevent_socket_new(hw->w->base, fd,
-                                        BEV_OPT_CLOSE_ON_FREE);
+        c->bev = bufferevent_socket_new(hw->w->base, fd, BEV_OPT_CLOSE_ON_FREE);
     }
     c->timer = evtimer_new(hw->w->base, on_timer, c);
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
@@ -150,8 +149,8 @@ on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
     bufferevent_set_timeouts(c->bev, NULL, &wtv);
     /* stop reading once a request and a header's worth wait unprocessed */
     bufferevent_setwatermark(c->bev, EV_READ, 0,
-                             (size_t)hw->w->conf->client_max_body_size
-                                 + 2 * HD_MAX_HEADER);
+                             (size_t)hw->w->conf->client_max_body_size +
+                                 2 * HD_MAX_HEADER);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     TAILQ_INSERT_TAIL(&hw->conns, c, link);
     hw->nconns++;
@@ -173,32 +172,58 @@ static const char *
 reason(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 302: return "Found";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 411: return "Length Required";
-    case 413: return "Content Too Large";
-    case 415: return "Unsupported Media Type";
-    case 417: return "Expectation Failed";
-    case 422: return "Unprocessable Content";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    case 505: return "HTTP Version Not Supported";
-    case 507: return "Insufficient Storage";
-    default: return "Unknown";
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 302:
+        return "Found";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 411:
+        return "Length Required";
+    case 413:
+        return "Content Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 417:
+        return "Expectation Failed";
+    case 422:
+        return "Unprocessable Content";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 503:
+        return "Service Unavailable";
+    case 505:
+        return "HTTP Version Not Supported";
+    case 507:
+        return "Insufficient Storage";
+    default:
+        return "Unknown";
     }
 }
 
@@ -224,19 +249,19 @@ access_log(struct hd_conn *c, struct hd_req *r, const char *method,
     if (!hd_access_log_enabled())
         return;
     hd_time_iso(hd_now_ms(), ts, sizeof(ts));
-    need = strlen(path) + strlen(ts) + strlen(c->peer) + 128
-           + (r && r->key ? strlen(r->key->id) : 1);
+    need = strlen(path) + strlen(ts) + strlen(c->peer) + 128 +
+           (r && r->key ? strlen(r->key->id) : 1);
     if (hw->alog_len + need > hw->alog_cap) {
         hw->alog_cap = hw->alog_cap * 2 + need;
         hw->alog = hd_realloc(hw->alog, hw->alog_cap);
     }
     if (hw->alog_len == 0)
         event_active(hw->alog_ev, EV_TIMEOUT, 0);
-    hw->alog_len += (size_t)snprintf(
-        hw->alog + hw->alog_len, hw->alog_cap - hw->alog_len,
-        "%s %s %s \"%s %s\" %d %zu %lld\n", ts, c->peer,
-        r && r->key ? r->key->id : "-", method, path, status, bytes,
-        (long long)us);
+    hw->alog_len +=
+        (size_t)snprintf(hw->alog + hw->alog_len, hw->alog_cap - hw->alog_len,
+                         "%s %s %s \"%s %s\" %d %zu %lld\n", ts, c->peer,
+                         r && r->key ? r->key->id : "-", method, path, status,
+                         bytes, (long long)us);
 }
 
 static const char *
@@ -246,8 +271,7 @@ http_date(struct http_worker *hw)
     if (now != hw->date_sec) {
         struct tm tm;
         gmtime_r(&now, &tm);
-        strftime(hw->date, sizeof(hw->date), "%a, %d %b %Y %H:%M:%S GMT",
-                 &tm);
+        strftime(hw->date, sizeof(hw->date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
         hw->date_sec = now;
     }
     return hw->date;
@@ -279,18 +303,18 @@ send_response_type(struct hd_conn *c, struct hd_req *r, int status,
                                 keepalive ? "" : "Connection: close\r\n",
                                 (int)c->extra_len, c->extra);
     else
-    n = evbuffer_add_printf(out,
-                            "HTTP/1.1 %d %s\r\n"
-                            "Server: herald\r\n"
-                            "Date: %s\r\n"
-                            "Content-Type: %s\r\n"
-                            "Content-Length: %zu\r\n"
-                            "X-Herald-Worker: %d\r\n"
-                            "%s%.*s\r\n",
-                            status, reason(status), http_date(c->hw), type,
-                            len, c->hw->w->id,
-                            keepalive ? "" : "Connection: close\r\n",
-                            (int)c->extra_len, c->extra);
+        n = evbuffer_add_printf(out,
+                                "HTTP/1.1 %d %s\r\n"
+                                "Server: herald\r\n"
+                                "Date: %s\r\n"
+                                "Content-Type: %s\r\n"
+                                "Content-Length: %zu\r\n"
+                                "X-Herald-Worker: %d\r\n"
+                                "%s%.*s\r\n",
+                                status, reason(status), http_date(c->hw), type,
+                                len, c->hw->w->id,
+                                keepalive ? "" : "Connection: close\r\n",
+                                (int)c->extra_len, c->extra);
     c->extra_len = 0;
     if (len && !(r && r->method == HD_M_HEAD))
         evbuffer_add(out, body, len);
@@ -304,11 +328,10 @@ send_response_type(struct hd_conn *c, struct hd_req *r, int status,
 }
 
 static void
-send_response(struct hd_conn *c, struct hd_req *r, int status,
-              const char *body, size_t len, int keepalive)
+send_response(struct hd_conn *c, struct hd_req *r, int status, const char *body,
+              size_t len, int keepalive)
 {
-    send_response_type(c, r, status, "application/json", body, len,
-                       keepalive);
+    send_response_type(c, r, status, "application/json", body, len, keepalive);
 }
 
 static void
@@ -381,8 +404,8 @@ reply_raw(struct hd_req *r, int status, const char *type, const char *text,
     int keepalive;
 
     HD_ASSERT(c->req == r);
-    keepalive = r->keepalive && !w->stopping && !c->eof
-                && c->nrequests < w->conf->keepalive_requests;
+    keepalive = r->keepalive && !w->stopping && !c->eof &&
+                c->nrequests < w->conf->keepalive_requests;
     r->status = status;
     c->state = C_IDLE;
     c->req = NULL;
@@ -397,8 +420,8 @@ reply_raw(struct hd_req *r, int status, const char *type, const char *text,
 }
 
 void
-hd_http_error(struct hd_req *r, int status, const char *code,
-              const char *field, const char *fmt, ...)
+hd_http_error(struct hd_req *r, int status, const char *code, const char *field,
+              const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -423,12 +446,13 @@ method_of(const char *m, size_t n, const char **name)
     static const struct {
         const char *name;
         int m;
-    } methods[] = {{"GET", HD_M_GET},       {"HEAD", HD_M_HEAD},
-                   {"POST", HD_M_POST},     {"PUT", HD_M_PUT},
-                   {"PATCH", HD_M_PATCH},   {"DELETE", HD_M_DELETE},
+    } methods[] = {{"GET", HD_M_GET},        {"HEAD", HD_M_HEAD},
+                   {"POST", HD_M_POST},      {"PUT", HD_M_PUT},
+                   {"PATCH", HD_M_PATCH},    {"DELETE", HD_M_DELETE},
                    {"OPTIONS", HD_M_OPTIONS}};
     for (size_t i = 0; i < HD_NELEMS(methods); i++)
-        if (strlen(methods[i].name) == n && memcmp(methods[i].name, m, n) == 0) {
+        if (strlen(methods[i].name) == n &&
+            memcmp(methods[i].name, m, n) == 0) {
             *name = methods[i].name;
             return methods[i].m;
         }
@@ -548,8 +572,7 @@ process(struct hd_conn *c)
     struct evbuffer *in = bufferevent_get_input(c->bev);
     struct hd_worker *w = c->hw->w;
 
-    while (c->state == C_IDLE || c->state == C_HEADER
-           || c->state == C_BODY) {
+    while (c->state == C_IDLE || c->state == C_HEADER || c->state == C_BODY) {
         size_t avail = evbuffer_get_length(in);
 
         if (c->state == C_IDLE) {
@@ -599,9 +622,9 @@ process(struct hd_conn *c)
                 status = 413;
                 err = "request body is larger than client_max_body_size";
             }
-            if (status == HD_OK && clen < 0
-                && (r->method == HD_M_POST || r->method == HD_M_PUT
-                    || r->method == HD_M_PATCH)) {
+            if (status == HD_OK && clen < 0 &&
+                (r->method == HD_M_POST || r->method == HD_M_PUT ||
+                 r->method == HD_M_PATCH)) {
                 status = 411;
                 err = "Content-Length is required";
             }
@@ -632,8 +655,8 @@ process(struct hd_conn *c)
             r->body_len = clen > 0 ? (size_t)clen : 0;
             c->state = C_BODY;
             arm(c, w->conf->client_body_timeout_ms);
-            if (r->expect_continue && r->body_len > 0
-                && evbuffer_get_length(in) < r->body_len)
+            if (r->expect_continue && r->body_len > 0 &&
+                evbuffer_get_length(in) < r->body_len)
                 evbuffer_add(bufferevent_get_output(c->bev),
                              "HTTP/1.1 100 Continue\r\n\r\n", 25);
         }
@@ -687,8 +710,8 @@ on_event(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if ((what & BEV_EVENT_ERROR) && errno != ECONNRESET && errno != EPIPE)
-        hd_log(HD_LOG_INFO, &c->hw->w->log, errno,
-               "client %s connection error", c->peer);
+        hd_log(HD_LOG_INFO, &c->hw->w->log, errno, "client %s connection error",
+               c->peer);
     conn_free(c);
 }
 
@@ -709,8 +732,7 @@ on_timer(evutil_socket_t fd, short what, void *arg)
             req_free(c->req);
             c->req = NULL;
         }
-        early_error(c, 408, "request_timeout",
-                    "request not received in time");
+        early_error(c, 408, "request_timeout", "request not received in time");
         return;
     case C_CLOSING:
         conn_free(c);
@@ -733,9 +755,9 @@ http_init(struct hd_worker *w)
     for (int i = 0; i < w->nlisten; i++) {
         hw->lctx[i].hw = hw;
         hw->lctx[i].ssl = w->conf->listen[i].ssl;
-        hw->listeners[i] = evconnlistener_new(
-            w->base, on_accept, &hw->lctx[i], LEV_OPT_CLOSE_ON_FREE, -1,
-            w->listen_fds[i]);
+        hw->listeners[i] =
+            evconnlistener_new(w->base, on_accept, &hw->lctx[i],
+                               LEV_OPT_CLOSE_ON_FREE, -1, w->listen_fds[i]);
         if (hw->listeners[i] == NULL)
             return HD_ERROR;
         evconnlistener_set_error_cb(hw->listeners[i], on_accept_error);
@@ -813,15 +835,14 @@ hd_http_ssl_init(const struct hd_conf *cf, char *err, size_t errlen)
         goto fail;
     /* modern defaults: TLS 1.2+, the server's cipher order */
     SSL_CTX_set_min_proto_version(ssl_ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(ssl_ctx, SSL_OP_CIPHER_SERVER_PREFERENCE
-                                     | SSL_OP_NO_RENEGOTIATION
-                                     | SSL_OP_NO_COMPRESSION);
+    SSL_CTX_set_options(ssl_ctx, SSL_OP_CIPHER_SERVER_PREFERENCE |
+                                     SSL_OP_NO_RENEGOTIATION |
+                                     SSL_OP_NO_COMPRESSION);
     if (SSL_CTX_use_certificate_chain_file(ssl_ctx, cf->ssl_certificate) != 1)
         goto fail;
     if (SSL_CTX_use_PrivateKey_file(ssl_ctx, cf->ssl_certificate_key,
-                                    SSL_FILETYPE_PEM)
-            != 1
-        || SSL_CTX_check_private_key(ssl_ctx) != 1)
+                                    SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ssl_ctx) != 1)
         goto fail;
     return HD_OK;
 fail:

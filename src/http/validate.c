@@ -18,13 +18,13 @@ hd_valid_email(const char *s)
     if (n > 254)
         return "\"email\" is longer than 254 characters";
     for (const char *p = s; *p; p++)
-        if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '<' || *p == '>'
-            || *p == ',' || *p == ';' || *p == '"' || *p == '\\')
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '<' || *p == '>' ||
+            *p == ',' || *p == ';' || *p == '"' || *p == '\\')
             return "\"email\" contains a space, control or reserved character";
     if (at == NULL || at == s || strchr(at + 1, '@') != NULL)
         return "\"email\" must have exactly one \"@\" after a local part";
-    if (at[1] == '\0' || strchr(at + 1, '.') == NULL || at[1] == '.'
-        || s[n - 1] == '.' || strstr(at, "..") != NULL)
+    if (at[1] == '\0' || strchr(at + 1, '.') == NULL || at[1] == '.' ||
+        s[n - 1] == '.' || strstr(at, "..") != NULL)
         return "\"email\" must have a domain with a dot, like example.com";
     return NULL;
 }
@@ -78,8 +78,8 @@ hd_valid_timezone(const char *s)
     if (n == 0 || n > 64)
         return "\"timezone\" must be an IANA name like Europe/Paris or UTC";
     for (const char *p = s; *p; p++)
-        if (!isalnum((unsigned char)*p) && *p != '/' && *p != '_'
-            && *p != '+' && *p != '-')
+        if (!isalnum((unsigned char)*p) && *p != '/' && *p != '_' &&
+            *p != '+' && *p != '-')
             return "\"timezone\" must be an IANA name like Europe/Paris or "
                    "UTC";
     if (s[0] == '/' || strstr(s, "..") != NULL)
@@ -142,7 +142,7 @@ b64url_len(const char *s, int *len)
 const char *
 hd_valid_device(json_t *in, const char **field)
 {
-    static const char *const keys[] = {"platform", "token",   "app",
+    static const char *const keys[] = {"platform", "token",        "app",
                                        "sandbox",  "subscription", NULL};
     const char *platform, *token, *bad;
     json_t *v;
@@ -156,9 +156,9 @@ hd_valid_device(json_t *in, const char **field)
     if (v == NULL)
         return "\"platform\" is required";
     platform = json_string_value(v);
-    if (platform == NULL
-        || (strcmp(platform, "ios") != 0 && strcmp(platform, "android") != 0
-            && strcmp(platform, "web") != 0))
+    if (platform == NULL ||
+        (strcmp(platform, "ios") != 0 && strcmp(platform, "android") != 0 &&
+         strcmp(platform, "web") != 0))
         return "\"platform\" must be one of ios, android, web";
 
     v = json_object_get(in, "app");
@@ -197,9 +197,9 @@ hd_valid_device(json_t *in, const char **field)
         }
         *field = "subscription.endpoint";
         endpoint = json_string_value(json_object_get(sub, "endpoint"));
-        if (endpoint == NULL || strncmp(endpoint, "https://", 8) != 0
-            || strlen(endpoint) < 12 || strlen(endpoint) > 2048
-            || strpbrk(endpoint, " \t\r\n\"<>") != NULL)
+        if (endpoint == NULL || strncmp(endpoint, "https://", 8) != 0 ||
+            strlen(endpoint) < 12 || strlen(endpoint) > 2048 ||
+            strpbrk(endpoint, " \t\r\n\"<>") != NULL)
             return "\"subscription.endpoint\" must be an https:// URL";
         keys2 = json_object_get(sub, "keys");
         *field = "subscription.keys.p256dh";

@@ -40,8 +40,8 @@ log_check(const struct hd_provider_conf *pc, char *err, size_t errlen)
 }
 
 static int
-log_create(struct hd_provider *p, const struct hd_provider_conf *pc,
-           char *err, size_t errlen)
+log_create(struct hd_provider *p, const struct hd_provider_conf *pc, char *err,
+           size_t errlen)
 {
     struct log_sink *ls = hd_calloc(sizeof(*ls));
     const char *path = hd_conf_kv_find(pc, "path")->args[0];
@@ -117,8 +117,7 @@ log_flush(struct hd_provider *p, struct hd_worker *w)
         off += (size_t)n;
     }
     if (err)
-        hd_log(HD_LOG_ERR, &w->log, err, "write() to \"%s\" failed",
-               ls->path);
+        hd_log(HD_LOG_ERR, &w->log, err, "write() to \"%s\" failed", ls->path);
     /* done() may stage more work, never more sends into this batch */
     njobs = lb->njobs;
     lb->njobs = 0;
@@ -169,6 +168,6 @@ log_destroy(struct hd_provider *p)
 }
 
 const struct hd_provider_type hd_log_provider = {
-    "log",     NULL,           log_check, log_create,
-    log_send,  log_exit_worker, log_destroy, log_flush, log_reopen,
+    "log",           NULL,        log_check, log_create, log_send,
+    log_exit_worker, log_destroy, log_flush, log_reopen,
 };

@@ -55,23 +55,23 @@ parse_policy(const struct hd_provider_conf *pc, struct hd_provider_policy *pol,
             const char *k = kv->args[a], *v = kv->args[a + 1];
             char *end;
             long n;
-            if ((retry && strcmp(k, "attempts") == 0)
-                || (!retry && strcmp(k, "failures") == 0)) {
+            if ((retry && strcmp(k, "attempts") == 0) ||
+                (!retry && strcmp(k, "failures") == 0)) {
                 n = strtol(v, &end, 10);
                 if (*end != '\0' || end == v || n < 1 || n > 1000)
                     goto bad;
                 *(retry ? &pol->attempts : &pol->breaker_failures) = (int)n;
             } else if (retry && strcmp(k, "base") == 0) {
-                if (hd_parse_time_ms(v, &pol->base_ms) != HD_OK
-                    || pol->base_ms < 1)
+                if (hd_parse_time_ms(v, &pol->base_ms) != HD_OK ||
+                    pol->base_ms < 1)
                     goto bad;
             } else if (retry && strcmp(k, "max") == 0) {
-                if (hd_parse_time_ms(v, &pol->max_ms) != HD_OK
-                    || pol->max_ms < 1)
+                if (hd_parse_time_ms(v, &pol->max_ms) != HD_OK ||
+                    pol->max_ms < 1)
                     goto bad;
             } else if (!retry && strcmp(k, "cooldown") == 0) {
-                if (hd_parse_time_ms(v, &pol->breaker_cooldown_ms) != HD_OK
-                    || pol->breaker_cooldown_ms < 1)
+                if (hd_parse_time_ms(v, &pol->breaker_cooldown_ms) != HD_OK ||
+                    pol->breaker_cooldown_ms < 1)
                     goto bad;
             } else {
                 goto bad;
@@ -79,8 +79,8 @@ parse_policy(const struct hd_provider_conf *pc, struct hd_provider_policy *pol,
         }
         continue;
     bad:
-        snprintf(err, errlen,
-                 "invalid \"%s\" directive: expected %s in %s:%d", kv->name,
+        snprintf(err, errlen, "invalid \"%s\" directive: expected %s in %s:%d",
+                 kv->name,
                  retry ? "attempts N [base TIME] [max TIME]"
                        : "failures N [cooldown TIME]",
                  kv->file, kv->line);
@@ -100,8 +100,8 @@ hd_provider_check_settings(const struct hd_provider_conf *pc,
 
     for (int i = 0; i < pc->nkv; i++) {
         const struct hd_conf_kv *kv = &pc->kv[i];
-        if (strcmp(kv->name, "retry") == 0
-            || strcmp(kv->name, "circuit_breaker") == 0)
+        if (strcmp(kv->name, "retry") == 0 ||
+            strcmp(kv->name, "circuit_breaker") == 0)
             continue; /* every type's: parse_policy */
         for (st = settings; st->name; st++)
             if (strcmp(st->name, kv->name) == 0)
@@ -238,8 +238,8 @@ hd_providers_reopen(void)
 {
     int rc = HD_OK;
     for (int i = 0; i < nproviders; i++)
-        if (providers[i].type->reopen
-            && providers[i].type->reopen(&providers[i]) != HD_OK)
+        if (providers[i].type->reopen &&
+            providers[i].type->reopen(&providers[i]) != HD_OK)
             rc = HD_ERROR;
     return rc;
 }

@@ -39,15 +39,15 @@ struct hd_job {
     const char *user_id;
     const char *to; /* address, phone, or device token */
     int channel;
-    int attempt; /* 1 for the first */
+    int attempt;     /* 1 for the first */
     json_t *content; /* {title, body, ...}: what to say */
     /* push and web: the device */
     const char *platform; /* "ios", "android", "web", or NULL */
     const char *app;      /* the device's app, or NULL: the default */
     const char *device_id;
     int sandbox;
-    json_t *device; /* the device record (web: subscription keys) */
-    int priority;   /* enum hd_priority */
+    json_t *device;        /* the device record (web: subscription keys) */
+    int priority;          /* enum hd_priority */
     int64_t expires_at_ms; /* 0: no expiry */
     /* email: the signed token of the one-click unsubscribe link */
     const char *unsubscribe_token;
@@ -79,9 +79,9 @@ struct hd_provider_type {
  *   retry attempts N [base TIME] [max TIME];
  *   circuit_breaker failures N [cooldown TIME];            */
 struct hd_provider_policy {
-    int attempts;        /* sends before a delivery is dead-lettered */
-    int64_t base_ms;     /* backoff: full jitter over base * 2^attempt */
-    int64_t max_ms;      /* ... capped here */
+    int attempts;         /* sends before a delivery is dead-lettered */
+    int64_t base_ms;      /* backoff: full jitter over base * 2^attempt */
+    int64_t max_ms;       /* ... capped here */
     int breaker_failures; /* consecutive transient failures that open it */
     int64_t breaker_cooldown_ms;
 };
@@ -92,8 +92,8 @@ struct hd_provider {
     const struct hd_provider_type *type;
     const struct hd_provider_conf *conf; /* valid while the provider lives */
     struct hd_provider_policy policy;
-    void *data;                           /* shared, read-only after create */
-    void *worker_data[HD_MAX_WORKERS];    /* each touched by its worker only */
+    void *data;                        /* shared, read-only after create */
+    void *worker_data[HD_MAX_WORKERS]; /* each touched by its worker only */
 };
 
 /* Checks every provider block of cf: known type, known settings with the

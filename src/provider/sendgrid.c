@@ -199,8 +199,7 @@ sendgrid_send(struct hd_provider *p, struct hd_worker *w, struct hd_job *j)
         /* the delivery id stands in for the signed token (issue 5) */
         char url[1024];
         snprintf(url, sizeof(url), "<%s/%s>", g->unsubscribe_url,
-                 j->unsubscribe_token ? j->unsubscribe_token
-                                      : j->delivery_id);
+                 j->unsubscribe_token ? j->unsubscribe_token : j->delivery_id);
         json_object_set_new(req, "headers",
                             json_pack("{s:s, s:s}", "List-Unsubscribe", url,
                                       "List-Unsubscribe-Post",

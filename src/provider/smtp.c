@@ -949,8 +949,7 @@ smtp_send(struct hd_provider *p, struct hd_worker *w, struct hd_job *j)
     m.date_ms = hd_now_ms();
     if (s->unsubscribe_url) {
         snprintf(unsub, sizeof(unsub), "%s/%s", s->unsubscribe_url,
-                 j->unsubscribe_token ? j->unsubscribe_token
-                                      : j->delivery_id);
+                 j->unsubscribe_token ? j->unsubscribe_token : j->delivery_id);
         m.unsubscribe_url = unsub;
     }
     msg = evbuffer_new();

@@ -44,9 +44,9 @@ enum { CB_CLOSED = 0, CB_OPEN, CB_HALF_OPEN };
 
 struct breaker {
     int state;
-    int failures;     /* consecutive transient failures */
+    int failures; /* consecutive transient failures */
     int64_t open_until;
-    int probing;      /* half-open: the one probe is out */
+    int probing; /* half-open: the one probe is out */
 };
 
 struct dispatcher {
@@ -170,9 +170,8 @@ cb_outcome(struct dispatcher *d, struct hd_provider *p, int transient)
         return;
     }
     b->failures++;
-    if (b->state == CB_HALF_OPEN
-        || (b->state == CB_CLOSED
-            && b->failures >= p->policy.breaker_failures))
+    if (b->state == CB_HALF_OPEN ||
+        (b->state == CB_CLOSED && b->failures >= p->policy.breaker_failures))
         cb_set(d, p, CB_OPEN);
     else
         b->probing = 0;
@@ -199,18 +198,17 @@ available_not_avoided(struct hd_provider *p, void *arg)
 
     if (strcmp(p->name, pa->avoid) == 0)
         return 0;
-    return b->state == CB_CLOSED
-           || (b->state == CB_OPEN && hd_now_ms() >= b->open_until)
-           || (b->state == CB_HALF_OPEN && !b->probing);
+    return b->state == CB_CLOSED ||
+           (b->state == CB_OPEN && hd_now_ms() >= b->open_until) ||
+           (b->state == CB_HALF_OPEN && !b->probing);
 }
 
 int
 hd_dispatch_breaker_value(struct hd_worker *w, int provider)
 {
     /* read from another thread: one int, relaxed */
-    struct dispatcher *d =
-        __atomic_load_n((struct dispatcher **)&w->module[HD_MODULE_DISPATCH],
-                        __ATOMIC_ACQUIRE);
+    struct dispatcher *d = __atomic_load_n(
+        (struct dispatcher **)&w->module[HD_MODULE_DISPATCH], __ATOMIC_ACQUIRE);
     return d ? __atomic_load_n(&d->breakers[provider].state, __ATOMIC_RELAXED)
              : 0;
 }
@@ -270,9 +268,9 @@ dead_letter(struct hd_shard *s, json_t *d, const char *reason)
     const char *id = json_string_value(json_object_get(d, "id"));
     char now[32];
     json_t *dl;
-    static const char *copy[] = {"notification_id", "user_id", "channel",
-                                 "to",  "provider", "attempts",
-                                 "last_error"};
+    static const char *copy[] = {
+        "notification_id", "user_id",  "channel",   "to",
+        "provider",        "attempts", "last_error"};
 
     hd_time_iso(hd_now_ms(), now, sizeof(now));
     dl = json_pack("{s:s, s:s, s:s}", "id", id, "reason", reason, "at", now);
@@ -307,21 +305,21 @@ on_job_done(struct hd_job *j, int outcome, int64_t retry_after_ms,
         struct hd_metrics *m = hd_metrics_self();
         cb_outcome(disp, jc->provider, outcome == HD_OUT_RETRY);
         if (jc->provider->index < HD_METRICS_PROVIDERS)
-            HD_COUNT(m->results[jc->provider->index][j->channel]
-                               [outcome == HD_OUT_DELIVERED ? HD_RES_DELIVERED
-                                : outcome == HD_OUT_RETRY   ? HD_RES_RETRY
-                                : outcome == HD_OUT_FAILED
-                                    ? HD_RES_FAILED
-                                    : HD_RES_DEAD_ADDRESS],
-                     1);
+            HD_COUNT(
+                m->results[jc->provider->index][j->channel]
+                          [outcome == HD_OUT_DELIVERED ? HD_RES_DELIVERED
+                           : outcome == HD_OUT_RETRY   ? HD_RES_RETRY
+                           : outcome == HD_OUT_FAILED  ? HD_RES_FAILED
+                                                       : HD_RES_DEAD_ADDRESS],
+                1);
         if (outcome == HD_OUT_DELIVERED)
             hd_hist_observe(&m->delivery_seconds[j->channel],
                             (double)(hd_now_ms() - jc->due) / 1e3);
     }
     hd_queue_remove(s, j->channel, jc->due, jc->qseq);
     /* the user may have been erased while the provider worked */
-    if (hd_store_get(s, HD_DB_DELIVERIES, jc->id, strlen(jc->id), &v)
-        != HD_OK) {
+    if (hd_store_get(s, HD_DB_DELIVERIES, jc->id, strlen(jc->id), &v) !=
+        HD_OK) {
         hd_store_after_commit(s, on_outcome_durable, jc);
         return;
     }
@@ -331,9 +329,9 @@ on_job_done(struct hd_job *j, int outcome, int64_t retry_after_ms,
     json_object_del(d, "qseq");
     json_object_del(d, "avoid");
     if (detail)
-        json_object_set_new(d, outcome == HD_OUT_DELIVERED
-                                   ? "provider_message_id"
-                                   : "last_error",
+        json_object_set_new(d,
+                            outcome == HD_OUT_DELIVERED ? "provider_message_id"
+                                                        : "last_error",
                             json_string(detail));
 
     if (outcome == HD_OUT_RETRY && pol && attempts < pol->attempts) {
@@ -344,8 +342,7 @@ on_job_done(struct hd_job *j, int outcome, int64_t retry_after_ms,
         /* failover: another provider of the channel takes it at once */
         json_object_set_new(d, "avoid", json_string(jc->provider->name));
         if (hd_provider_pick(j->channel, j, available_not_avoided, &pa,
-                             &declined)
-            != NULL)
+                             &declined) != NULL)
             due = hd_now_ms();
         status = "retrying";
         json_object_set_new(d, "due", json_integer(due));
@@ -362,8 +359,8 @@ on_job_done(struct hd_job *j, int outcome, int64_t retry_after_ms,
             if (dev != NULL) {
                 reason = "invalid_token";
                 hd_device_remove(s, j->user_id, dev);
-            } else if (j->channel == HD_CH_SMS && detail
-                       && strstr(detail, "21610") != NULL) {
+            } else if (j->channel == HD_CH_SMS && detail &&
+                       strstr(detail, "21610") != NULL) {
                 /* the recipient texted STOP: respect it everywhere */
                 reason = "unsubscribed";
                 hd_prefs_set_channel(s, j->user_id, HD_CH_SMS, 0);
@@ -397,9 +394,9 @@ on_job_done(struct hd_job *j, int outcome, int64_t retry_after_ms,
 static int
 terminal(const char *status)
 {
-    return status == NULL
-           || (strcmp(status, "queued") != 0 && strcmp(status, "scheduled") != 0
-               && strcmp(status, "retrying") != 0);
+    return status == NULL ||
+           (strcmp(status, "queued") != 0 && strcmp(status, "scheduled") != 0 &&
+            strcmp(status, "retrying") != 0);
 }
 
 /* A delivery past its ttl: recorded expired and dead-lettered, never
@@ -434,8 +431,8 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
     int declined;
 
     n = hd_store_get_json(s, HD_DB_DELIVERIES, id);
-    if (n == NULL
-        || terminal(json_string_value(json_object_get(n, "status")))) {
+    if (n == NULL ||
+        terminal(json_string_value(json_object_get(n, "status")))) {
         /* a queue entry left by an erase or a finished delivery */
         hd_queue_remove(s, ch, due, qseq);
         json_decref(n);
@@ -469,8 +466,8 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
     jc->job.app = json_string_value(json_object_get(d, "app"));
     jc->job.sandbox = json_is_true(json_object_get(d, "sandbox"));
     v = json_object_get(d, "priority");
-    jc->job.priority = v ? hd_priority_parse(json_string_value(v))
-                         : HD_PRIO_NORMAL;
+    jc->job.priority =
+        v ? hd_priority_parse(json_string_value(v)) : HD_PRIO_NORMAL;
     if (jc->job.priority < 0)
         jc->job.priority = HD_PRIO_NORMAL;
     jc->job.expires_at_ms = expires;
@@ -482,8 +479,7 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
     p = NULL;
     if (avoid != NULL) {
         struct pick_arg pa = {ds->d, avoid};
-        p = hd_provider_pick(ch, &jc->job, usable_not_avoided, &pa,
-                             &declined);
+        p = hd_provider_pick(ch, &jc->job, usable_not_avoided, &pa, &declined);
     }
     if (p == NULL)
         p = hd_provider_pick(ch, &jc->job, cb_usable, ds->d, &declined);
@@ -501,7 +497,7 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
         json_object_set_new(d, "status", json_string("failed"));
         json_object_set_new(d, "reason", json_string("no_provider"));
         hd_event_emit(s, d, "failed",
-                        "no provider of the channel takes this delivery");
+                      "no provider of the channel takes this delivery");
         hd_store_put_json(s, HD_DB_DELIVERIES, id, d);
         json_decref(d);
         return HD_OK;
@@ -514,8 +510,8 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
     jc->content = hd_content_for(n ? json_object_get(n, "content") : NULL, ch);
     json_decref(n);
     jc->job.content = jc->content;
-    if (ch == HD_CH_EMAIL && ds->d->w->conf->tracking_url
-        && json_is_string(json_object_get(jc->content, "html"))) {
+    if (ch == HD_CH_EMAIL && ds->d->w->conf->tracking_url &&
+        json_is_string(json_object_get(jc->content, "html"))) {
         /* opens and clicks come back through signed links */
         char *html = hd_track_html(
             json_string_value(json_object_get(jc->content, "html")),
@@ -529,8 +525,7 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
         int k = snprintf(key, sizeof(key), "%s%c%s", jc->job.user_id, 0,
                          jc->job.device_id);
         if (k > 0 && (size_t)k < sizeof(key))
-            jc->device =
-                hd_store_get_json_n(s, HD_DB_DEVICES, key, (size_t)k);
+            jc->device = hd_store_get_json_n(s, HD_DB_DEVICES, key, (size_t)k);
     }
     jc->job.device = jc->device;
     if (ch == HD_CH_EMAIL) {
@@ -556,8 +551,8 @@ scan(struct dshard *ds, int ch, int64_t now)
     int64_t next = INT64_MAX;
     int rc;
 
-    if (mdb_cursor_open(hd_store_snapshot(s), s->dbi[HD_DB_QUEUE + ch], &cur)
-        != 0)
+    if (mdb_cursor_open(hd_store_snapshot(s), s->dbi[HD_DB_QUEUE + ch], &cur) !=
+        0)
         return next;
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
@@ -602,8 +597,8 @@ on_kick(evutil_socket_t fd, short what, void *arg)
     hd_providers_flush(d->w);
     if (d->wake_at && d->wake_at < next)
         next = d->wake_at; /* a circuit breaker's cool-down ends */
-    if (next != INT64_MAX && (d->timer_at == 0 || next < d->timer_at
-                              || !evtimer_pending(d->timer_ev, NULL))) {
+    if (next != INT64_MAX && (d->timer_at == 0 || next < d->timer_at ||
+                              !evtimer_pending(d->timer_ev, NULL))) {
         int64_t wait = next - hd_now_ms();
         struct timeval tv;
         if (wait < 1)
@@ -728,5 +723,6 @@ dispatch_exit(struct hd_worker *w)
 }
 
 const struct hd_module hd_dispatch_module = {
-    "dispatch", dispatch_init, NULL, dispatch_stop, dispatch_busy, dispatch_exit,
+    "dispatch",    dispatch_init, NULL,
+    dispatch_stop, dispatch_busy, dispatch_exit,
 };

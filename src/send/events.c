@@ -39,11 +39,10 @@ get_be64(const unsigned char *p)
 static const char *
 counter_of(const char *type)
 {
-    static const char *counted[] = {"accepted", "delivered", "confirmed",
-                                    "failed",
-                                    "suppressed", "throttled", "expired",
-                                    "cancelled", "opened", "clicked",
-                                    "unsubscribed"};
+    static const char *counted[] = {"accepted", "delivered",   "confirmed",
+                                    "failed",   "suppressed",  "throttled",
+                                    "expired",  "cancelled",   "opened",
+                                    "clicked",  "unsubscribed"};
     for (size_t i = 0; i < HD_NELEMS(counted); i++)
         if (strcmp(type, counted[i]) == 0)
             return counted[i];
@@ -83,11 +82,10 @@ hd_stats_flush(struct hd_shard *s)
         json_t *shared = hd_store_get_json(s, HD_DB_STATS, key), *c;
         c = shared ? json_copy(shared) : json_object();
         json_decref(shared);
-        json_object_foreach(delta, name, v)
-            json_object_set_new(
-                c, name,
-                json_integer(json_integer_value(json_object_get(c, name))
-                             + json_integer_value(v)));
+        json_object_foreach(delta, name, v) json_object_set_new(
+            c, name,
+            json_integer(json_integer_value(json_object_get(c, name)) +
+                         json_integer_value(v)));
         hd_store_put_json(s, HD_DB_STATS, key, c);
         json_decref(c);
     }
@@ -99,8 +97,8 @@ void
 hd_event_emit(struct hd_shard *s, json_t *d, const char *type,
               const char *detail)
 {
-    static const char *copy[] = {"notification_id", "user_id", "channel",
-                                 "provider", "category", "template"};
+    static const char *copy[] = {"notification_id", "user_id",  "channel",
+                                 "provider",        "category", "template"};
     unsigned char key[8];
     uint64_t seq = hd_store_next_seq(s);
     char now[32];
@@ -150,8 +148,8 @@ hd_events_read(struct hd_shard *s, uint64_t after, int limit)
     int n;
 
     put_be64(a, after);
-    n = hd_store_range(s, HD_DB_EVENTS, "", 0, after ? a : NULL,
-                       after ? 8 : 0, 0, limit, &kv);
+    n = hd_store_range(s, HD_DB_EVENTS, "", 0, after ? a : NULL, after ? 8 : 0,
+                       0, limit, &kv);
     for (int i = 0; i < n; i++) {
         MDB_val v = {kv[i].vlen, kv[i].val};
         json_t *e = hd_record_decode(&v);
@@ -182,8 +180,8 @@ hd_events_trim(struct hd_shard *s, int64_t retention_ms, int max)
         dropped = 0;
 
     for (int i = 0; i < n; i++) {
-        if (kv[i].klen != 8
-            || get_be64((const unsigned char *)kv[i].key) >= cutoff)
+        if (kv[i].klen != 8 ||
+            get_be64((const unsigned char *)kv[i].key) >= cutoff)
             break;
         hd_store_del(s, HD_DB_EVENTS, kv[i].key, kv[i].klen);
         dropped++;
@@ -241,8 +239,9 @@ hd_track_html(const char *html, const char *base, const char *delivery_id)
         if (q == NULL)
             break;
         append(&out, &len, &cap, p, (size_t)(url - p));
-        if ((strncmp(url, "https://", 8) == 0 || strncmp(url, "http://", 7) == 0)
-            && (size_t)(q - url) < 2000) {
+        if ((strncmp(url, "https://", 8) == 0 ||
+             strncmp(url, "http://", 7) == 0) &&
+            (size_t)(q - url) < 2000) {
             /* the URL as a browser would follow it: &amp; is & */
             char href[2048];
             size_t hl = 0;
@@ -270,8 +269,7 @@ hd_track_html(const char *html, const char *base, const char *delivery_id)
     }
     /* the pixel goes before </body>, or at the end */
     body_end = strcasestr(p, "</body>");
-    append(&out, &len, &cap, p,
-           body_end ? (size_t)(body_end - p) : strlen(p));
+    append(&out, &len, &cap, p, body_end ? (size_t)(body_end - p) : strlen(p));
     snprintf(payload, sizeof(payload), "o|%s|%lld", delivery_id,
              (long long)(hd_now_ms() / 1000));
     if (hd_sign_token(payload, token, sizeof(token)) == HD_OK) {

@@ -81,8 +81,8 @@ hd_content_for(json_t *content, int ch)
     if (ch == HD_CH_EMAIL) {
         if (!json_object_get(out, "subject") && json_object_get(out, "title"))
             json_object_set(out, "subject", json_object_get(out, "title"));
-        if (!json_object_get(out, "text") && !json_object_get(out, "html")
-            && json_object_get(out, "body"))
+        if (!json_object_get(out, "text") && !json_object_get(out, "html") &&
+            json_object_get(out, "body"))
             json_object_set(out, "text", json_object_get(out, "body"));
     } else if (ch == HD_CH_SMS) {
         if (!json_object_get(out, "body") && json_object_get(out, "title"))
@@ -108,8 +108,8 @@ struct target {
 };
 
 static void
-fail(struct hd_notify_err *err, int status, const char *code,
-     const char *field, const char *fmt, const char *a, const char *b)
+fail(struct hd_notify_err *err, int status, const char *code, const char *field,
+     const char *fmt, const char *a, const char *b)
 {
     err->status = status;
     err->code = code;
@@ -136,9 +136,8 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
         iklen = idem_key(ikey, sizeof(ikey), in->user_id, in->key_id,
                          in->idempotency_key);
         rec = hd_store_get_json_n(s, HD_DB_IDEMPOTENCY, ikey, iklen);
-        if (rec != NULL
-            && json_integer_value(json_object_get(rec, "expires_at"))
-                   > now_ms) {
+        if (rec != NULL &&
+            json_integer_value(json_object_get(rec, "expires_at")) > now_ms) {
             *answer = json_deep_copy(json_object_get(rec, "answer"));
             json_object_set_new(*answer, "duplicate", json_true());
             *status = 200;
@@ -161,9 +160,8 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
         char missing[160];
         const char *k;
         json_t *v;
-        int rc = hd_template_render(in->template_name, user,
-                                    in->template_data, &rendered, missing,
-                                    sizeof(missing));
+        int rc = hd_template_render(in->template_name, user, in->template_data,
+                                    &rendered, missing, sizeof(missing));
         if (rc == HD_DECLINED) {
             fail(err, 422, "unknown_template", "template",
                  "no template \"%s\"%s", in->template_name, "");
@@ -246,10 +244,9 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
             empty = !json_object_get(c, "text") && !json_object_get(c, "html");
         else if (ch == HD_CH_SMS) {
             empty = !json_object_get(c, "body");
-            if (!empty
-                && hd_sms_segments(json_string_value(json_object_get(c, "body")),
-                                   &enc)
-                       > cf->sms_max_segments) {
+            if (!empty &&
+                hd_sms_segments(json_string_value(json_object_get(c, "body")),
+                                &enc) > cf->sms_max_segments) {
                 char msg[64];
                 snprintf(msg, sizeof(msg), "%d", cf->sms_max_segments);
                 fail(err, 422, "sms_too_long", "sms.body",
@@ -262,15 +259,13 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
                 json_decref(content);
                 return HD_ERROR;
             }
-        }
-        else
-            empty = !json_object_get(c, "title") && !json_object_get(c, "body")
-                    && !json_object_get(c, "data");
-        if (!empty && ch == HD_CH_PUSH && targets[t].device
-            && strcmp(json_string_value(
-                          json_object_get(targets[t].device, "platform")),
-                      "ios")
-                   == 0) {
+        } else
+            empty = !json_object_get(c, "title") &&
+                    !json_object_get(c, "body") && !json_object_get(c, "data");
+        if (!empty && ch == HD_CH_PUSH && targets[t].device &&
+            strcmp(json_string_value(
+                       json_object_get(targets[t].device, "platform")),
+                   "ios") == 0) {
             /* APNs refuses payloads over 4 KiB: say so now, not later */
             int bg;
             json_t *pl = hd_apns_payload(c, &bg);
@@ -320,10 +315,10 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
 
         snprintf(did, sizeof(did), "%s-%d", id, n++);
         d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:I}", "id", did,
-                      "notification_id", id, "user_id", in->user_id,
-                      "channel", hd_channel_name(tg->ch), "to", tg->to,
-                      "attempts", 0, "priority",
-                      hd_priority_name(in->priority), "due", (json_int_t)due);
+                      "notification_id", id, "user_id", in->user_id, "channel",
+                      hd_channel_name(tg->ch), "to", tg->to, "attempts", 0,
+                      "priority", hd_priority_name(in->priority), "due",
+                      (json_int_t)due);
         if (tg->device) {
             static const char *dk[] = {"platform", "app", "sandbox"};
             json_object_set(d, "device_id", json_object_get(tg->device, "id"));
@@ -338,12 +333,11 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
         if (in->category)
             json_object_set_new(d, "category", json_string(in->category));
         if (in->template_name)
-            json_object_set_new(d, "template",
-                                json_string(in->template_name));
+            json_object_set_new(d, "template", json_string(in->template_name));
         if (tg->ch == HD_CH_SMS) {
             json_t *c = hd_content_for(content, HD_CH_SMS);
             int enc, segs = hd_sms_segments(
-                json_string_value(json_object_get(c, "body")), &enc);
+                         json_string_value(json_object_get(c, "body")), &enc);
             json_object_set_new(d, "segments", json_integer(segs));
             json_object_set_new(d, "encoding",
                                 json_string(hd_sms_encoding_name(enc)));
@@ -357,12 +351,11 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
         } else if (!hd_prefs_allow(prefs, cf, tg->ch, in->category)) {
             st = "suppressed";
             reason = "opted_out";
-        } else if (in->priority != HD_PRIO_CRITICAL
-                   && (capped[tg->ch] >= 0
-                           ? capped[tg->ch]
-                           : (capped[tg->ch] = !hd_ratelimit_allow(
-                                  s->id, cf, in->user_id, tg->ch,
-                                  in->category, now_ms)))) {
+        } else if (in->priority != HD_PRIO_CRITICAL &&
+                   (capped[tg->ch] >= 0 ? capped[tg->ch]
+                                        : (capped[tg->ch] = !hd_ratelimit_allow(
+                                               s->id, cf, in->user_id, tg->ch,
+                                               in->category, now_ms)))) {
             st = "throttled";
             reason = "rate_limited";
         } else {
@@ -399,11 +392,10 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
         json_decref(d);
     }
 
-    notif = json_pack("{s:s, s:s, s:s, s:s, s:s, s:O, s:o}", "id", id,
-                      "user_id", in->user_id, "key_id", in->key_id,
-                      "created_at", now, "priority",
-                      hd_priority_name(in->priority), "content", content,
-                      "deliveries", dels);
+    notif = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:O, s:o}", "id", id, "user_id", in->user_id,
+        "key_id", in->key_id, "created_at", now, "priority",
+        hd_priority_name(in->priority), "content", content, "deliveries", dels);
     if (in->category)
         json_object_set_new(notif, "category", json_string(in->category));
     if (in->send_at_ms) {
@@ -421,9 +413,9 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
         hd_store_put(s, HD_DB_USER_NOTIFICATIONS, ukey, (size_t)k, "", 0);
     }
 
-    *answer = json_pack("{s:s, s:s, s:s, s:b, s:o}", "id", id, "user_id",
-                        in->user_id, "status", "accepted", "duplicate", 0,
-                        "deliveries", ans_dels);
+    *answer =
+        json_pack("{s:s, s:s, s:s, s:b, s:o}", "id", id, "user_id", in->user_id,
+                  "status", "accepted", "duplicate", 0, "deliveries", ans_dels);
     *status = 202;
     HD_COUNT(hd_metrics_self()->notifications_accepted, 1);
     if (in->idempotency_key) {
@@ -454,11 +446,11 @@ terminal(const char *st)
 json_t *
 hd_notify_get(struct hd_shard *s, const char *id)
 {
-    json_t *notif = hd_store_get_json(s, HD_DB_NOTIFICATIONS, id), *out,
-           *list, *v;
-    static const char *keep[] = {"id",      "user_id",  "created_at",
-                                 "category", "priority", "send_at", "ttl",
-                                 "content"};
+    json_t *notif = hd_store_get_json(s, HD_DB_NOTIFICATIONS, id), *out, *list,
+           *v;
+    static const char *keep[] = {"id",       "user_id",  "created_at",
+                                 "category", "priority", "send_at",
+                                 "ttl",      "content"};
     int delivered = 0, open = 0, total = 0, cancelled = 0, skipped = 0;
     size_t i;
 
@@ -496,8 +488,7 @@ hd_notify_get(struct hd_shard *s, const char *id)
             delivered++;
         else if (strcmp(st, "cancelled") == 0)
             cancelled++;
-        else if (strcmp(st, "suppressed") == 0
-                 || strcmp(st, "throttled") == 0)
+        else if (strcmp(st, "suppressed") == 0 || strcmp(st, "throttled") == 0)
             skipped++; /* not to be sent: neither success nor failure */
         else if (!terminal(st))
             open++;
@@ -505,13 +496,13 @@ hd_notify_get(struct hd_shard *s, const char *id)
     }
     {
         int sent = total - skipped; /* the deliveries meant to go out */
-        json_object_set_new(
-            out, "status",
-            json_string(open                ? "pending"
-                        : sent == 0         ? "suppressed"
-                        : delivered == sent ? "delivered"
-                        : cancelled == sent ? "cancelled"
-                        : delivered == 0    ? "failed"
+        json_object_set_new(out, "status",
+                            json_string(open                ? "pending"
+                                        : sent == 0         ? "suppressed"
+                                        : delivered == sent ? "delivered"
+                                        : cancelled == sent ? "cancelled"
+                                        : delivered == 0
+                                            ? "failed"
                                             : "partially_delivered"));
     }
     json_object_set_new(out, "deliveries", list);
@@ -611,8 +602,8 @@ hd_notify_purge_idempotency(struct hd_shard *s, int max)
     for (int i = 0; i < n; i++) {
         MDB_val v = {kv[i].vlen, kv[i].val};
         json_t *rec = hd_record_decode(&v);
-        if (rec == NULL
-            || json_integer_value(json_object_get(rec, "expires_at")) <= now) {
+        if (rec == NULL ||
+            json_integer_value(json_object_get(rec, "expires_at")) <= now) {
             hd_store_del(s, HD_DB_IDEMPOTENCY, kv[i].key, kv[i].klen);
             purged++;
         }

@@ -14,10 +14,10 @@ struct hd_notify_in {
     const char *user_id;
     const char *key_id;
     unsigned channels; /* bit per channel; 0: every channel with an address */
-    const char *category; /* or NULL */
-    int priority;         /* enum hd_priority (provider.h) */
-    int64_t send_at_ms;   /* 0: now */
-    int64_t ttl_ms;       /* 0: none */
+    const char *category;        /* or NULL */
+    int priority;                /* enum hd_priority (provider.h) */
+    int64_t send_at_ms;          /* 0: now */
+    int64_t ttl_ms;              /* 0: none */
     const char *idempotency_key; /* or NULL */
     json_t *content; /* borrowed: {title, body, data, push, sms, email, web} */
     const char *template_name; /* or NULL: rendered here, at ingest */

@@ -141,8 +141,8 @@ hd_ratelimit_allow(int shard, const struct hd_conf *cf, const char *user_id,
     if (rch)
         bch = bucket_of(shard, user_id, channel, NULL);
     /* both caps must have a token; only then is either taken */
-    if ((bc && refill(bc, rc, 1, now_ms) < 1)
-        || (bch && refill(bch, rch, 1, now_ms) < 1))
+    if ((bc && refill(bc, rc, 1, now_ms) < 1) ||
+        (bch && refill(bch, rch, 1, now_ms) < 1))
         return 0;
     if (bc)
         bc->tokens -= 1;

@@ -25,9 +25,8 @@ int hd_bucket_take(struct hd_bucket *b, const struct hd_rate *r, double scale,
 /* The frequency cap of user on channel for category (may be NULL): the
  * channel's rate_limit and the category's, both must have a token.
  * Owner thread of shard. Returns 1 when allowed. */
-int hd_ratelimit_allow(int shard, const struct hd_conf *cf,
-                       const char *user_id, int channel,
-                       const char *category, int64_t now_ms);
+int hd_ratelimit_allow(int shard, const struct hd_conf *cf, const char *user_id,
+                       int channel, const char *category, int64_t now_ms);
 /* Forgets a user's buckets (erase). */
 void hd_ratelimit_forget(int shard, const char *user_id);
 

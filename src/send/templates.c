@@ -100,9 +100,9 @@ compile_parts(json_t *parts, struct variant *v, char *err, size_t errlen,
                          chn, fn, chn);
                 return HD_ERROR;
             }
-            v->tpl[ch][f] = hd_tpl_parse(json_string_value(src),
-                                         json_string_length(src), perr,
-                                         sizeof(perr));
+            v->tpl[ch][f] =
+                hd_tpl_parse(json_string_value(src), json_string_length(src),
+                             perr, sizeof(perr));
             if (v->tpl[ch][f] == NULL) {
                 snprintf(err, errlen, "%s.%s: %s", chn, fn, perr);
                 return HD_ERROR;
@@ -126,9 +126,8 @@ compile(const char *name, json_t *def, struct entry *e, char *err,
     e->v = hd_calloc(sizeof(*e->v) * (1 + json_object_size(locales)));
     e->v[0].locale = hd_strdup("");
     e->nv = 1;
-    if (compile_parts(json_object_get(def, "parts"), &e->v[0], err, errlen,
-                      f, sizeof(f))
-        != HD_OK) {
+    if (compile_parts(json_object_get(def, "parts"), &e->v[0], err, errlen, f,
+                      sizeof(f)) != HD_OK) {
         snprintf(field, fieldlen, "parts.%s", f);
         return HD_ERROR;
     }
@@ -165,9 +164,8 @@ config_def(const struct hd_template_conf *tc, char *err, size_t errlen)
         int file = 0;
 
         if (us == NULL || n >= sizeof(chn)) {
-            snprintf(err, errlen,
-                     "unknown template directive \"%s\" in %s:%d", kv->name,
-                     kv->file, kv->line);
+            snprintf(err, errlen, "unknown template directive \"%s\" in %s:%d",
+                     kv->name, kv->file, kv->line);
             json_decref(def);
             return NULL;
         }
@@ -196,10 +194,9 @@ config_def(const struct hd_template_conf *tc, char *err, size_t errlen)
             fclose(fp);
             text[len] = '\0';
         }
-        parts = *kv->locale
-                    ? json_object_get(json_object_get(def, "locales"),
-                                      kv->locale)
-                    : json_object_get(def, "parts");
+        parts = *kv->locale ? json_object_get(json_object_get(def, "locales"),
+                                              kv->locale)
+                            : json_object_get(def, "parts");
         if (parts == NULL) {
             parts = json_object();
             json_object_set_new(json_object_get(def, "locales"), kv->locale,
@@ -231,8 +228,8 @@ compile_config(const struct hd_template_conf *tc, struct entry *e, char *err,
 
     if (def == NULL)
         return HD_ERROR;
-    if (compile(tc->name, def, e, msg, sizeof(msg), field, sizeof(field))
-        != HD_OK) {
+    if (compile(tc->name, def, e, msg, sizeof(msg), field, sizeof(field)) !=
+        HD_OK) {
         snprintf(err, errlen, "template \"%s\": %s in %s:%d", tc->name, msg,
                  tc->file, tc->line);
         json_decref(def);
@@ -298,15 +295,15 @@ build(const struct hd_conf *cf, struct set *base, json_t *api, char *err,
     struct set *s = hd_calloc(sizeof(*s));
     const char *name;
     json_t *def;
-    size_t cap = (cf ? (size_t)cf->ntemplates : (size_t)(base ? base->n : 0))
-                 + json_object_size(api) + 1;
+    size_t cap = (cf ? (size_t)cf->ntemplates : (size_t)(base ? base->n : 0)) +
+                 json_object_size(api) + 1;
 
     s->refs = 1;
     s->e = hd_calloc(cap * sizeof(*s->e));
     if (cf) {
         for (int i = 0; i < cf->ntemplates; i++) {
-            if (compile_config(&cf->templates[i], &s->e[s->n], err, errlen)
-                != HD_OK) {
+            if (compile_config(&cf->templates[i], &s->e[s->n], err, errlen) !=
+                HD_OK) {
                 set_release(s);
                 return NULL;
             }
@@ -318,8 +315,7 @@ build(const struct hd_conf *cf, struct set *base, json_t *api, char *err,
             if (!base->e[i].from_config)
                 continue;
             if (compile(base->e[i].name, base->e[i].def, &s->e[s->n], m,
-                        sizeof(m), f, sizeof(f))
-                == HD_OK) {
+                        sizeof(m), f, sizeof(f)) == HD_OK) {
                 s->e[s->n++].from_config = 1;
             } else {
                 entry_clear(&s->e[s->n]);
@@ -331,8 +327,8 @@ build(const struct hd_conf *cf, struct set *base, json_t *api, char *err,
         char m[256], f[96];
         if (find(s, name) != NULL || json_is_null(def))
             continue; /* the config's name wins */
-        if (compile(name, def, &s->e[s->n], m, sizeof(m), f, sizeof(f))
-            == HD_OK)
+        if (compile(name, def, &s->e[s->n], m, sizeof(m), f, sizeof(f)) ==
+            HD_OK)
             s->n++;
         else
             entry_clear(&s->e[s->n]); /* stored by an older herald? */
@@ -369,14 +365,14 @@ hd_templates_check(const struct hd_conf *cf, char *err, size_t errlen)
 }
 
 int
-hd_templates_init(const struct hd_conf *cf, struct hd_shard *shard0,
-                  char *err, size_t errlen)
+hd_templates_init(const struct hd_conf *cf, struct hd_shard *shard0, char *err,
+                  size_t errlen)
 {
     json_t *api = json_object();
     struct hd_kv *kv;
     struct set *s;
-    int n = hd_store_range(shard0, HD_DB_TEMPLATES, "", 0, NULL, 0, 0, 10000,
-                           &kv);
+    int n =
+        hd_store_range(shard0, HD_DB_TEMPLATES, "", 0, NULL, 0, 0, 10000, &kv);
 
     for (int i = 0; i < n; i++) {
         MDB_val v = {kv[i].vlen, kv[i].val};
@@ -433,8 +429,9 @@ hd_template_validate(json_t *def, char *err, size_t errlen, char *field,
         }
     }
     if (!json_is_object(json_object_get(def, "parts"))) {
-        snprintf(err, errlen, "\"parts\" is required: {channel: {field: "
-                              "template}}");
+        snprintf(err, errlen,
+                 "\"parts\" is required: {channel: {field: "
+                 "template}}");
         snprintf(field, fieldlen, "parts");
         return HD_ERROR;
     }
@@ -543,8 +540,7 @@ hd_template_render(const char *name, json_t *user, json_t *data,
     struct entry *e = find(s, name);
     const char *locale = json_string_value(json_object_get(user, "locale"));
     json_t *ctx, *out, *u;
-    static const char *ukeys[] = {"id", "email", "phone", "locale",
-                                  "timezone"};
+    static const char *ukeys[] = {"id", "email", "phone", "locale", "timezone"};
 
     if (e == NULL) {
         set_release(s);
@@ -568,9 +564,8 @@ hd_template_render(const char *name, json_t *user, json_t *data,
             if (t == NULL)
                 continue;
             /* html parts escape what they insert; nothing else does */
-            if (hd_tpl_render(t, ctx, ch == HD_CH_EMAIL && f == 2, &text,
-                              &len, &bad)
-                != HD_OK) {
+            if (hd_tpl_render(t, ctx, ch == HD_CH_EMAIL && f == 2, &text, &len,
+                              &bad) != HD_OK) {
                 snprintf(missing, missinglen, "%s", bad ? bad : "?");
                 json_decref(part);
                 json_decref(out);

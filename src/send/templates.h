@@ -26,8 +26,8 @@ void hd_templates_free(void);
 
 /* Checks an API definition {parts: {ch: {field: src}}, locales: {tag:
  * {ch: ...}}}; on error *field names the part ("parts.email.html"). */
-int hd_template_validate(json_t *def, char *err, size_t errlen,
-                         char *field, size_t fieldlen);
+int hd_template_validate(json_t *def, char *err, size_t errlen, char *field,
+                         size_t fieldlen);
 /* Shard 0's owner: stores (def) or removes (NULL) an API template and
  * swaps the set. HD_DECLINED: the name belongs to the config. */
 int hd_template_put(struct hd_shard *s, const char *name, json_t *def);

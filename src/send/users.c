@@ -28,9 +28,9 @@ hd_user_id_valid(const char *id)
         return 0;
     for (const char *p = id; *p; p++) {
         char c = *p;
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-              || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == ':'
-              || c == '@' || c == '-'))
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '.' || c == '_' || c == ':' ||
+              c == '@' || c == '-'))
             return 0;
     }
     return 1;
@@ -65,8 +65,8 @@ flag_of(int ch)
 /* ==== users ==== */
 
 int
-hd_user_put(struct hd_shard *s, const char *user_id, json_t *fields,
-            int patch, json_t **out)
+hd_user_put(struct hd_shard *s, const char *user_id, json_t *fields, int patch,
+            json_t **out)
 {
     static const char *keys[] = {"email", "phone", "locale", "timezone"};
     json_t *old = hd_user_load(s, user_id), *rec;
@@ -87,8 +87,8 @@ hd_user_put(struct hd_shard *s, const char *user_id, json_t *fields,
     /* a bouncing address stays flagged until it changes */
     for (int ch = HD_CH_SMS; ch <= HD_CH_EMAIL; ch++) {
         const char *k = ch == HD_CH_EMAIL ? "email" : "phone";
-        if (old && hd_user_address_flagged(old, ch)
-            && json_equal(json_object_get(old, k), json_object_get(rec, k)))
+        if (old && hd_user_address_flagged(old, ch) &&
+            json_equal(json_object_get(old, k), json_object_get(rec, k)))
             json_object_set_new(rec, flag_of(ch), json_true());
     }
     json_object_set_new(rec, "created_at",
@@ -192,9 +192,9 @@ hd_user_erase(struct hd_shard *s, const char *user_id, json_t **out)
                 continue;
             token_key(tk, json_string_value(json_object_get(d, "platform")),
                       json_string_value(json_object_get(d, "token")));
-            if (hd_store_get(s, HD_DB_TOKENS, tk, strlen(tk), &v) == HD_OK
-                && v.mv_size == kv[i].klen
-                && memcmp(v.mv_data, kv[i].key, kv[i].klen) == 0)
+            if (hd_store_get(s, HD_DB_TOKENS, tk, strlen(tk), &v) == HD_OK &&
+                v.mv_size == kv[i].klen &&
+                memcmp(v.mv_data, kv[i].key, kv[i].klen) == 0)
                 hd_store_del(s, HD_DB_TOKENS, tk, strlen(tk));
             json_decref(d);
         }
@@ -292,15 +292,15 @@ hd_device_register(struct hd_shard *s, const char *user_id, json_t *in,
     hd_time_iso(now_ms, now, sizeof(now));
 
     /* the token's previous owner in this shard loses it */
-    if (hd_store_get(s, HD_DB_TOKENS, tk, strlen(tk), &v) == HD_OK
-        && !(v.mv_size == klen && memcmp(v.mv_data, key, klen) == 0))
+    if (hd_store_get(s, HD_DB_TOKENS, tk, strlen(tk), &v) == HD_OK &&
+        !(v.mv_size == klen && memcmp(v.mv_data, key, klen) == 0))
         hd_store_del(s, HD_DB_DEVICES, v.mv_data, v.mv_size);
 
     old = hd_store_get_json_n(s, HD_DB_DEVICES, key, klen);
     created = old == NULL;
-    rec = json_pack("{s:s, s:s, s:s, s:s, s:I}", "id", did, "user_id",
-                    user_id, "platform", platform, "token", token,
-                    "registered_ms", (json_int_t)now_ms);
+    rec = json_pack("{s:s, s:s, s:s, s:s, s:I}", "id", did, "user_id", user_id,
+                    "platform", platform, "token", token, "registered_ms",
+                    (json_int_t)now_ms);
     if (json_object_get(in, "app"))
         json_object_set(rec, "app", json_object_get(in, "app"));
     if (json_object_get(in, "sandbox"))
@@ -343,8 +343,8 @@ hd_device_release(struct hd_shard *s, const char *tk, const char *new_user,
     MDB_val v;
     char key[HD_USER_ID_MAX + 40];
 
-    if (hd_store_get(s, HD_DB_TOKENS, tk, strlen(tk), &v) != HD_OK
-        || v.mv_size >= sizeof(key))
+    if (hd_store_get(s, HD_DB_TOKENS, tk, strlen(tk), &v) != HD_OK ||
+        v.mv_size >= sizeof(key))
         return;
     memcpy(key, v.mv_data, v.mv_size);
     key[v.mv_size] = '\0'; /* user "\0" device: the user part reads alone */
@@ -373,8 +373,8 @@ hd_devices_list(struct hd_shard *s, const char *user_id)
     char prefix[HD_USER_ID_MAX + 2];
     size_t plen = ukey(prefix, sizeof(prefix), user_id, NULL);
     struct hd_kv *kv;
-    int n = hd_store_range(s, HD_DB_DEVICES, prefix, plen, NULL, 0, 0, 1000,
-                           &kv);
+    int n =
+        hd_store_range(s, HD_DB_DEVICES, prefix, plen, NULL, 0, 0, 1000, &kv);
     json_t *list = json_array();
 
     for (int i = 0; i < n; i++) {
@@ -407,8 +407,8 @@ hd_device_remove(struct hd_shard *s, const char *user_id,
     if (rec != NULL) {
         token_key(tk, json_string_value(json_object_get(rec, "platform")),
                   json_string_value(json_object_get(rec, "token")));
-        if (hd_store_get(s, HD_DB_TOKENS, tk, strlen(tk), &tv) == HD_OK
-            && tv.mv_size == klen && memcmp(tv.mv_data, key, klen) == 0)
+        if (hd_store_get(s, HD_DB_TOKENS, tk, strlen(tk), &tv) == HD_OK &&
+            tv.mv_size == klen && memcmp(tv.mv_data, key, klen) == 0)
             hd_store_del(s, HD_DB_TOKENS, tk, strlen(tk));
         json_decref(rec);
     }
@@ -492,7 +492,8 @@ hd_prefs_allow(json_t *prefs, const struct hd_conf *cf, int channel,
     if (json_is_false(v))
         return 0;
     if (category != NULL) {
-        const struct hd_category_conf *cat = hd_conf_find_category(cf, category);
+        const struct hd_category_conf *cat =
+            hd_conf_find_category(cf, category);
         v = json_object_get(
             json_object_get(json_object_get(prefs, "categories"), category),
             ch);

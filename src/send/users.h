@@ -30,8 +30,8 @@ int hd_user_erase(struct hd_shard *s, const char *user_id, json_t **out);
 
 /* Devices. The device id is derived from platform and token, so the
  * same token always has the same id. */
-int hd_device_register(struct hd_shard *s, const char *user_id,
-                       json_t *device, json_t **out);
+int hd_device_register(struct hd_shard *s, const char *user_id, json_t *device,
+                       json_t **out);
 json_t *hd_devices_list(struct hd_shard *s, const char *user_id);
 int hd_device_remove(struct hd_shard *s, const char *user_id,
                      const char *device_id);

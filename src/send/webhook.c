@@ -70,9 +70,8 @@ hd_webhook_init(const struct hd_conf *cf, char *err, size_t errlen)
 
     if (cf->event_webhook == NULL)
         return HD_OK;
-    if (hd_http1_parse_url(cf->event_webhook, &tls, host, sizeof(host),
-                           &port, &path)
-        != HD_OK) {
+    if (hd_http1_parse_url(cf->event_webhook, &tls, host, sizeof(host), &port,
+                           &path) != HD_OK) {
         snprintf(err, errlen, "\"event_webhook\" must be an http(s) URL");
         return HD_ERROR;
     }
@@ -141,8 +140,8 @@ static uint64_t
 stored_cursor(struct hd_shard *s)
 {
     MDB_val v;
-    if (hd_store_get(s, HD_DB_META, "webhook_seq", 11, &v) == HD_OK
-        && v.mv_size == 8)
+    if (hd_store_get(s, HD_DB_META, "webhook_seq", 11, &v) == HD_OK &&
+        v.mv_size == 8)
         return get_be64(v.mv_data);
     return 0;
 }
@@ -184,8 +183,7 @@ send_batch(struct sender *sd)
     }
     sd->busy = 1;
     if (hd_http1_request(h->pool, "POST", h->path, headers, body, len,
-                         on_response, sd)
-        != HD_OK)
+                         on_response, sd) != HD_OK)
         sd->busy = 0;
     free(body);
 }
@@ -214,8 +212,8 @@ webhook_init_worker(struct hd_worker *w)
         return HD_OK;
     h = hd_calloc(sizeof(*h));
     h->w = w;
-    hd_http1_parse_url(cf->event_webhook, &tls, h->host, sizeof(h->host),
-                       &port, &path);
+    hd_http1_parse_url(cf->event_webhook, &tls, h->host, sizeof(h->host), &port,
+                       &path);
     snprintf(h->path, sizeof(h->path), "%s", *path ? path : "/");
     memset(&pc, 0, sizeof(pc));
     pc.name = "event_webhook";
@@ -261,6 +259,6 @@ webhook_exit_worker(struct hd_worker *w)
 }
 
 const struct hd_module hd_webhook_module = {
-    "webhook", webhook_init_worker, NULL, NULL, webhook_busy,
-    webhook_exit_worker,
+    "webhook", webhook_init_worker, NULL,
+    NULL,      webhook_busy,        webhook_exit_worker,
 };

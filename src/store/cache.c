@@ -55,8 +55,8 @@ static int
 matches(struct hd_cache_entry *e, uint64_t h, int db, const void *key,
         size_t klen)
 {
-    return e->obj != NULL && e->hash == h && e->db == db && e->klen == klen
-           && memcmp(e->key, key, klen) == 0;
+    return e->obj != NULL && e->hash == h && e->db == db && e->klen == klen &&
+           memcmp(e->key, key, klen) == 0;
 }
 
 json_t *

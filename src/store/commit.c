@@ -63,8 +63,8 @@ ov_slot(struct hd_shard *s, uint64_t h, int db, const void *key, size_t klen)
 
     for (; *pp; pp = &(*pp)->_chain) {
         struct hd_ov_entry *e = *pp;
-        if (e->hash == h && e->db == db && e->klen == klen
-            && memcmp(e->data, key, klen) == 0)
+        if (e->hash == h && e->db == db && e->klen == klen &&
+            memcmp(e->data, key, klen) == 0)
             break;
     }
     return pp;
@@ -146,8 +146,8 @@ staging(struct hd_shard *s)
 }
 
 static void
-stage(struct hd_shard *s, int db, const void *key, size_t klen,
-      const void *val, size_t vlen, int del)
+stage(struct hd_shard *s, int db, const void *key, size_t klen, const void *val,
+      size_t vlen, int del)
 {
     struct hd_batch *b = staging(s);
     struct hd_ov_entry *e, **pp;
@@ -259,8 +259,8 @@ hd_store_after_commit(struct hd_shard *s, hd_commit_fn fn, void *arg)
 size_t
 hd_store_pending(struct hd_shard *s)
 {
-    return (s->_staging ? s->_staging->nrecords : 0)
-           + (s->_committing ? s->_committing->nrecords : 0);
+    return (s->_staging ? s->_staging->nrecords : 0) +
+           (s->_committing ? s->_committing->nrecords : 0);
 }
 
 /* ==== the commit thread ==== */
@@ -401,8 +401,7 @@ on_committed(struct hd_msg *m, void *ctx)
     mdb_txn_reset(s->_rtxn);
     rc = mdb_txn_renew(s->_rtxn);
     if (rc != 0)
-        hd_log(HD_LOG_ALERT, &s->log, 0, "mdb_txn_renew: %s",
-               mdb_strerror(rc));
+        hd_log(HD_LOG_ALERT, &s->log, 0, "mdb_txn_renew: %s", mdb_strerror(rc));
 
     if (b->rc == 0) {
         status = HD_COMMIT_OK;
@@ -549,8 +548,8 @@ hd_store_range(struct hd_shard *s, int db, const void *prefix, size_t plen,
      * over the table is skipped when nothing of db is staged) */
     for (size_t b = 0; s->_ov_count[db] && b < s->_nbuckets; b++)
         for (struct hd_ov_entry *e = s->_buckets[b]; e; e = e->_chain) {
-            if (e->db != db || e->klen < plen
-                || memcmp(e->data, prefix, plen) != 0)
+            if (e->db != db || e->klen < plen ||
+                memcmp(e->data, prefix, plen) != 0)
                 continue;
             if (after != NULL) {
                 int c = kcmp(e->data, e->klen, after, alen);
@@ -577,8 +576,8 @@ hd_store_range(struct hd_shard *s, int db, const void *prefix, size_t plen,
             /* LMDB refuses an empty key: the whole db starts at FIRST */
             rc = mdb_cursor_get(cur, &k, &v,
                                 k.mv_size ? MDB_SET_RANGE : MDB_FIRST);
-            if (rc == 0 && after
-                && kcmp(k.mv_data, k.mv_size, after, alen) == 0)
+            if (rc == 0 && after &&
+                kcmp(k.mv_data, k.mv_size, after, alen) == 0)
                 rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
         } else {
             size_t slen;
@@ -603,8 +602,8 @@ hd_store_range(struct hd_shard *s, int db, const void *prefix, size_t plen,
     }
 
     while (n < limit) {
-        int have_c = rc == 0 && k.mv_size >= plen
-                     && memcmp(k.mv_data, prefix, plen) == 0;
+        int have_c = rc == 0 && k.mv_size >= plen &&
+                     memcmp(k.mv_data, prefix, plen) == 0;
         int have_o = oi < nov;
         int c;
 
@@ -618,8 +617,7 @@ hd_store_range(struct hd_shard *s, int db, const void *prefix, size_t plen,
             c = have_c ? -1 : 1;
         }
         if (c < 0) {
-            kv_add(out, &n, &cap, k.mv_data, k.mv_size, v.mv_data,
-                   v.mv_size);
+            kv_add(out, &n, &cap, k.mv_data, k.mv_size, v.mv_data, v.mv_size);
             rc = mdb_cursor_get(cur, &k, &v, reverse ? MDB_PREV : MDB_NEXT);
             continue;
         }

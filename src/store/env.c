@@ -33,10 +33,12 @@
 #include "store/store.h"
 
 static const char *db_names[HD_DB_MAX] = {
-    "meta",         "users",       "devices",     "tokens",
-    "preferences",  "notifications", "deliveries", "idempotency",
-    "user_notifications", "dead_letters", "templates", "events", "stats",
-    "queue.push",   "queue.sms",   "queue.email", "queue.web",
+    "meta",         "users",       "devices",
+    "tokens",       "preferences", "notifications",
+    "deliveries",   "idempotency", "user_notifications",
+    "dead_letters", "templates",   "events",
+    "stats",        "queue.push",  "queue.sms",
+    "queue.email",  "queue.web",
 };
 
 static int
@@ -70,16 +72,16 @@ hd_store_prepare(const char *path, int wanted, int dflt, int *nshards,
     int format = 0, have = 0;
 
     if (mkdir_p(path, 0700) != HD_OK) {
-        snprintf(err, errlen, "cannot create store directory \"%s\": %s",
-                 path, strerror(errno));
+        snprintf(err, errlen, "cannot create store directory \"%s\": %s", path,
+                 strerror(errno));
         return HD_ERROR;
     }
     snprintf(file, sizeof(file), "%s/meta", path);
     f = fopen(file, "r");
     if (f != NULL) {
-        if (fscanf(f, "herald store\nformat %d\nshards %d", &format, &have)
-                != 2
-            || have < 1 || have > HD_MAX_SHARDS) {
+        if (fscanf(f, "herald store\nformat %d\nshards %d", &format, &have) !=
+                2 ||
+            have < 1 || have > HD_MAX_SHARDS) {
             fclose(f);
             snprintf(err, errlen, "store meta file \"%s\" is corrupt", file);
             return HD_ERROR;
@@ -102,8 +104,7 @@ hd_store_prepare(const char *path, int wanted, int dflt, int *nshards,
         return HD_OK;
     }
     if (errno != ENOENT) {
-        snprintf(err, errlen, "cannot open \"%s\": %s", file,
-                 strerror(errno));
+        snprintf(err, errlen, "cannot open \"%s\": %s", file, strerror(errno));
         return HD_ERROR;
     }
 
@@ -115,22 +116,18 @@ hd_store_prepare(const char *path, int wanted, int dflt, int *nshards,
         f = fd >= 0 ? fdopen(fd, "w") : NULL;
     }
     if (f == NULL) {
-        snprintf(err, errlen, "cannot create \"%s\": %s", tmp,
-                 strerror(errno));
+        snprintf(err, errlen, "cannot create \"%s\": %s", tmp, strerror(errno));
         return HD_ERROR;
     }
-    fprintf(f, "herald store\nformat %d\nshards %d\n", HD_STORE_FORMAT,
-            have);
+    fprintf(f, "herald store\nformat %d\nshards %d\n", HD_STORE_FORMAT, have);
     if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
         fclose(f);
-        snprintf(err, errlen, "cannot write \"%s\": %s", tmp,
-                 strerror(errno));
+        snprintf(err, errlen, "cannot write \"%s\": %s", tmp, strerror(errno));
         return HD_ERROR;
     }
     fclose(f);
     if (rename(tmp, file) != 0) {
-        snprintf(err, errlen, "cannot rename \"%s\": %s", tmp,
-                 strerror(errno));
+        snprintf(err, errlen, "cannot rename \"%s\": %s", tmp, strerror(errno));
         return HD_ERROR;
     }
     *nshards = have;
@@ -207,8 +204,7 @@ hd_store_open(const struct hd_store_conf *sc, int id, int nshards, char *err,
 
     snprintf(dir, sizeof(dir), "%s/shard-%03d", sc->path, id);
     if (mkdir_p(dir, 0700) != HD_OK) {
-        snprintf(err, errlen, "cannot create \"%s\": %s", dir,
-                 strerror(errno));
+        snprintf(err, errlen, "cannot create \"%s\": %s", dir, strerror(errno));
         goto fail_free;
     }
     /* sync off trades durability for speed; never the default */
@@ -233,8 +229,7 @@ hd_store_open(const struct hd_store_conf *sc, int id, int nshards, char *err,
     if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
         goto fail_env;
     for (int i = 0; i < HD_DB_MAX; i++)
-        if ((rc = mdb_dbi_open(txn, db_names[i], MDB_CREATE, &s->dbi[i]))
-            != 0)
+        if ((rc = mdb_dbi_open(txn, db_names[i], MDB_CREATE, &s->dbi[i])) != 0)
             goto fail_txn;
 
     k.mv_data = "nshards";
@@ -337,8 +332,8 @@ hd_store_pressure(struct hd_shard *s)
     s->_pressure_checked_ms = now;
     s->_pressure =
         hd_store_used(s) * 100 > s->max_map_size * (int64_t)s->high_water;
-    if (!s->_pressure && s->min_free_disk > 0 && statvfs(s->dir, &vfs) == 0
-        && (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize < s->min_free_disk)
+    if (!s->_pressure && s->min_free_disk > 0 && statvfs(s->dir, &vfs) == 0 &&
+        (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize < s->min_free_disk)
         s->_pressure = 1;
     return s->_pressure;
 }

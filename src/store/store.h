@@ -138,9 +138,9 @@ struct hd_kv {
  * reverse), strictly after the key `after` when given, with staged writes
  * merged in: what hd_store_get would see, key by key. Returns the count
  * and a malloc'd array in *out (free with hd_kv_free). */
-int hd_store_range(struct hd_shard *s, int db, const void *prefix,
-                   size_t plen, const void *after, size_t alen, int reverse,
-                   int limit, struct hd_kv **out);
+int hd_store_range(struct hd_shard *s, int db, const void *prefix, size_t plen,
+                   const void *after, size_t alen, int reverse, int limit,
+                   struct hd_kv **out);
 void hd_kv_free(struct hd_kv *kv, int n);
 
 /* Bytes of the map in use (pages up to the last one written). */
