@@ -468,6 +468,8 @@ static const char *set_store(struct parser *, struct node *, const struct cmd *,
                              void *);
 static const char *set_api_key(struct parser *, struct node *,
                                const struct cmd *, void *);
+static const char *set_user(struct parser *, struct node *,
+                            const struct cmd *, void *);
 static const char *set_template(struct parser *, struct node *,
                                 const struct cmd *, void *);
 static const char *set_provider(struct parser *, struct node *,
@@ -492,6 +494,7 @@ static const char *set_opt_in(struct parser *, struct node *,
 
 static const struct cmd main_cmds[] = {
     {"daemon", ARGS_1, set_flag, CF(daemon)},
+    {"user", ARGS_1 | ARGS_2, set_user, 0},
     {"pid", ARGS_1, set_str, CF(pid)},
     {"error_log", ARGS_1 | ARGS_2, set_error_log, 0},
     {"access_log", ARGS_1, set_access_log, 0},
@@ -1127,6 +1130,15 @@ hd_conf_find_category(const struct hd_conf *cf, const char *name)
     for (int i = 0; i < cf->ncategories; i++)
         if (strcmp(cf->categories[i].name, name) == 0)
             return &cf->categories[i];
+    return NULL;
+}
+
+/* user NAME [GROUP]; checked at start-up, when root drops to it */
+static const char *
+set_user(struct parser *p, struct node *n, const struct cmd *c, void *base)
+{
+    p->cf->user = n->args[0];
+    p->cf->group = n->nargs == 2 ? n->args[1] : NULL;
     return NULL;
 }
 

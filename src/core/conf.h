@@ -125,6 +125,8 @@ struct hd_conf {
     char *file;
 
     int daemon;
+    char *user;  /* drop root to this user after start-up, or NULL */
+    char *group; /* its group; NULL: the user's own */
     char *pid;
     char *error_log;
     int log_level;

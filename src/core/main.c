@@ -5,6 +5,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -161,6 +164,72 @@ open_listeners(struct hd_conf *cf, int nworkers, int (*fds)[HD_MAX_LISTEN])
             fds[w][l] = fd;
         }
     }
+    return HD_OK;
+}
+
+static uid_t chown_uid;
+static gid_t chown_gid;
+
+static int
+chown_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    if (lchown(path, chown_uid, chown_gid) != 0)
+        hd_log(HD_LOG_WARN, &main_log, errno, "chown() \"%s\" failed", path);
+    return 0;
+}
+
+/* "user NAME [GROUP];": once everything that needs root is open (the
+ * listeners below 1024, the store, the logs), hand the files herald keeps
+ * writing to the user and become it for good. */
+static int
+drop_root(const struct hd_conf *cf)
+{
+    struct passwd *pw;
+    struct group *gr = NULL;
+
+    if (geteuid() != 0) {
+        hd_log(HD_LOG_WARN, &main_log, 0,
+               "\"user %s\" ignored: herald is not running as root",
+               cf->user);
+        return HD_OK;
+    }
+    pw = getpwnam(cf->user);
+    if (pw == NULL) {
+        fprintf(stderr, "herald: unknown user \"%s\" in \"user\"\n",
+                cf->user);
+        return HD_ERROR;
+    }
+    if (cf->group && (gr = getgrnam(cf->group)) == NULL) {
+        fprintf(stderr, "herald: unknown group \"%s\" in \"user\"\n",
+                cf->group);
+        return HD_ERROR;
+    }
+    chown_uid = pw->pw_uid;
+    chown_gid = gr ? gr->gr_gid : pw->pw_gid;
+    nftw(cf->store.path, chown_one, 16, FTW_PHYS);
+    if (cf->error_log && strcmp(cf->error_log, "stderr") != 0)
+        chown_one(cf->error_log, NULL, 0, NULL);
+    if (cf->access_log)
+        chown_one(cf->access_log, NULL, 0, NULL);
+    for (int i = 0; i < cf->nproviders; i++) {
+        const struct hd_conf_kv *kv = hd_conf_kv_find(&cf->providers[i], "path");
+        if (kv && strcmp(cf->providers[i].type, "log") == 0
+            && strncmp(kv->args[0], "/dev/", 5) != 0)
+            chown_one(kv->args[0], NULL, 0, NULL);
+    }
+    chown_one(cf->pid, NULL, 0, NULL);
+    if (setgroups(0, NULL) != 0 || setgid(chown_gid) != 0
+        || setuid(chown_uid) != 0) {
+        fprintf(stderr, "herald: cannot become \"%s\": %s\n", cf->user,
+                strerror(errno));
+        return HD_ERROR;
+    }
+    if (setuid(0) == 0) { /* must be impossible now */
+        fprintf(stderr, "herald: could regain root after \"user\"\n");
+        return HD_ERROR;
+    }
+    hd_log(HD_LOG_NOTICE, &main_log, 0, "running as user %s (uid %d)",
+           cf->user, (int)chown_uid);
     return HD_OK;
 }
 
@@ -394,6 +463,8 @@ run(struct hd_conf *cf, const char *file)
         return 1;
     }
 
+    if (cf->user != NULL && drop_root(cf) != HD_OK)
+        return 1;
     signal(SIGPIPE, SIG_IGN);
 
     hd_cycle.conf = cf;
