@@ -45,7 +45,7 @@ LIB  := $(filter-out $(OBJS)/core/main.o,$(OBJ))
 UNIT_SRC := $(wildcard t/unit/*/*.c)
 UNIT_BIN := $(patsubst t/unit/%.c,$(OBJS)/unit/%,$(UNIT_SRC))
 
-.PHONY: all deps run test unit bench clean format check-deps
+.PHONY: all deps run test unit bench clean format check-deps fuzz
 
 all: $(OBJS)/herald $(UNIT_BIN)
 
@@ -103,3 +103,26 @@ format:
 
 clean:
 	rm -rf objs
+
+# Fuzzing (clang + libFuzzer, Debian's libclang-rt-14-dev): each target in
+# t/fuzz/ runs FUZZ_SECONDS with its corpus in t/fuzz/corpus/NAME (kept:
+# crashes found are fixed and their inputs stay there as regressions).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := $(patsubst t/fuzz/%.c,%,$(wildcard t/fuzz/*.c))
+
+fuzz:
+	@command -v clang >/dev/null && test -n "$$(ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a 2>/dev/null)" \
+	    || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang libclang-rt-14-dev >/dev/null; } \
+	    || { echo "run as root: apt-get install -y clang libclang-rt-14-dev"; exit 1; }
+	@mkdir -p objs/fuzz
+	@for t in $(FUZZ_TARGETS); do \
+	    echo "  FUZZ  $$t ($(FUZZ_SECONDS) s)"; \
+	    clang -g -O1 -std=gnu11 -D_GNU_SOURCE -Isrc $(CFLAGS_PKG) \
+	        -fsanitize=fuzzer,address,undefined -o objs/fuzz/$$t t/fuzz/$$t.c \
+	        $(LIBS_PKG) $(LIBS_LMDB) -pthread -lm || exit 1; \
+	    mkdir -p t/fuzz/corpus/$$t; \
+	    objs/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	        -artifact_prefix=t/fuzz/corpus/$$t/crash- t/fuzz/corpus/$$t \
+	        > objs/fuzz/$$t.log 2>&1 || { tail -40 objs/fuzz/$$t.log; exit 1; }; \
+	    tail -1 objs/fuzz/$$t.log; \
+	done
