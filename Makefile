@@ -114,15 +114,17 @@ fuzz:
 	@command -v clang >/dev/null && test -n "$$(ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a 2>/dev/null)" \
 	    || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang libclang-rt-14-dev >/dev/null; } \
 	    || { echo "run as root: apt-get install -y clang libclang-rt-14-dev"; exit 1; }
+	@$(MAKE) --no-print-directory $(OBJS)/herald
 	@mkdir -p objs/fuzz
 	@for t in $(FUZZ_TARGETS); do \
 	    echo "  FUZZ  $$t ($(FUZZ_SECONDS) s)"; \
+	    links=""; [ $$t = http ] && links="$(filter-out $(OBJS)/http/server.o,$(LIB))"; \
 	    clang -g -O1 -std=gnu11 -D_GNU_SOURCE -Isrc $(CFLAGS_PKG) \
 	        -fsanitize=fuzzer,address,undefined -o objs/fuzz/$$t t/fuzz/$$t.c \
-	        $(LIBS_PKG) $(LIBS_LMDB) -pthread -lm || exit 1; \
+	        $$links $(LIBS_PKG) $(LIBS_LMDB) -pthread -lm || exit 1; \
 	    mkdir -p t/fuzz/corpus/$$t; \
 	    objs/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
-	        -artifact_prefix=t/fuzz/corpus/$$t/crash- t/fuzz/corpus/$$t \
+	        -artifact_prefix=t/fuzz/corpus/$$t/ t/fuzz/corpus/$$t \
 	        > objs/fuzz/$$t.log 2>&1 || { tail -40 objs/fuzz/$$t.log; exit 1; }; \
 	    tail -1 objs/fuzz/$$t.log; \
 	done

@@ -88,6 +88,16 @@ unlike($logs, qr/abababababababab/, 'no device token in the logs');
     is($c->read_response->{status}, 431, '80 header fields: 431');
 }
 {
+    # found by t/fuzz/http.c: a NUL byte in the head crashed the parser
+    my $c = $t->conn;
+    $c->write("GET /healthz HTTP/1.1\r\nX-A: a\0b\r\n\r\n");
+    is($c->read_response->{status}, 400, 'a NUL byte in a header: 400');
+    $c = $t->conn;
+    $c->write("\0\0\r\n\r\n");
+    is($c->read_response->{status}, 400, 'NUL bytes before CRLF CRLF: 400');
+    is($t->http(GET => '/healthz')->{status}, 200, 'and herald is still up');
+}
+{
     my $c = $t->conn;
     $c->write("GET /healthz HTTP/1.1\r\nHost: x\r\n folded: yes\r\n\r\n");
     is($c->read_response->{status}, 400, 'obsolete line folding: 400');

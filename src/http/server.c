@@ -469,14 +469,19 @@ trim(char *s, char *end)
     return s;
 }
 
-/* Parses the header block in r->_hdr (NUL-terminated, ends with CRLF
- * CRLF). Returns HD_OK, or an HTTP status with *err set. */
+/* Parses the header block in r->_hdr (len bytes, NUL-terminated, ends
+ * with CRLF CRLF). Returns HD_OK, or an HTTP status with *err set. */
 static int
-parse_header(struct hd_req *r, int64_t *content_length, const char **err)
+parse_header(struct hd_req *r, size_t len, int64_t *content_length,
+             const char **err)
 {
     char *p = r->_hdr, *eol, *sp, *target;
     int nheaders = 0, http11;
 
+    /* a NUL byte would end the string functions below early (found by
+     * t/fuzz/http.c): refuse it before anything reads the block */
+    if (memchr(p, '\0', len) != NULL)
+        return *err = "NUL byte in the request header", 400;
     eol = strstr(p, "\r\n");
     *eol = '\0';
     sp = strchr(p, ' ');
@@ -617,7 +622,7 @@ process(struct hd_conn *c)
             c->req = r;
             c->nrequests++;
 
-            status = parse_header(r, &clen, &err);
+            status = parse_header(r, c->header_len, &clen, &err);
             if (status == HD_OK && clen > w->conf->client_max_body_size) {
                 status = 413;
                 err = "request body is larger than client_max_body_size";
