@@ -36,6 +36,20 @@ unknown_user(struct hd_api_op *op)
                         op->user_id);
 }
 
+/* Whether op's user exists; if not, answers 404 and returns 0. */
+static int
+user_known(struct hd_api_op *op, struct hd_shard *s)
+{
+    json_t *u = hd_user_load(s, op->user_id);
+
+    if (u == NULL) {
+        hd_api_op_finish(op, 404, unknown_user(op));
+        return 0;
+    }
+    json_decref(u);
+    return 1;
+}
+
 /* ==== users ==== */
 
 static const char *
@@ -233,13 +247,9 @@ exec_devices_get(struct hd_call *c)
 {
     struct hd_api_op *op = (struct hd_api_op *)c;
     struct hd_shard *s = hd_call_shard(c);
-    json_t *u = hd_user_load(s, op->user_id);
 
-    if (u == NULL) {
-        hd_api_op_finish(op, 404, unknown_user(op));
+    if (!user_known(op, s))
         return;
-    }
-    json_decref(u);
     hd_api_op_finish_durable(
         op, 200,
         json_pack("{s:o}", "devices", hd_devices_list(s, op->user_id)));
@@ -343,13 +353,10 @@ exec_prefs_put(struct hd_call *c)
 {
     struct hd_api_op *op = (struct hd_api_op *)c;
     struct hd_shard *s = hd_call_shard(c);
-    json_t *u = hd_user_load(s, op->user_id), *p;
+    json_t *p;
 
-    if (u == NULL) {
-        hd_api_op_finish(op, 404, unknown_user(op));
+    if (!user_known(op, s))
         return;
-    }
-    json_decref(u);
     p = json_object();
     json_object_set_new(
         p, "channels",
@@ -394,13 +401,9 @@ exec_prefs_get(struct hd_call *c)
 {
     struct hd_api_op *op = (struct hd_api_op *)c;
     struct hd_shard *s = hd_call_shard(c);
-    json_t *u = hd_user_load(s, op->user_id);
 
-    if (u == NULL) {
-        hd_api_op_finish(op, 404, unknown_user(op));
+    if (!user_known(op, s))
         return;
-    }
-    json_decref(u);
     hd_api_op_finish_durable(
         op, 200,
         json_pack("{s:o}", "preferences", hd_prefs_get(s, op->user_id)));

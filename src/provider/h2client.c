@@ -29,6 +29,7 @@
 #include "core/herald.h"
 #include "core/time.h"
 #include "provider/h2client.h"
+#include "provider/http1.h"
 #include "provider/tls.h"
 
 #define LOCAL_WINDOW (16 * 1024 * 1024)
@@ -1352,48 +1353,12 @@ int
 hd_h2_parse_url(const char *url, char *host, size_t hostlen, int *port,
                 const char **path)
 {
-    const char *s, *e, *hs, *he;
-    size_t n;
+    int tls;
 
-    if (strncasecmp(url, "https://", 8) != 0)
+    /* the one URL parser (http1.c); HTTP/2 here is always over TLS */
+    if (hd_http1_parse_url(url, &tls, host, hostlen, port, path) != HD_OK ||
+        !tls)
         return HD_ERROR;
-    s = url + 8;
-    e = s + strcspn(s, "/?#");
-    if (*s == '[') {
-        hs = s + 1;
-        he = memchr(hs, ']', (size_t)(e - hs));
-        if (he == NULL)
-            return HD_ERROR;
-        s = he + 1;
-    } else {
-        hs = s;
-        he = memchr(s, ':', (size_t)(e - s));
-        if (he == NULL)
-            he = e;
-        s = he;
-    }
-    n = (size_t)(he - hs);
-    if (n == 0 || n >= hostlen)
-        return HD_ERROR;
-    memcpy(host, hs, n);
-    host[n] = '\0';
-    *port = 443;
-    if (s < e) {
-        long v = 0;
-        if (*s != ':' || s + 1 == e)
-            return HD_ERROR;
-        for (s++; s < e; s++) {
-            if (*s < '0' || *s > '9')
-                return HD_ERROR;
-            v = v * 10 + (*s - '0');
-            if (v > 65535)
-                return HD_ERROR;
-        }
-        if (v == 0)
-            return HD_ERROR;
-        *port = (int)v;
-    }
-    *path = e;
     return HD_OK;
 }
 

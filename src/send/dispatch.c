@@ -484,14 +484,13 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
     if (p == NULL)
         p = hd_provider_pick(ch, &jc->job, cb_usable, ds->d, &declined);
     if (p == NULL) {
-        json_decref(d);
         free(jc);
-        if (declined)
+        if (declined) {
+            json_decref(d);
             return HD_AGAIN; /* breakers open: wait in the queue */
+        }
         /* nothing can ever take it: fail it for good */
-        n = hd_store_get_json(s, HD_DB_DELIVERIES, id);
-        d = hd_delivery_thaw(n);
-        json_decref(n);
+        HD_COUNT(hd_metrics_self()->failed[ch][HD_REASON_NO_PROVIDER], 1);
         hd_queue_remove(s, ch, due, qseq);
         json_object_del(d, "qseq");
         json_object_set_new(d, "status", json_string("failed"));
