@@ -385,7 +385,7 @@ on_job_done(struct hd_job *j, int outcome, int64_t retry_after_ms,
     hd_event_emit(s, d, status, detail);
     if (reason && strcmp(reason, "attempts_exhausted") == 0)
         dead_letter(s, d, reason);
-    hd_store_put_json(s, HD_DB_DELIVERIES, jc->id, d);
+    hd_store_put_json_nc(s, HD_DB_DELIVERIES, jc->id, strlen(jc->id), d);
     hd_store_after_commit(s, on_outcome_durable, jc);
 }
 
@@ -428,9 +428,9 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
     json_t *d, *n, *v;
     int64_t expires;
     const char *avoid;
-    int declined;
+    int declined, shared;
 
-    n = hd_store_get_json(s, HD_DB_DELIVERIES, id);
+    n = hd_store_get_json_nc(s, HD_DB_DELIVERIES, id, strlen(id), &shared);
     if (n == NULL ||
         terminal(json_string_value(json_object_get(n, "status")))) {
         /* a queue entry left by an erase or a finished delivery */
@@ -438,8 +438,12 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
         json_decref(n);
         return HD_OK;
     }
-    d = hd_delivery_thaw(n); /* the outcome changes it */
-    json_decref(n);
+    if (shared) {
+        d = hd_delivery_thaw(n); /* the outcome changes it */
+        json_decref(n);
+    } else {
+        d = n; /* decoded for us alone */
+    }
     expires = json_integer_value(json_object_get(d, "expires_at"));
     if (expires && now > expires) {
         expire(s, ch, due, qseq, d);
@@ -503,9 +507,13 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
     }
     jc->provider = p;
 
-    n = hd_store_get_json(
-        s, HD_DB_NOTIFICATIONS,
-        json_string_value(json_object_get(d, "notification_id")));
+    {
+        const char *nid =
+            json_string_value(json_object_get(d, "notification_id"));
+        n = nid ? hd_store_get_json_nc(s, HD_DB_NOTIFICATIONS, nid, strlen(nid),
+                                       &shared)
+                : NULL;
+    }
     jc->content = hd_content_for(n ? json_object_get(n, "content") : NULL, ch);
     json_decref(n);
     jc->job.content = jc->content;
@@ -524,7 +532,8 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
         int k = snprintf(key, sizeof(key), "%s%c%s", jc->job.user_id, 0,
                          jc->job.device_id);
         if (k > 0 && (size_t)k < sizeof(key))
-            jc->device = hd_store_get_json_n(s, HD_DB_DEVICES, key, (size_t)k);
+            jc->device =
+                hd_store_get_json_nc(s, HD_DB_DEVICES, key, (size_t)k, &shared);
     }
     jc->job.device = jc->device;
     if (ch == HD_CH_EMAIL) {

@@ -35,61 +35,73 @@ get_be64(const unsigned char *p)
     return v;
 }
 
-/* which counter an event moves */
-static const char *
+/* the counters an event may move, in the stored order */
+static const char *counted[] = {
+    "accepted", "delivered", "confirmed", "failed",  "suppressed",  "throttled",
+    "expired",  "cancelled", "opened",    "clicked", "unsubscribed"};
+#define NCOUNTERS HD_NELEMS(counted)
+
+/* which counter an event moves, or -1 */
+static int
 counter_of(const char *type)
 {
-    static const char *counted[] = {"accepted", "delivered",   "confirmed",
-                                    "failed",   "suppressed",  "throttled",
-                                    "expired",  "cancelled",   "opened",
-                                    "clicked",  "unsubscribed"};
-    for (size_t i = 0; i < HD_NELEMS(counted); i++)
+    for (size_t i = 0; i < NCOUNTERS; i++)
         if (strcmp(type, counted[i]) == 0)
-            return counted[i];
-    return NULL;
+            return (int)i;
+    return -1;
 }
 
-/* counts not yet in the store, per shard: {key: {counter: n}} */
-static json_t *pending[HD_MAX_SHARDS];
+/* Counts not yet in the store, per shard: one entry per stats key
+ * ("all", "category:NAME", "template:NAME"), found by a linear walk (a
+ * second holds few distinct keys). Plain integers, not JSON: this runs on
+ * every event of the hot path. */
+struct pending {
+    struct pending *next;
+    int64_t n[NCOUNTERS];
+    char key[];
+};
+
+static struct pending *pending[HD_MAX_SHARDS];
 
 static void
-count(struct hd_shard *s, const char *key, const char *counter)
+count(struct hd_shard *s, const char *key, int counter)
 {
-    json_t *c;
+    struct pending *p;
 
-    if (pending[s->id] == NULL)
-        pending[s->id] = json_object();
-    c = json_object_get(pending[s->id], key);
-    if (c == NULL) {
-        c = json_object();
-        json_object_set_new(pending[s->id], key, c);
+    for (p = pending[s->id]; p != NULL; p = p->next)
+        if (strcmp(p->key, key) == 0)
+            break;
+    if (p == NULL) {
+        size_t len = strlen(key);
+        p = hd_calloc(sizeof(*p) + len + 1);
+        memcpy(p->key, key, len + 1);
+        p->next = pending[s->id];
+        pending[s->id] = p;
     }
-    json_object_set_new(
-        c, counter,
-        json_integer(json_integer_value(json_object_get(c, counter)) + 1));
+    p->n[counter]++;
 }
 
 void
 hd_stats_flush(struct hd_shard *s)
 {
-    const char *key, *name;
-    json_t *delta, *v;
+    struct pending *p, *next;
 
-    if (pending[s->id] == NULL)
-        return;
-    json_object_foreach(pending[s->id], key, delta)
-    {
-        json_t *shared = hd_store_get_json(s, HD_DB_STATS, key), *c;
+    for (p = pending[s->id]; p != NULL; p = next) {
+        json_t *shared = hd_store_get_json(s, HD_DB_STATS, p->key), *c;
+        next = p->next;
         c = shared ? json_copy(shared) : json_object();
         json_decref(shared);
-        json_object_foreach(delta, name, v) json_object_set_new(
-            c, name,
-            json_integer(json_integer_value(json_object_get(c, name)) +
-                         json_integer_value(v)));
-        hd_store_put_json(s, HD_DB_STATS, key, c);
+        for (size_t i = 0; i < NCOUNTERS; i++)
+            if (p->n[i])
+                json_object_set_new(
+                    c, counted[i],
+                    json_integer(
+                        json_integer_value(json_object_get(c, counted[i])) +
+                        p->n[i]));
+        hd_store_put_json(s, HD_DB_STATS, p->key, c);
         json_decref(c);
+        free(p);
     }
-    json_decref(pending[s->id]);
     pending[s->id] = NULL;
 }
 
@@ -102,7 +114,7 @@ hd_event_emit(struct hd_shard *s, json_t *d, const char *type,
     unsigned char key[8];
     uint64_t seq = hd_store_next_seq(s);
     char now[32];
-    const char *counter = counter_of(type);
+    int counter = counter_of(type);
     json_t *e;
 
     hd_timeline_add(d, type, detail);
@@ -123,7 +135,7 @@ hd_event_emit(struct hd_shard *s, json_t *d, const char *type,
     }
     json_decref(e);
 
-    if (counter != NULL) {
+    if (counter >= 0) {
         char k[160];
         const char *cat = json_string_value(json_object_get(d, "category"));
         const char *tpl = json_string_value(json_object_get(d, "template"));

@@ -46,6 +46,39 @@ hd_store_get_json_n(struct hd_shard *s, int db, const char *key, size_t klen)
     return obj;
 }
 
+/* The dispatcher reads each queued delivery once, long after ingest
+ * when a backlog drains: caching it would only evict hotter records (and
+ * cost a free of the one it evicts), so a miss is decoded for the caller
+ * alone. */
+json_t *
+hd_store_get_json_nc(struct hd_shard *s, int db, const char *key, size_t klen,
+                     int *shared)
+{
+    MDB_val v;
+    json_t *obj = hd_cache_get(s, db, key, klen);
+
+    *shared = obj != NULL;
+    if (obj != NULL)
+        return obj;
+    if (hd_store_get(s, db, key, klen, &v) != HD_OK)
+        return NULL;
+    obj = hd_record_decode(&v);
+    if (obj == NULL)
+        hd_log(HD_LOG_ERR, &s->log, 0, "undecodable record \"%s\"", key);
+    return obj;
+}
+
+void
+hd_store_put_json_nc(struct hd_shard *s, int db, const char *key, size_t klen,
+                     json_t *obj)
+{
+    size_t len;
+    char *buf = hd_record_encode(obj, &len);
+
+    hd_store_put(s, db, key, klen, buf, len); /* drops the cached copy */
+    free(buf);
+}
+
 json_t *
 hd_store_get_json(struct hd_shard *s, int db, const char *key)
 {
