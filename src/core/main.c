@@ -189,14 +189,12 @@ drop_root(const struct hd_conf *cf)
 
     if (geteuid() != 0) {
         hd_log(HD_LOG_WARN, &main_log, 0,
-               "\"user %s\" ignored: herald is not running as root",
-               cf->user);
+               "\"user %s\" ignored: herald is not running as root", cf->user);
         return HD_OK;
     }
     pw = getpwnam(cf->user);
     if (pw == NULL) {
-        fprintf(stderr, "herald: unknown user \"%s\" in \"user\"\n",
-                cf->user);
+        fprintf(stderr, "herald: unknown user \"%s\" in \"user\"\n", cf->user);
         return HD_ERROR;
     }
     if (cf->group && (gr = getgrnam(cf->group)) == NULL) {
@@ -212,14 +210,15 @@ drop_root(const struct hd_conf *cf)
     if (cf->access_log)
         chown_one(cf->access_log, NULL, 0, NULL);
     for (int i = 0; i < cf->nproviders; i++) {
-        const struct hd_conf_kv *kv = hd_conf_kv_find(&cf->providers[i], "path");
-        if (kv && strcmp(cf->providers[i].type, "log") == 0
-            && strncmp(kv->args[0], "/dev/", 5) != 0)
+        const struct hd_conf_kv *kv =
+            hd_conf_kv_find(&cf->providers[i], "path");
+        if (kv && strcmp(cf->providers[i].type, "log") == 0 &&
+            strncmp(kv->args[0], "/dev/", 5) != 0)
             chown_one(kv->args[0], NULL, 0, NULL);
     }
     chown_one(cf->pid, NULL, 0, NULL);
-    if (setgroups(0, NULL) != 0 || setgid(chown_gid) != 0
-        || setuid(chown_uid) != 0) {
+    if (setgroups(0, NULL) != 0 || setgid(chown_gid) != 0 ||
+        setuid(chown_uid) != 0) {
         fprintf(stderr, "herald: cannot become \"%s\": %s\n", cf->user,
                 strerror(errno));
         return HD_ERROR;
@@ -228,8 +227,8 @@ drop_root(const struct hd_conf *cf)
         fprintf(stderr, "herald: could regain root after \"user\"\n");
         return HD_ERROR;
     }
-    hd_log(HD_LOG_NOTICE, &main_log, 0, "running as user %s (uid %d)",
-           cf->user, (int)chown_uid);
+    hd_log(HD_LOG_NOTICE, &main_log, 0, "running as user %s (uid %d)", cf->user,
+           (int)chown_uid);
     return HD_OK;
 }
 
@@ -287,43 +286,29 @@ conf_open_logs(struct hd_conf *cf)
     return HD_OK;
 }
 
-/* Whether any provider block or channel route differs. */
-static int
-providers_differ(const struct hd_conf *a, const struct hd_conf *b)
-{
-    if (a->nproviders != b->nproviders ||
-        memcmp(a->channels, b->channels, sizeof(a->channels)) != 0)
-        return 1;
-    for (int i = 0; i < a->nproviders; i++) {
-        const struct hd_provider_conf *x = &a->providers[i],
-                                      *y = &b->providers[i];
-        if (strcmp(x->name, y->name) || strcmp(x->type, y->type) ||
-            x->nkv != y->nkv)
-            return 1;
-        for (int k = 0; k < x->nkv; k++) {
-            if (strcmp(x->kv[k].name, y->kv[k].name) ||
-                x->kv[k].nargs != y->kv[k].nargs)
-                return 1;
-            for (int j = 0; j < x->kv[k].nargs; j++)
-                if (strcmp(x->kv[k].args[j], y->kv[k].args[j]))
-                    return 1;
-        }
-    }
-    return 0;
-}
-
-/* SIGHUP: parse anew; only a configuration that parsed whole replaces
- * the old one. Settings fixed at start are reported, not applied. */
+/* SIGHUP: parse anew. Only a configuration that parsed whole and whose
+ * providers all built replaces the old one; the workers take both at
+ * their next inbox turn. workers and store are fixed at start: a change
+ * there is reported, not applied. */
 static void
 reload(const char *file)
 {
     char err[1024];
     struct hd_conf *cf = hd_conf_load(file, err, sizeof(err)), *old;
+    struct hd_provider_table *pt = NULL;
 
     if (cf != NULL && (hd_providers_check(cf, err, sizeof(err)) != HD_OK ||
                        hd_templates_check(cf, err, sizeof(err)) != HD_OK)) {
         hd_conf_unref(cf);
         cf = NULL;
+    }
+    /* an unchanged provider set keeps its table: no connection drops */
+    if (cf != NULL && hd_providers_changed(cf)) {
+        pt = hd_providers_build(cf, err, sizeof(err));
+        if (pt == NULL) {
+            hd_conf_unref(cf);
+            cf = NULL;
+        }
     }
     if (cf == NULL) {
         hd_log(HD_LOG_EMERG, &main_log, 0,
@@ -331,24 +316,25 @@ reload(const char *file)
         return;
     }
     old = hd_cycle.conf;
-    int listen_changed = cf->nlisten != old->nlisten;
-    for (int i = 0; !listen_changed && i < cf->nlisten; i++)
-        listen_changed = strcmp(cf->listen[i].text, old->listen[i].text) != 0;
-    if (listen_changed || cf->workers != old->workers ||
+    if (cf->workers != old->workers ||
         strcmp(cf->store.path, old->store.path) != 0 ||
         cf->store.shards != old->store.shards ||
         cf->store.sync != old->store.sync)
         hd_log(HD_LOG_WARN, &main_log, 0,
-               "listen, workers and store changes take effect on restart");
-    if (providers_differ(cf, old))
-        hd_log(HD_LOG_WARN, &main_log, 0,
-               "provider settings changed: they take effect on restart "
-               "(the providers in use keep their old settings)");
+               "workers and store changes take effect on restart");
     if (hd_log_open(cf->error_log, cf->log_level) != HD_OK ||
         hd_access_log_open(cf->access_log) != HD_OK)
         hd_log(HD_LOG_ERR, &main_log, errno, "reopening logs failed");
     if (hd_templates_reconf(cf, err, sizeof(err)) != HD_OK)
         hd_log(HD_LOG_ERR, &main_log, 0, "templates: %s", err);
+    if (pt != NULL) {
+        /* before the config: a worker switches providers, then config */
+        hd_providers_publish(pt);
+        hd_log(HD_LOG_NOTICE, &main_log, 0,
+               "providers rebuilt: %d provider(s); deliveries in flight "
+               "finish on the old ones",
+               cf->nproviders);
+    }
     hd_workers_reconf(cf);
     hd_cycle.conf = cf;
     hd_conf_unref(old);
@@ -424,7 +410,7 @@ run(struct hd_conf *cf, const char *file)
         close_listeners(fds, nworkers, cf->nlisten);
         return 1;
     }
-    if (hd_providers_create(cf, err, sizeof(err)) != HD_OK) {
+    if (hd_providers_create(cf, nworkers, err, sizeof(err)) != HD_OK) {
         fprintf(stderr, "herald: %s\n", err);
         hd_providers_destroy();
         close_listeners(fds, nworkers, cf->nlisten);
@@ -483,8 +469,16 @@ run(struct hd_conf *cf, const char *file)
 
     while (how == 0) {
         int sig;
-        if (sigwait(&set, &sig) != 0)
+        if (hd_providers_collect() > 0) {
+            /* old provider tables wait for their last deliveries: look
+             * again soon to free them */
+            struct timespec ts = {0, 100 * 1000 * 1000};
+            sig = sigtimedwait(&set, NULL, &ts);
+            if (sig < 0)
+                continue;
+        } else if (sigwait(&set, &sig) != 0) {
             continue;
+        }
         switch (sig) {
         case SIGHUP:
             hd_log(HD_LOG_NOTICE, &main_log, 0, "reconfiguring");
