@@ -469,6 +469,8 @@ sweep(struct hd_worker *w)
             continue;
         }
         exit_table(h->t, w);
+        hd_log(HD_LOG_INFO, &w->log, 0,
+               "the old providers have no delivery left: closed");
         *pp = h->next;
         __atomic_sub_fetch(&h->t->refs, 1, __ATOMIC_ACQ_REL);
         free(h);
