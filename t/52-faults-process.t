@@ -12,6 +12,9 @@
 #   hup    SIGHUP with a valid config (log level info -> debug), then with
 #          a broken one (a stray "}"): refused with file:line, the old
 #          configuration stays, nothing lost
+#   hupstorm  30 SIGHUPs during a burst, each rebuilding the APNs
+#          provider (its connection count changes) while deliveries are
+#          in flight on the old one: none lost, herald survives
 #   quit   SIGQUIT mid-burst: exits 0, what was accepted is delivered or
 #          still queued, and delivered after the restart
 #   term   SIGTERM mid-burst: exits promptly, the store is consistent
@@ -51,6 +54,7 @@ sub conf_text
 {
     my (%o) = @_;
     my $level = $o{level} // 'info';
+    my $conns = $o{conns} // 2;
     my $extra = $o{new_key}
         ? "api_key reloaded {\n    secret reloaded-secret;\n    scopes send users read;\n}\n"
         : '';
@@ -66,7 +70,7 @@ provider apns_p {
     key_file $key->{p8};
     bundle_id com.example.p;
     ca_file $pki->{ca};
-    connections 2;
+    connections $conns;
     timeout 2s;
     retry attempts $ATTEMPTS base 300ms max 800ms;
     circuit_breaker failures 1000 cooldown 1s;
@@ -425,7 +429,9 @@ sub no_alerts
     ok(wait_acked($cl[0], 20), 'hupstorm: clients sending');
     my $n = 0;
     for my $i (1 .. 30) {
-        $t->write_conf(conf_text(new_key => $i % 2));
+        # every reload also rebuilds the APNs provider (connections 1 <->
+        # 2) while deliveries are in flight on the old one
+        $t->write_conf(conf_text(new_key => $i % 2, conns => 1 + $i % 2));
         hup() or last;
         $n++;
         sleep 0.1;

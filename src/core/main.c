@@ -123,48 +123,99 @@ signal_daemon(struct hd_conf *cf, const char *name)
     return 0;
 }
 
-/* Opens nworkers listening sockets per address with SO_REUSEPORT, after
- * checking that nobody else holds the address. */
+/* Where have (the configuration in force) listens on lc's address: 2
+ * with the same ssl flag, 1 with the other, 0 not. */
 static int
-open_listeners(struct hd_conf *cf, int nworkers, int (*fds)[HD_MAX_LISTEN])
+listening(const struct hd_conf *have, const struct hd_listen_conf *lc)
 {
+    int found = 0;
+    for (int i = 0; have != NULL && i < have->nlisten; i++)
+        if (strcmp(have->listen[i].text, lc->text) == 0)
+            found = have->listen[i].ssl == lc->ssl ? 2 : found > 1 ? 2 : 1;
+    return found;
+}
+
+/* Opens nworkers listening sockets with SO_REUSEPORT for each address of
+ * cf that have (NULL at start) does not listen on alike, after checking
+ * that nobody else holds the address; the others stay -1. On error every
+ * socket opened here is closed again and err says why. */
+static int
+open_listeners(const struct hd_conf *cf, const struct hd_conf *have,
+               int nworkers, int (*fds)[HD_MAX_LISTEN], char *err,
+               size_t errlen)
+{
+    int one = 1;
+
+    for (int w = 0; w < nworkers; w++)
+        for (int l = 0; l < HD_MAX_LISTEN; l++)
+            fds[w][l] = -1;
     for (int l = 0; l < cf->nlisten; l++) {
-        struct hd_listen_conf *lc = &cf->listen[l];
-        int one = 1;
+        const struct hd_listen_conf *lc = &cf->listen[l];
+        int in_use = listening(have, lc);
 
-        /* a socket without SO_REUSEPORT fails if anyone holds the port */
-        int probe = socket(lc->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        if (lc->addr.ss_family == AF_INET6)
-            setsockopt(probe, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-        if (bind(probe, (struct sockaddr *)&lc->addr, lc->addrlen) != 0) {
-            fprintf(stderr, "herald: bind() to %s failed (%d: %s)\n", lc->text,
-                    errno, strerror(errno));
+        if (in_use == 2)
+            continue; /* the workers keep theirs */
+        if (in_use == 0) {
+            /* without SO_REUSEPORT, bind fails if anyone holds the port;
+             * an address we hold with the other ssl flag is ours to
+             * share until the workers close the old sockets */
+            int probe =
+                socket(lc->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+            if (lc->addr.ss_family == AF_INET6)
+                setsockopt(probe, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+            if (bind(probe, (struct sockaddr *)&lc->addr, lc->addrlen) != 0) {
+                snprintf(err, errlen, "bind() to %s failed (%d: %s)", lc->text,
+                         errno, strerror(errno));
+                close(probe);
+                goto fail;
+            }
             close(probe);
-            return HD_ERROR;
         }
-        close(probe);
-
         for (int w = 0; w < nworkers; w++) {
             int fd = socket(lc->addr.ss_family,
                             SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-            if (fd < 0)
-                return HD_ERROR;
+            if (fd < 0) {
+                snprintf(err, errlen, "socket() for %s failed (%d: %s)",
+                         lc->text, errno, strerror(errno));
+                goto fail;
+            }
             setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
             setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
             if (lc->addr.ss_family == AF_INET6)
                 setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
             if (bind(fd, (struct sockaddr *)&lc->addr, lc->addrlen) != 0 ||
                 listen(fd, 4096) != 0) {
-                fprintf(stderr, "herald: bind() to %s failed (%d: %s)\n",
-                        lc->text, errno, strerror(errno));
+                snprintf(err, errlen, "bind() to %s failed (%d: %s)", lc->text,
+                         errno, strerror(errno));
                 close(fd);
-                return HD_ERROR;
+                goto fail;
             }
             fds[w][l] = fd;
         }
     }
     return HD_OK;
+
+fail:
+    for (int w = 0; w < nworkers; w++)
+        for (int l = 0; l < HD_MAX_LISTEN; l++)
+            if (fds[w][l] >= 0) {
+                close(fds[w][l]);
+                fds[w][l] = -1;
+            }
+    return HD_ERROR;
+}
+
+/* Whether cf listens on other addresses (or ssl flags) than have. */
+static int
+listeners_differ(const struct hd_conf *cf, const struct hd_conf *have)
+{
+    if (cf->nlisten != have->nlisten)
+        return 1;
+    for (int l = 0; l < cf->nlisten; l++)
+        if (listening(have, &cf->listen[l]) != 2)
+            return 1;
+    return 0;
 }
 
 static uid_t chown_uid;
@@ -189,14 +240,12 @@ drop_root(const struct hd_conf *cf)
 
     if (geteuid() != 0) {
         hd_log(HD_LOG_WARN, &main_log, 0,
-               "\"user %s\" ignored: herald is not running as root",
-               cf->user);
+               "\"user %s\" ignored: herald is not running as root", cf->user);
         return HD_OK;
     }
     pw = getpwnam(cf->user);
     if (pw == NULL) {
-        fprintf(stderr, "herald: unknown user \"%s\" in \"user\"\n",
-                cf->user);
+        fprintf(stderr, "herald: unknown user \"%s\" in \"user\"\n", cf->user);
         return HD_ERROR;
     }
     if (cf->group && (gr = getgrnam(cf->group)) == NULL) {
@@ -212,14 +261,15 @@ drop_root(const struct hd_conf *cf)
     if (cf->access_log)
         chown_one(cf->access_log, NULL, 0, NULL);
     for (int i = 0; i < cf->nproviders; i++) {
-        const struct hd_conf_kv *kv = hd_conf_kv_find(&cf->providers[i], "path");
-        if (kv && strcmp(cf->providers[i].type, "log") == 0
-            && strncmp(kv->args[0], "/dev/", 5) != 0)
+        const struct hd_conf_kv *kv =
+            hd_conf_kv_find(&cf->providers[i], "path");
+        if (kv && strcmp(cf->providers[i].type, "log") == 0 &&
+            strncmp(kv->args[0], "/dev/", 5) != 0)
             chown_one(kv->args[0], NULL, 0, NULL);
     }
     chown_one(cf->pid, NULL, 0, NULL);
-    if (setgroups(0, NULL) != 0 || setgid(chown_gid) != 0
-        || setuid(chown_uid) != 0) {
+    if (setgroups(0, NULL) != 0 || setgid(chown_gid) != 0 ||
+        setuid(chown_uid) != 0) {
         fprintf(stderr, "herald: cannot become \"%s\": %s\n", cf->user,
                 strerror(errno));
         return HD_ERROR;
@@ -228,8 +278,8 @@ drop_root(const struct hd_conf *cf)
         fprintf(stderr, "herald: could regain root after \"user\"\n");
         return HD_ERROR;
     }
-    hd_log(HD_LOG_NOTICE, &main_log, 0, "running as user %s (uid %d)",
-           cf->user, (int)chown_uid);
+    hd_log(HD_LOG_NOTICE, &main_log, 0, "running as user %s (uid %d)", cf->user,
+           (int)chown_uid);
     return HD_OK;
 }
 
@@ -287,72 +337,88 @@ conf_open_logs(struct hd_conf *cf)
     return HD_OK;
 }
 
-/* Whether any provider block or channel route differs. */
-static int
-providers_differ(const struct hd_conf *a, const struct hd_conf *b)
-{
-    if (a->nproviders != b->nproviders ||
-        memcmp(a->channels, b->channels, sizeof(a->channels)) != 0)
-        return 1;
-    for (int i = 0; i < a->nproviders; i++) {
-        const struct hd_provider_conf *x = &a->providers[i],
-                                      *y = &b->providers[i];
-        if (strcmp(x->name, y->name) || strcmp(x->type, y->type) ||
-            x->nkv != y->nkv)
-            return 1;
-        for (int k = 0; k < x->nkv; k++) {
-            if (strcmp(x->kv[k].name, y->kv[k].name) ||
-                x->kv[k].nargs != y->kv[k].nargs)
-                return 1;
-            for (int j = 0; j < x->kv[k].nargs; j++)
-                if (strcmp(x->kv[k].args[j], y->kv[k].args[j]))
-                    return 1;
-        }
-    }
-    return 0;
-}
-
-/* SIGHUP: parse anew; only a configuration that parsed whole replaces
- * the old one. Settings fixed at start are reported, not applied. */
+/* SIGHUP: parse anew. Only a configuration that parsed whole, whose
+ * providers all built and whose new listeners all bound replaces the old
+ * one; then the workers take it, the providers and the listeners at their
+ * next inbox turn. workers and store are fixed at start: a change there
+ * is reported, not applied. */
 static void
 reload(const char *file)
 {
     char err[1024];
     struct hd_conf *cf = hd_conf_load(file, err, sizeof(err)), *old;
+    struct hd_provider_table *pt = NULL;
+    int(*fds)[HD_MAX_LISTEN] = NULL;
+    SSL_CTX *ssl = NULL;
 
-    if (cf != NULL && (hd_providers_check(cf, err, sizeof(err)) != HD_OK ||
-                       hd_templates_check(cf, err, sizeof(err)) != HD_OK)) {
-        hd_conf_unref(cf);
-        cf = NULL;
-    }
-    if (cf == NULL) {
-        hd_log(HD_LOG_EMERG, &main_log, 0,
-               "%s; reload refused, the old configuration stays", err);
-        return;
-    }
     old = hd_cycle.conf;
-    int listen_changed = cf->nlisten != old->nlisten;
-    for (int i = 0; !listen_changed && i < cf->nlisten; i++)
-        listen_changed = strcmp(cf->listen[i].text, old->listen[i].text) != 0;
-    if (listen_changed || cf->workers != old->workers ||
+    if (cf == NULL)
+        goto refuse;
+    if (hd_providers_check(cf, err, sizeof(err)) != HD_OK ||
+        hd_templates_check(cf, err, sizeof(err)) != HD_OK)
+        goto refuse_conf;
+    /* an unchanged provider set keeps its table: no connection drops */
+    if (hd_providers_changed(cf) &&
+        (pt = hd_providers_build(cf, err, sizeof(err))) == NULL)
+        goto refuse_conf;
+    /* certificate files are read anew: a renewed one takes effect */
+    if (hd_http_ssl_needed(cf) &&
+        (ssl = hd_http_ssl_load(cf, err, sizeof(err))) == NULL)
+        goto refuse_providers;
+    if (listeners_differ(cf, old)) {
+        fds = hd_calloc(hd_cycle.nworkers * sizeof(*fds));
+        if (open_listeners(cf, old, hd_cycle.nworkers, fds, err, sizeof(err)) !=
+            HD_OK)
+            goto refuse_ssl;
+    }
+
+    if (cf->workers != old->workers ||
         strcmp(cf->store.path, old->store.path) != 0 ||
         cf->store.shards != old->store.shards ||
         cf->store.sync != old->store.sync)
         hd_log(HD_LOG_WARN, &main_log, 0,
-               "listen, workers and store changes take effect on restart");
-    if (providers_differ(cf, old))
-        hd_log(HD_LOG_WARN, &main_log, 0,
-               "provider settings changed: they take effect on restart "
-               "(the providers in use keep their old settings)");
+               "workers and store changes take effect on restart");
     if (hd_log_open(cf->error_log, cf->log_level) != HD_OK ||
         hd_access_log_open(cf->access_log) != HD_OK)
         hd_log(HD_LOG_ERR, &main_log, errno, "reopening logs failed");
     if (hd_templates_reconf(cf, err, sizeof(err)) != HD_OK)
         hd_log(HD_LOG_ERR, &main_log, 0, "templates: %s", err);
-    hd_workers_reconf(cf);
+    if (pt != NULL) {
+        /* before the config: a worker switches providers, then config */
+        hd_providers_publish(pt);
+        hd_log(HD_LOG_NOTICE, &main_log, 0,
+               "providers rebuilt: %d provider(s); deliveries in flight "
+               "finish on the old ones",
+               cf->nproviders);
+    }
+    if (ssl != NULL)
+        hd_http_ssl_set(ssl);
+    for (int l = 0; fds != NULL && l < cf->nlisten; l++)
+        if (fds[0][l] >= 0)
+            hd_log(HD_LOG_NOTICE, &main_log, 0, "listening on %s%s",
+                   cf->listen[l].text, cf->listen[l].ssl ? " ssl" : "");
+    for (int l = 0; fds != NULL && l < old->nlisten; l++)
+        if (listening(cf, &old->listen[l]) != 2)
+            hd_log(HD_LOG_NOTICE, &main_log, 0,
+                   "no longer listening on %s%s; its connections finish",
+                   old->listen[l].text, old->listen[l].ssl ? " ssl" : "");
+    hd_workers_reconf(cf, fds); /* the messages own the sockets now */
+    free(fds);
     hd_cycle.conf = cf;
     hd_conf_unref(old);
     hd_log(HD_LOG_NOTICE, &main_log, 0, "configuration reloaded from %s", file);
+    return;
+
+refuse_ssl:
+    free(fds);
+    SSL_CTX_free(ssl);
+refuse_providers:
+    hd_providers_drop(pt);
+refuse_conf:
+    hd_conf_unref(cf);
+refuse:
+    hd_log(HD_LOG_EMERG, &main_log, 0,
+           "%s; reload refused, the old configuration stays", err);
 }
 
 static void
@@ -368,7 +434,7 @@ close_listeners(int (*fds)[HD_MAX_LISTEN], int nworkers, int nlisten)
 {
     for (int w = 0; w < nworkers; w++)
         for (int l = 0; l < nlisten; l++)
-            if (fds[w][l] > 0)
+            if (fds[w][l] >= 0)
                 close(fds[w][l]);
     free(fds);
 }
@@ -414,8 +480,9 @@ run(struct hd_conf *cf, const char *file)
         return 1;
     }
     fds = hd_calloc(sizeof(*fds) * nworkers);
-    if (open_listeners(cf, nworkers, fds) != HD_OK) {
-        close_listeners(fds, nworkers, cf->nlisten);
+    if (open_listeners(cf, NULL, nworkers, fds, err, sizeof(err)) != HD_OK) {
+        fprintf(stderr, "herald: %s\n", err);
+        free(fds);
         return 1;
     }
     if (hd_http_ssl_init(cf, err, sizeof(err)) != HD_OK ||
@@ -424,7 +491,7 @@ run(struct hd_conf *cf, const char *file)
         close_listeners(fds, nworkers, cf->nlisten);
         return 1;
     }
-    if (hd_providers_create(cf, err, sizeof(err)) != HD_OK) {
+    if (hd_providers_create(cf, nworkers, err, sizeof(err)) != HD_OK) {
         fprintf(stderr, "herald: %s\n", err);
         hd_providers_destroy();
         close_listeners(fds, nworkers, cf->nlisten);
@@ -483,8 +550,16 @@ run(struct hd_conf *cf, const char *file)
 
     while (how == 0) {
         int sig;
-        if (sigwait(&set, &sig) != 0)
+        if (hd_providers_collect() > 0) {
+            /* old provider tables wait for their last deliveries: look
+             * again soon to free them */
+            struct timespec ts = {0, 100 * 1000 * 1000};
+            sig = sigtimedwait(&set, NULL, &ts);
+            if (sig < 0)
+                continue;
+        } else if (sigwait(&set, &sig) != 0) {
             continue;
+        }
         switch (sig) {
         case SIGHUP:
             hd_log(HD_LOG_NOTICE, &main_log, 0, "reconfiguring");

@@ -77,6 +77,7 @@ hd_call_return(struct hd_call *c)
 struct ctl_msg {
     struct hd_msg msg;
     struct hd_conf *conf;
+    int fds[HD_MAX_LISTEN]; /* conf: new listeners, owned by the message */
     int how;
 };
 
@@ -110,6 +111,10 @@ on_ctl(struct hd_msg *m, void *ctx)
     if (m->kind == HD_MSG_CONF) {
         struct hd_conf *old = w->conf;
         w->conf = c->conf; /* the message's reference is now ours */
+        /* the sockets too: the http module adopts or closes them */
+        w->nlisten = w->conf->nlisten;
+        for (int l = 0; l < w->nlisten; l++)
+            w->listen_fds[l] = c->fds[l];
         for (int i = 0; i < hd_cycle.nmodules; i++)
             if (hd_cycle.modules[i]->reconf_worker)
                 hd_cycle.modules[i]->reconf_worker(w);
@@ -224,7 +229,7 @@ hd_workers_start(struct hd_conf *cf, int nworkers, int nshards,
 }
 
 void
-hd_workers_reconf(struct hd_conf *cf)
+hd_workers_reconf(struct hd_conf *cf, int (*fds)[HD_MAX_LISTEN])
 {
     for (int i = 0; i < hd_cycle.nworkers; i++) {
         struct ctl_msg *c = hd_calloc(sizeof(*c));
@@ -232,6 +237,8 @@ hd_workers_reconf(struct hd_conf *cf)
         c->msg.fn = on_ctl;
         hd_conf_ref(cf);
         c->conf = cf;
+        for (int l = 0; l < HD_MAX_LISTEN; l++)
+            c->fds[l] = fds && l < cf->nlisten ? fds[i][l] : -1;
         hd_inbox_send(hd_cycle.workers[i].inbox, &c->msg);
     }
 }

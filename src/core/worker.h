@@ -22,6 +22,8 @@ struct hd_worker {
     struct hd_conf *conf;     /* this worker's reference to the live config */
     struct hd_shard **shards; /* owned, ascending ids */
     int nshards;
+    /* listening sockets handed over by the main thread, by index in
+     * conf->listen, for the http module to adopt; -1: none new there */
     int listen_fds[HD_MAX_LISTEN];
     int nlisten;
     struct hd_log log;
@@ -75,7 +77,10 @@ struct hd_worker *hd_shard_worker(int shard);
 int hd_workers_start(struct hd_conf *cf, int nworkers, int nshards,
                      struct hd_shard **shards, int (*fds)[HD_MAX_LISTEN],
                      int nlisten);
-void hd_workers_reconf(struct hd_conf *cf);
+/* Sends cf to every worker; fds (NULL: none) are the new listening
+ * sockets per worker by index in cf->listen, -1 where the worker keeps the
+ * one it has: each worker takes its row. */
+void hd_workers_reconf(struct hd_conf *cf, int (*fds)[HD_MAX_LISTEN]);
 /* how: 1 graceful (drain), 2 fast, 3 end the loops now */
 void hd_workers_stop(int how);
 int hd_workers_idle(void);

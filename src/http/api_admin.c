@@ -134,7 +134,7 @@ finish_queues(struct hd_fanout *f)
         json_object_set_new(
             providers, p->name,
             json_pack("{s:s, s:s}", "type", p->type->name, "circuit_breaker",
-                      hd_dispatch_breaker_state(hd_current_worker, i)));
+                      hd_dispatch_breaker_state(hd_current_worker, p)));
     }
     hd_http_reply(f->req, 200,
                   json_pack("{s:o, s:I, s:o, s:o}", "channels", total,

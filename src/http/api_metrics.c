@@ -63,21 +63,28 @@ finish_metrics(struct hd_fanout *f)
 #define P(...) hd_metrics_printf(&out, &len, &cap, __VA_ARGS__)
     P("# HELP herald_deliveries_total Provider outcomes of delivery "
       "attempts.\n# TYPE herald_deliveries_total counter\n");
-    for (int p = 0; p < hd_providers_count() && p < HD_METRICS_PROVIDERS; p++)
+    /* counters are kept by provider index, which a name keeps across
+     * reloads: the labels are the providers of this worker's table */
+    for (int i = 0; i < hd_providers_count(); i++) {
+        const struct hd_provider *pv = hd_provider_at(i);
+        if (pv->index >= HD_METRICS_PROVIDERS)
+            continue;
         for (int ch = 0; ch < HD_CH_MAX; ch++)
             for (int res = 0; res < HD_RES_MAX; res++) {
                 static const char *names[] = {"delivered", "retry", "failed",
                                               "dead_address"};
                 uint64_t v = 0;
                 for (int w = 0; w < nw; w++)
-                    v += __atomic_load_n(&hd_metrics[w].results[p][ch][res],
-                                         __ATOMIC_RELAXED);
+                    v += __atomic_load_n(
+                        &hd_metrics[w].results[pv->index][ch][res],
+                        __ATOMIC_RELAXED);
                 if (v)
                     P("herald_deliveries_total{provider=\"%s\",channel=\"%s\","
                       "outcome=\"%s\"} %llu\n",
-                      hd_provider_at(p)->name, hd_channel_name(ch), names[res],
+                      pv->name, hd_channel_name(ch), names[res],
                       (unsigned long long)v);
             }
+    }
     P("# HELP herald_circuit_breaker_state 0 closed, 1 open, 2 half-open, "
       "per provider and worker.\n# TYPE herald_circuit_breaker_state "
       "gauge\n");
@@ -86,7 +93,8 @@ finish_metrics(struct hd_fanout *f)
             P("herald_circuit_breaker_state{provider=\"%s\",worker=\"%d\"} "
               "%d\n",
               hd_provider_at(p)->name, w,
-              hd_dispatch_breaker_value(&hd_cycle.workers[w], p));
+              hd_dispatch_breaker_value(&hd_cycle.workers[w],
+                                        hd_provider_at(p)));
 
     P("# HELP herald_queue_depth Deliveries waiting in the store (due or "
       "scheduled), per channel.\n# TYPE herald_queue_depth gauge\n");

@@ -68,10 +68,9 @@ mono_ms(void)
 static void
 read_counters(struct sample *sp)
 {
-    int np = hd_providers_count();
+    /* every index: the counts of providers a reload removed stay in */
+    int np = HD_METRICS_PROVIDERS;
 
-    if (np > HD_METRICS_PROVIDERS)
-        np = HD_METRICS_PROVIDERS;
     memset(sp, 0, sizeof(*sp));
     for (int w = 0; w < hd_cycle.nworkers; w++) {
         struct hd_metrics *m = &hd_metrics[w];
@@ -413,9 +412,6 @@ finish_page(struct hd_fanout *f)
     uint64_t tot_delivered = 0, tot_failed = 0, http_count = 0, http_us = 0;
     char iso[32], b[32];
 
-    if (np > HD_METRICS_PROVIDERS)
-        np = HD_METRICS_PROVIDERS;
-
     pthread_mutex_lock(&ring_lock);
     n = ring_len;
     for (int i = 0; i < n; i++)
@@ -531,7 +527,7 @@ finish_page(struct hd_fanout *f)
                 oldest = o;
         }
         for (int w = 0; w < nw; w++) {
-            for (int p = 0; p < np; p++)
+            for (int p = 0; p < HD_METRICS_PROVIDERS; p++)
                 retried += LOAD(hd_metrics[w].results[p][ch][HD_RES_RETRY]);
             cnt += LOAD(hd_metrics[w].delivery_seconds[ch].count);
             us += LOAD(hd_metrics[w].delivery_seconds[ch].sum_us);
@@ -565,12 +561,13 @@ finish_page(struct hd_fanout *f)
         uint64_t res[HD_RES_MAX] = {0};
         int open = 0, half = 0;
         for (int w = 0; w < nw; w++) {
-            int st = hd_dispatch_breaker_value(&hd_cycle.workers[w], p);
+            int st = hd_dispatch_breaker_value(&hd_cycle.workers[w], pv);
             open += st == 1;
             half += st == 2;
-            for (int ch = 0; ch < HD_CH_MAX; ch++)
+            for (int ch = 0; pv->index < HD_METRICS_PROVIDERS && ch < HD_CH_MAX;
+                 ch++)
                 for (int k = 0; k < HD_RES_MAX; k++)
-                    res[k] += LOAD(hd_metrics[w].results[p][ch][k]);
+                    res[k] += LOAD(hd_metrics[w].results[pv->index][ch][k]);
         }
         P("<tr><td>");
         put_esc(pg, pv->name);

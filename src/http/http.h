@@ -7,6 +7,7 @@
 #define HD_HTTP_H
 
 #include <jansson.h>
+#include <openssl/ssl.h>
 
 #include "core/herald.h"
 #include "core/conf.h"
@@ -52,9 +53,14 @@ struct hd_req {
 
 extern const struct hd_module hd_http_module;
 
-/* The server TLS context for "listen ... ssl" (main thread, at start;
- * read-only afterwards). HD_OK, or HD_ERROR with err. */
+/* The server TLS context for "listen ... ssl" (main thread). At start:
+ * init, HD_OK or HD_ERROR with err. At a reload: load (certificate files
+ * read anew; NULL with err), then set once the reload is sure: workers
+ * take it at their next config turn, connections keep the one they have. */
 int hd_http_ssl_init(const struct hd_conf *cf, char *err, size_t errlen);
+int hd_http_ssl_needed(const struct hd_conf *cf);
+SSL_CTX *hd_http_ssl_load(const struct hd_conf *cf, char *err, size_t errlen);
+void hd_http_ssl_set(SSL_CTX *ctx); /* takes ctx */
 void hd_http_ssl_free(void);
 
 /* Sends status and body (takes body; NULL for none) and finishes r. */

@@ -54,21 +54,26 @@ struct hd_conn {
     size_t extra_len;
 };
 
+/* The newest server TLS context: the main thread replaces it at a reload,
+ * each worker takes a reference of its own at its next config turn. */
 static SSL_CTX *ssl_ctx;
+static pthread_mutex_t ssl_lock = PTHREAD_MUTEX_INITIALIZER;
 
 struct http_worker;
 
-/* a listener's context: which worker, and whether it speaks TLS */
+/* one worker's copy of a listen address (SO_REUSEPORT) */
 struct http_listener {
     struct http_worker *hw;
+    struct evconnlistener *l;
     int ssl;
+    char *text; /* as in conf->listen: a reload matches on it */
 };
 
 struct http_worker {
     struct hd_worker *w;
-    struct evconnlistener *listeners[HD_MAX_LISTEN];
-    struct http_listener lctx[HD_MAX_LISTEN];
+    struct http_listener *ls[HD_MAX_LISTEN];
     int nlisteners;
+    SSL_CTX *ssl_ctx; /* this worker's reference */
     TAILQ_HEAD(, hd_conn) conns;
     int nconns;
     uint64_t next_id;
@@ -118,7 +123,7 @@ on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
     struct timeval wtv;
     int one = 1;
 
-    if (hd_current_worker->stopping) {
+    if (hd_current_worker->stopping || (hl->ssl && hw->ssl_ctx == NULL)) {
         close(fd);
         return;
     }
@@ -135,7 +140,7 @@ on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
         strcpy(c->peer, "-");
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (hl->ssl) {
-        SSL *ssl = SSL_new(ssl_ctx);
+        SSL *ssl = SSL_new(hw->ssl_ctx);
         c->bev = bufferevent_openssl_socket_new(hw->w->base, fd, ssl,
                                                 BUFFEREVENT_SSL_ACCEPTING,
                                                 BEV_OPT_CLOSE_ON_FREE);
@@ -749,6 +754,52 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 
 /* ==== module ==== */
 
+/* Takes a reference to the newest TLS context, dropping the old one:
+ * connections already made keep theirs (SSL holds a reference). */
+static void
+ssl_take(struct http_worker *hw)
+{
+    SSL_CTX *ctx;
+
+    pthread_mutex_lock(&ssl_lock);
+    ctx = ssl_ctx;
+    if (ctx != NULL)
+        SSL_CTX_up_ref(ctx);
+    pthread_mutex_unlock(&ssl_lock);
+    SSL_CTX_free(hw->ssl_ctx);
+    hw->ssl_ctx = ctx;
+}
+
+/* Starts accepting on fd (taken: closed on failure too). */
+static struct http_listener *
+listener_new(struct http_worker *hw, int fd, const struct hd_listen_conf *lc)
+{
+    struct http_listener *hl = hd_calloc(sizeof(*hl));
+
+    hl->hw = hw;
+    hl->ssl = lc->ssl;
+    hl->l = evconnlistener_new(hw->w->base, on_accept, hl,
+                               LEV_OPT_CLOSE_ON_FREE, -1, fd);
+    if (hl->l == NULL) {
+        hd_log(HD_LOG_ERR, &hw->w->log, errno, "cannot listen on %s", lc->text);
+        close(fd);
+        free(hl);
+        return NULL;
+    }
+    evconnlistener_set_error_cb(hl->l, on_accept_error);
+    hl->text = hd_strdup(lc->text);
+    return hl;
+}
+
+/* Closes the listening socket; connections accepted on it go on. */
+static void
+listener_free(struct http_listener *hl)
+{
+    evconnlistener_free(hl->l);
+    free(hl->text);
+    free(hl);
+}
+
 static int
 http_init(struct hd_worker *w)
 {
@@ -757,19 +808,62 @@ http_init(struct hd_worker *w)
     hw->w = w;
     TAILQ_INIT(&hw->conns);
     hw->alog_ev = event_new(w->base, -1, 0, on_alog_flush, hw);
+    ssl_take(hw);
+    w->module[HD_MODULE_HTTP] = hw;
     for (int i = 0; i < w->nlisten; i++) {
-        hw->lctx[i].hw = hw;
-        hw->lctx[i].ssl = w->conf->listen[i].ssl;
-        hw->listeners[i] =
-            evconnlistener_new(w->base, on_accept, &hw->lctx[i],
-                               LEV_OPT_CLOSE_ON_FREE, -1, w->listen_fds[i]);
-        if (hw->listeners[i] == NULL)
+        hw->ls[i] = listener_new(hw, w->listen_fds[i], &w->conf->listen[i]);
+        w->listen_fds[i] = -1;
+        if (hw->ls[i] == NULL)
             return HD_ERROR;
-        evconnlistener_set_error_cb(hw->listeners[i], on_accept_error);
         hw->nlisteners++;
     }
-    w->module[HD_MODULE_HTTP] = hw;
     return HD_OK;
+}
+
+/* After a config swap: adopt the listening sockets the main thread opened
+ * for addresses that are new, keep those that stay (their accept queues
+ * are never closed), close those the config no longer lists. */
+static void
+http_reconf(struct hd_worker *w)
+{
+    struct http_worker *hw = w->module[HD_MODULE_HTTP];
+    struct http_listener *ls[HD_MAX_LISTEN];
+    int n = 0;
+
+    ssl_take(hw);
+    for (int l = 0; l < w->nlisten; l++) {
+        const struct hd_listen_conf *lc = &w->conf->listen[l];
+        int fd = w->listen_fds[l];
+
+        w->listen_fds[l] = -1;
+        if (w->stopping) { /* accepting has ended for good */
+            if (fd >= 0)
+                close(fd);
+            continue;
+        }
+        if (fd >= 0) {
+            if ((ls[n] = listener_new(hw, fd, lc)) != NULL) {
+                hd_log(HD_LOG_INFO, &w->log, 0, "listening on %s", lc->text);
+                n++;
+            }
+            continue;
+        }
+        for (int i = 0; i < hw->nlisteners; i++)
+            if (hw->ls[i] && hw->ls[i]->ssl == lc->ssl &&
+                strcmp(hw->ls[i]->text, lc->text) == 0) {
+                ls[n++] = hw->ls[i];
+                hw->ls[i] = NULL;
+                break;
+            }
+    }
+    for (int i = 0; i < hw->nlisteners; i++)
+        if (hw->ls[i]) {
+            hd_log(HD_LOG_INFO, &w->log, 0, "no longer listening on %s",
+                   hw->ls[i]->text);
+            listener_free(hw->ls[i]);
+        }
+    memcpy(hw->ls, ls, n * sizeof(ls[0]));
+    hw->nlisteners = n;
 }
 
 static void
@@ -779,7 +873,7 @@ http_stop(struct hd_worker *w)
     struct hd_conn *c, *next;
 
     for (int i = 0; i < hw->nlisteners; i++)
-        evconnlistener_free(hw->listeners[i]);
+        listener_free(hw->ls[i]);
     hw->nlisteners = 0;
     /* idle and half-read connections go now; answers still coming close
      * their connection once written */
@@ -811,7 +905,7 @@ http_exit(struct hd_worker *w)
     if (hw == NULL)
         return;
     for (int i = 0; i < hw->nlisteners; i++)
-        evconnlistener_free(hw->listeners[i]);
+        listener_free(hw->ls[i]);
     while ((c = TAILQ_FIRST(&hw->conns)) != NULL) {
         if (c->req) {
             req_free(c->req);
@@ -823,48 +917,78 @@ http_exit(struct hd_worker *w)
     on_alog_flush(-1, 0, hw);
     event_free(hw->alog_ev);
     free(hw->alog);
+    SSL_CTX_free(hw->ssl_ctx);
     free(hw);
+}
+
+SSL_CTX *
+hd_http_ssl_load(const struct hd_conf *cf, char *err, size_t errlen)
+{
+    SSL_CTX *ctx;
+
+    ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL)
+        goto fail;
+    /* modern defaults: TLS 1.2+, the server's cipher order */
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE |
+                                 SSL_OP_NO_RENEGOTIATION |
+                                 SSL_OP_NO_COMPRESSION);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cf->ssl_certificate) != 1)
+        goto fail;
+    if (SSL_CTX_use_PrivateKey_file(ctx, cf->ssl_certificate_key,
+                                    SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1)
+        goto fail;
+    return ctx;
+fail:
+    snprintf(err, errlen, "cannot load \"%s\" / \"%s\": %s",
+             cf->ssl_certificate, cf->ssl_certificate_key,
+             ERR_reason_error_string(ERR_get_error()));
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+void
+hd_http_ssl_set(SSL_CTX *ctx)
+{
+    SSL_CTX *old;
+
+    pthread_mutex_lock(&ssl_lock);
+    old = ssl_ctx;
+    ssl_ctx = ctx;
+    pthread_mutex_unlock(&ssl_lock);
+    SSL_CTX_free(old); /* workers hold references of their own */
+}
+
+int
+hd_http_ssl_needed(const struct hd_conf *cf)
+{
+    for (int i = 0; i < cf->nlisten; i++)
+        if (cf->listen[i].ssl)
+            return 1;
+    return 0;
 }
 
 int
 hd_http_ssl_init(const struct hd_conf *cf, char *err, size_t errlen)
 {
-    int need = 0;
+    SSL_CTX *ctx;
 
-    for (int i = 0; i < cf->nlisten; i++)
-        need |= cf->listen[i].ssl;
-    if (!need)
+    if (!hd_http_ssl_needed(cf))
         return HD_OK;
-    ssl_ctx = SSL_CTX_new(TLS_server_method());
-    if (ssl_ctx == NULL)
-        goto fail;
-    /* modern defaults: TLS 1.2+, the server's cipher order */
-    SSL_CTX_set_min_proto_version(ssl_ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(ssl_ctx, SSL_OP_CIPHER_SERVER_PREFERENCE |
-                                     SSL_OP_NO_RENEGOTIATION |
-                                     SSL_OP_NO_COMPRESSION);
-    if (SSL_CTX_use_certificate_chain_file(ssl_ctx, cf->ssl_certificate) != 1)
-        goto fail;
-    if (SSL_CTX_use_PrivateKey_file(ssl_ctx, cf->ssl_certificate_key,
-                                    SSL_FILETYPE_PEM) != 1 ||
-        SSL_CTX_check_private_key(ssl_ctx) != 1)
-        goto fail;
+    if ((ctx = hd_http_ssl_load(cf, err, errlen)) == NULL)
+        return HD_ERROR;
+    hd_http_ssl_set(ctx);
     return HD_OK;
-fail:
-    snprintf(err, errlen, "cannot load \"%s\" / \"%s\": %s",
-             cf->ssl_certificate, cf->ssl_certificate_key,
-             ERR_reason_error_string(ERR_get_error()));
-    hd_http_ssl_free();
-    return HD_ERROR;
 }
 
 void
 hd_http_ssl_free(void)
 {
-    SSL_CTX_free(ssl_ctx);
-    ssl_ctx = NULL;
+    hd_http_ssl_set(NULL);
 }
 
 const struct hd_module hd_http_module = {
-    "http", http_init, NULL, http_stop, http_busy, http_exit,
+    "http", http_init, http_reconf, http_stop, http_busy, http_exit,
 };

@@ -44,12 +44,14 @@ log_create(struct hd_provider *p, const struct hd_provider_conf *pc, char *err,
            size_t errlen)
 {
     struct log_sink *ls = hd_calloc(sizeof(*ls));
-    const char *path = hd_conf_kv_find(pc, "path")->args[0];
+    const struct hd_conf_kv *kv = hd_conf_kv_find(pc, "path");
+    const char *path = kv->args[0];
 
     ls->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
     if (ls->fd < 0) {
-        snprintf(err, errlen, "provider \"%s\": cannot open \"%s\": %s",
-                 pc->name, path, strerror(errno));
+        snprintf(err, errlen,
+                 "provider \"%s\": cannot open \"%s\": %s in %s:%d", pc->name,
+                 path, strerror(errno), kv->file, kv->line);
         free(ls);
         return HD_ERROR;
     }

@@ -11,7 +11,13 @@
 #include <jansson.h>
 
 #include "core/conf.h"
+#include "core/metrics.h"
 #include "core/worker.h"
+
+/* Index space of providers: an index is kept by a provider name across
+ * reloads (per-worker arrays and metrics use it), a new name takes a free
+ * one. Counted in /metrics below HD_METRICS_PROVIDERS. */
+#define HD_PROVIDER_SLOTS 64
 
 enum hd_outcome {
     HD_OUT_DELIVERED = 0,
@@ -86,9 +92,15 @@ struct hd_provider_policy {
     int64_t breaker_cooldown_ms;
 };
 
+struct hd_provider_table;
+
 struct hd_provider {
     char *name;
-    int index; /* in the provider table: per-worker arrays use it */
+    int index; /* < HD_PROVIDER_SLOTS, the same for a name across reloads */
+    /* bumped when index is given to this name anew (a reload added the
+     * provider): per-worker state kept by index starts over */
+    unsigned epoch;
+    struct hd_provider_table *_table; /* the table that owns it */
     const struct hd_provider_type *type;
     const struct hd_provider_conf *conf; /* valid while the provider lives */
     struct hd_provider_policy policy;
@@ -111,9 +123,40 @@ int hd_provider_check_settings(const struct hd_provider_conf *pc,
                                const struct hd_provider_setting *settings,
                                char *err, size_t errlen);
 
-/* Builds every provider of cf (main thread, at start). */
-int hd_providers_create(const struct hd_conf *cf, char *err, size_t errlen);
+/* Builds every provider of cf into the first table (main thread, at start,
+ * before the nworkers workers start: each takes it at init). */
+int hd_providers_create(const struct hd_conf *cf, int nworkers, char *err,
+                        size_t errlen);
+/* Main thread, at exit once the workers are joined: every table. */
 void hd_providers_destroy(void);
+
+/* Reload, main thread. Whether cf's provider blocks or channel routes
+ * differ from those in use. */
+int hd_providers_changed(const struct hd_conf *cf);
+/* A new table from cf: create() for each provider. NULL with err (the
+ * provider's reason, in FILE:LINE or with its name) if any fails; nothing
+ * in use is touched either way. */
+struct hd_provider_table *hd_providers_build(const struct hd_conf *cf,
+                                             char *err, size_t errlen);
+/* Frees a table that was built but not published (the reload failed). */
+void hd_providers_drop(struct hd_provider_table *t);
+/* Makes t the table new deliveries go to: each worker switches at its
+ * next inbox turn; jobs already at a provider of the old table finish
+ * there, then that worker closes its old connections (exit_worker). */
+void hd_providers_publish(struct hd_provider_table *t);
+/* Destroys the old tables every worker has let go of; returns how many
+ * are still held (call again later). */
+int hd_providers_collect(void);
+
+/* Worker thread: hands j to p. p, and every provider of its table, stays
+ * alive on w until the matching hd_provider_release, which the caller
+ * makes once j's done has run and it no longer reads p. */
+void hd_provider_send(struct hd_provider *p, struct hd_worker *w,
+                      struct hd_job *j);
+void hd_provider_release(struct hd_provider *p, struct hd_worker *w);
+
+/* The calls below read the calling worker's table (the main thread's:
+ * the one in use). */
 /* The first provider of the channel's list that accepts j and for which
  * usable(p, arg) says yes (a closed circuit breaker), or NULL. *declined
  * counts those that would have taken j but were not usable. */
@@ -125,7 +168,8 @@ int hd_providers_count(void);
 struct hd_provider *hd_provider_at(int i);
 
 extern const struct hd_module hd_provider_module;
-/* SIGUSR1: every provider that writes files reopens them. */
+/* SIGUSR1 (main thread): every provider that writes files, in every
+ * table still alive, reopens them. */
 int hd_providers_reopen(void);
 /* Runs every provider's flush for worker w (end of a dispatch pass). */
 void hd_providers_flush(struct hd_worker *w);

@@ -43,6 +43,7 @@ struct dshard {
 enum { CB_CLOSED = 0, CB_OPEN, CB_HALF_OPEN };
 
 struct breaker {
+    unsigned epoch; /* of the provider it belongs to: see breaker_of */
     int state;
     int failures; /* consecutive transient failures */
     int64_t open_until;
@@ -56,7 +57,7 @@ struct dispatcher {
     int64_t wake_at; /* earliest time a blocked delivery may go */
     struct dshard *shards;
     int nshards;
-    struct breaker *breakers; /* by provider index */
+    struct breaker *breakers; /* HD_PROVIDER_SLOTS, by provider index */
 };
 
 struct job_ctx {
@@ -111,12 +112,34 @@ set_del(struct dshard *ds, const char *id)
 
 static const char *cb_names[] = {"closed", "open", "half-open"};
 
-static void
-cb_set(struct dispatcher *d, struct hd_provider *p, int state)
+/* The breaker of p. A provider that keeps its name over a reload keeps
+ * its breaker (the index and epoch stay); one a reload added starts
+ * closed. NULL for the outcome of a job at a provider a reload replaced
+ * by a newer one of the same index: it says nothing about the new one. */
+static struct breaker *
+breaker_of(struct dispatcher *d, struct hd_provider *p)
 {
     struct breaker *b = &d->breakers[p->index];
 
-    if (b->state == state)
+    if (b->epoch == p->epoch)
+        return b;
+    if ((int)(p->epoch - b->epoch) < 0)
+        return NULL;
+    /* read by other threads (metrics): epoch last */
+    __atomic_store_n(&b->state, CB_CLOSED, __ATOMIC_RELAXED);
+    b->failures = 0;
+    b->open_until = 0;
+    b->probing = 0;
+    __atomic_store_n(&b->epoch, p->epoch, __ATOMIC_RELEASE);
+    return b;
+}
+
+static void
+cb_set(struct dispatcher *d, struct hd_provider *p, int state)
+{
+    struct breaker *b = breaker_of(d, p);
+
+    if (b == NULL || b->state == state)
         return;
     /* once per transition, at error level: an operator must hear of it */
     hd_log(state == CB_CLOSED ? HD_LOG_NOTICE : HD_LOG_ERR, &d->w->log, 0,
@@ -134,9 +157,11 @@ static int
 cb_usable(struct hd_provider *p, void *arg)
 {
     struct dispatcher *d = arg;
-    struct breaker *b = &d->breakers[p->index];
+    struct breaker *b = breaker_of(d, p);
     int64_t now;
 
+    if (b == NULL)
+        return 1;
     switch (b->state) {
     case CB_CLOSED:
         return 1;
@@ -160,8 +185,10 @@ cb_usable(struct hd_provider *p, void *arg)
 static void
 cb_outcome(struct dispatcher *d, struct hd_provider *p, int transient)
 {
-    struct breaker *b = &d->breakers[p->index];
+    struct breaker *b = breaker_of(d, p);
 
+    if (b == NULL)
+        return;
     if (!transient) {
         /* answered, even if to refuse: the provider works */
         if (b->state != CB_CLOSED)
@@ -194,30 +221,36 @@ static int
 available_not_avoided(struct hd_provider *p, void *arg)
 {
     struct pick_arg *pa = arg;
-    struct breaker *b = &pa->d->breakers[p->index];
+    struct breaker *b = breaker_of(pa->d, p);
 
     if (strcmp(p->name, pa->avoid) == 0)
         return 0;
-    return b->state == CB_CLOSED ||
+    return b == NULL || b->state == CB_CLOSED ||
            (b->state == CB_OPEN && hd_now_ms() >= b->open_until) ||
            (b->state == CB_HALF_OPEN && !b->probing);
 }
 
 int
-hd_dispatch_breaker_value(struct hd_worker *w, int provider)
+hd_dispatch_breaker_value(struct hd_worker *w, const struct hd_provider *p)
 {
-    /* read from another thread: one int, relaxed */
+    /* read from another thread: two ints; a breaker of another epoch is
+     * one w has not used since the provider came: closed */
     struct dispatcher *d = __atomic_load_n(
         (struct dispatcher **)&w->module[HD_MODULE_DISPATCH], __ATOMIC_ACQUIRE);
-    return d ? __atomic_load_n(&d->breakers[provider].state, __ATOMIC_RELAXED)
-             : 0;
+    struct breaker *b;
+
+    if (d == NULL)
+        return CB_CLOSED;
+    b = &d->breakers[p->index];
+    if (__atomic_load_n(&b->epoch, __ATOMIC_ACQUIRE) != p->epoch)
+        return CB_CLOSED;
+    return __atomic_load_n(&b->state, __ATOMIC_RELAXED);
 }
 
 const char *
-hd_dispatch_breaker_state(struct hd_worker *w, int provider)
+hd_dispatch_breaker_state(struct hd_worker *w, const struct hd_provider *p)
 {
-    struct dispatcher *d = w->module[HD_MODULE_DISPATCH];
-    return cb_names[d->breakers[provider].state];
+    return cb_names[hd_dispatch_breaker_value(w, p)];
 }
 
 /* ==== outcomes ==== */
@@ -320,6 +353,8 @@ on_job_done(struct hd_job *j, int outcome, int64_t retry_after_ms,
     /* the user may have been erased while the provider worked */
     if (hd_store_get(s, HD_DB_DELIVERIES, jc->id, strlen(jc->id), &v) !=
         HD_OK) {
+        if (jc->provider)
+            hd_provider_release(jc->provider, disp->w);
         hd_store_after_commit(s, on_outcome_durable, jc);
         return;
     }
@@ -386,6 +421,9 @@ on_job_done(struct hd_job *j, int outcome, int64_t retry_after_ms,
     if (reason && strcmp(reason, "attempts_exhausted") == 0)
         dead_letter(s, d, reason);
     hd_store_put_json_nc(s, HD_DB_DELIVERIES, jc->id, strlen(jc->id), d);
+    /* the last read of the provider: a reload may retire it now */
+    if (jc->provider)
+        hd_provider_release(jc->provider, disp->w);
     hd_store_after_commit(s, on_outcome_durable, jc);
 }
 
@@ -546,7 +584,7 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
     set_add(ds, id);
     ds->n[ch]++;
     ds->total++;
-    p->type->send(p, ds->d->w, &jc->job);
+    hd_provider_send(p, ds->d->w, &jc->job);
     return HD_OK;
 }
 
@@ -672,7 +710,8 @@ dispatch_init(struct hd_worker *w)
         event_add(d->purge_ev, &tv);
     }
     d->nshards = w->nshards;
-    d->breakers = hd_calloc((hd_providers_count() + 1) * sizeof(*d->breakers));
+    /* fixed size: other threads read it, and indexes outlive reloads */
+    d->breakers = hd_calloc(HD_PROVIDER_SLOTS * sizeof(*d->breakers));
     d->shards = hd_calloc((w->nshards ? w->nshards : 1) * sizeof(*d->shards));
     for (int i = 0; i < w->nshards; i++) {
         d->shards[i].s = w->shards[i];
