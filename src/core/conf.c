@@ -468,8 +468,8 @@ static const char *set_store(struct parser *, struct node *, const struct cmd *,
                              void *);
 static const char *set_api_key(struct parser *, struct node *,
                                const struct cmd *, void *);
-static const char *set_user(struct parser *, struct node *,
-                            const struct cmd *, void *);
+static const char *set_user(struct parser *, struct node *, const struct cmd *,
+                            void *);
 static const char *set_template(struct parser *, struct node *,
                                 const struct cmd *, void *);
 static const char *set_provider(struct parser *, struct node *,
@@ -517,6 +517,7 @@ static const struct cmd main_cmds[] = {
     {"template", ARGS_1 | ARGS_BLOCK, set_template, 0},
     {"idempotency_ttl", ARGS_1, set_msec, CF(idempotency_ttl_ms)},
     {"sms_max_segments", ARGS_1, set_num, CF(sms_max_segments)},
+    {"max_in_flight", ARGS_1, set_num, CF(max_in_flight)},
     {"tracking_url", ARGS_1, set_str, CF(tracking_url)},
     {"events_retention", ARGS_1, set_msec, CF(events_retention_ms)},
     {"event_webhook", ARGS_1, set_str, CF(event_webhook)},
@@ -1280,6 +1281,7 @@ set_defaults(struct hd_conf *cf)
     cf->store.min_free_disk = HD_CONF_UNSET;
     cf->idempotency_ttl_ms = HD_CONF_UNSET;
     cf->sms_max_segments = HD_CONF_UNSET;
+    cf->max_in_flight = HD_CONF_UNSET;
     cf->events_retention_ms = HD_CONF_UNSET;
 }
 
@@ -1310,6 +1312,7 @@ merge_defaults(struct hd_conf *cf)
     DEFAULT(cf->store.min_free_disk, 64LL * 1024 * 1024);
     DEFAULT(cf->idempotency_ttl_ms, 24LL * 3600 * 1000);
     DEFAULT(cf->sms_max_segments, 10);
+    DEFAULT(cf->max_in_flight, 1024);
     DEFAULT(cf->events_retention_ms, 7LL * 86400 * 1000);
     if (cf->pid == NULL)
         cf->pid = keep(cf, hd_strdup("var/herald.pid"));

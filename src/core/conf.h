@@ -160,6 +160,7 @@ struct hd_conf {
     int ntemplates;
     int64_t idempotency_ttl_ms;
     int sms_max_segments;
+    int max_in_flight;  /* deliveries out at providers, per shard and channel */
     char *tracking_url; /* base of open/click links, or NULL: no tracking */
     int64_t events_retention_ms;
     char *event_webhook; /* URL, or NULL */

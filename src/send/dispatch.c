@@ -613,7 +613,7 @@ scan(struct dshard *ds, int ch, int64_t now)
             next = due;
             break;
         }
-        if (ds->n[ch] >= HD_DISPATCH_INFLIGHT)
+        if (ds->n[ch] >= ds->d->w->conf->max_in_flight)
             break; /* an outcome's commit kicks us again */
         memcpy(id, v.mv_data, v.mv_size);
         id[v.mv_size] = '\0';

@@ -9,9 +9,6 @@
 #include "provider/provider.h"
 
 #define HD_MODULE_DISPATCH 0
-/* deliveries in flight per (shard, channel); the rest wait in LMDB */
-#define HD_DISPATCH_INFLIGHT 512
-
 extern const struct hd_module hd_dispatch_module;
 
 struct hd_shard;

@@ -404,6 +404,8 @@ test_value_errors(void)
         {"store {\n shards 257;\n}\n", "257", "shards"},
         {"store {\n commit_records abc;\n}\n", "abc", "commit_records"},
         {"\nkeepalive_requests 0;\n", "0", "keepalive_requests"},
+        {"\nmax_in_flight 0;\n", "0", "max_in_flight"},
+        {"\nmax_in_flight many;\n", "many", "max_in_flight"},
         {"\nerror_log /tmp/e.log loud;\n", "loud", "error_log"},
         {"\nlisten 127.0.0.1:0;\n", "127.0.0.1:0", "listen"},
         {"\nlisten 127.0.0.1:65536;\n", "127.0.0.1:65536", "listen"},
