@@ -36,6 +36,14 @@ hd_metrics_self(void)
     return &hd_metrics[hd_current_worker ? hd_current_worker->id : 0];
 }
 
+struct hd_provider_metrics *
+hd_metrics_provider(int id)
+{
+    if (id < 1 || id > HD_METRICS_PROVIDERS)
+        id = HD_METRICS_PROVIDERS + 1;
+    return &hd_metrics_self()->providers[id - 1];
+}
+
 void
 hd_hist_observe(struct hd_histogram *h, double seconds)
 {

@@ -40,6 +40,17 @@ struct hd_histogram {
     uint64_t sum_us;
 };
 
+/* One provider's connections as seen by one worker (herald_provider_*).
+ * Gauges move +1/-1 on the worker that owns the connection or stream. */
+struct hd_provider_metrics {
+    uint64_t connections;  /* gauge: open and usable now */
+    uint64_t streams;      /* gauge: requests on the wire now */
+    uint64_t stream_limit; /* gauge: peer MAX_CONCURRENT_STREAMS, summed */
+    uint64_t connects[2];  /* attempts: ok, error */
+    uint64_t goaways;      /* GOAWAY frames received */
+    uint64_t token_refreshes[2]; /* provider tokens made: ok, error */
+};
+
 struct hd_metrics {
     uint64_t http_status[6]; /* by status / 100 */
     struct hd_histogram http_seconds;
@@ -57,6 +68,8 @@ struct hd_metrics {
     uint64_t in_flight;                              /* gauge */
     uint64_t rejected_busy; /* 503: store nearly full */
     uint64_t heartbeat_ms;  /* last loop tick of the worker */
+    /* by provider index; the last slot takes what is not counted */
+    struct hd_provider_metrics providers[HD_METRICS_PROVIDERS + 1];
     char _pad[64];
 };
 
@@ -64,6 +77,11 @@ extern struct hd_metrics hd_metrics[HD_MAX_WORKERS];
 
 /* the calling worker's block */
 struct hd_metrics *hd_metrics_self(void);
+
+/* The calling worker's counters of the provider whose metrics id (its
+ * index + 1) is id; id 0 (not a provider's pool) or out of range: a slot
+ * nobody reads. */
+struct hd_provider_metrics *hd_metrics_provider(int id);
 
 #define HD_COUNT(field, n) __atomic_fetch_add(&(field), (n), __ATOMIC_RELAXED)
 

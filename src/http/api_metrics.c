@@ -51,6 +51,73 @@ exec_store_stats(struct hd_shard *s, json_t *args, json_t **out)
         "map_used", (json_int_t)hd_store_used(s));
 }
 
+/* herald_provider_*: each worker's gauges and counters of every provider,
+ * summed (a worker's gauge moves on that worker only, so the sum of the
+ * signed values is the figure, whatever the order of the loads). */
+static void
+provider_metrics(char **out, size_t *len, size_t *cap, int nw)
+{
+    static const struct {
+        const char *name, *type, *help;
+        size_t off;
+        const char *result; /* NULL: no result label */
+    } m[] = {
+        {"herald_provider_connections", "gauge",
+         "Open connections to the provider (set up and usable), all "
+         "workers.",
+         offsetof(struct hd_provider_metrics, connections), NULL},
+        {"herald_provider_streams", "gauge",
+         "Requests on the wire now: HTTP/2 streams open, HTTP/1.1 and SMTP "
+         "connections busy.",
+         offsetof(struct hd_provider_metrics, streams), NULL},
+        {"herald_provider_stream_limit", "gauge",
+         "HTTP/2: the peer's SETTINGS_MAX_CONCURRENT_STREAMS summed over "
+         "open connections.",
+         offsetof(struct hd_provider_metrics, stream_limit), NULL},
+        {"herald_provider_connects_total", "counter",
+         "Connection attempts: ok (set up) or error (failed or closed "
+         "before).",
+         offsetof(struct hd_provider_metrics, connects), "ok"},
+        {"herald_provider_connects_total", NULL, NULL,
+         offsetof(struct hd_provider_metrics, connects[1]), "error"},
+        {"herald_provider_goaways_total", "counter",
+         "HTTP/2 GOAWAY frames received from the provider.",
+         offsetof(struct hd_provider_metrics, goaways), NULL},
+        {"herald_provider_token_refreshes_total", "counter",
+         "Provider tokens made: APNs JWTs signed, FCM OAuth2 access tokens "
+         "fetched, VAPID JWTs signed.",
+         offsetof(struct hd_provider_metrics, token_refreshes), "ok"},
+        {"herald_provider_token_refreshes_total", NULL, NULL,
+         offsetof(struct hd_provider_metrics, token_refreshes[1]), "error"},
+    };
+    int np = hd_providers_count();
+
+    for (size_t i = 0; i < HD_NELEMS(m); i++) {
+        if (m[i].type)
+            hd_metrics_printf(out, len, cap, "# HELP %s %s\n# TYPE %s %s\n",
+                              m[i].name, m[i].help, m[i].name, m[i].type);
+        for (int p = 0; p < np; p++) {
+            /* kept by provider index, which a name keeps across reloads */
+            const struct hd_provider *pv = hd_provider_at(p);
+            int64_t v = 0;
+            if (pv->index >= HD_METRICS_PROVIDERS)
+                continue;
+            for (int w = 0; w < nw; w++)
+                v += (int64_t)__atomic_load_n(
+                    (uint64_t *)((char *)&hd_metrics[w].providers[pv->index] +
+                                 m[i].off),
+                    __ATOMIC_RELAXED);
+            if (m[i].result)
+                hd_metrics_printf(
+                    out, len, cap, "%s{provider=\"%s\",result=\"%s\"} %lld\n",
+                    m[i].name, pv->name, m[i].result, (long long)v);
+            else
+                hd_metrics_printf(out, len, cap, "%s{provider=\"%s\"} %lld\n",
+                                  m[i].name, pv->name, (long long)v);
+        }
+    }
+}
+
 static void
 finish_metrics(struct hd_fanout *f)
 {
@@ -95,6 +162,7 @@ finish_metrics(struct hd_fanout *f)
               hd_provider_at(p)->name, w,
               hd_dispatch_breaker_value(&hd_cycle.workers[w],
                                         hd_provider_at(p)));
+    provider_metrics(&out, &len, &cap, nw);
 
     P("# HELP herald_queue_depth Deliveries waiting in the store (due or "
       "scheduled), per channel.\n# TYPE herald_queue_depth gauge\n");

@@ -39,6 +39,7 @@ struct apns {
     struct hd_jwt_cache jwt; /* token auth only */
     int nconns;
     int64_t timeout_ms;
+    int metrics_id; /* provider index + 1 */
 };
 
 struct apns_req;
@@ -196,6 +197,7 @@ apns_create(struct hd_provider *p, const struct hd_provider_conf *pc, char *err,
     a->timeout_ms = 10000;
     if ((s = arg_of(pc, "timeout")))
         hd_parse_time_ms(s, &a->timeout_ms);
+    a->metrics_id = p->index + 1;
 
     /* sandbox_url defaults to url when url is set (a test or a proxy) */
     {
@@ -231,6 +233,7 @@ apns_create(struct hd_provider *p, const struct hd_provider_conf *pc, char *err,
         a->token_auth = 1;
         hd_jwt_cache_init(&a->jwt, k, arg_of(pc, "key_id"),
                           arg_of(pc, "team_id"));
+        a->jwt.metrics_id = a->metrics_id;
     }
     p->data = a;
     return HD_OK;
@@ -374,6 +377,7 @@ pool_get(struct apns *a, struct apns_worker *aw, struct hd_worker *w,
     pc.max_queue = 4096;
     pc.connect_timeout_ms = a->timeout_ms < 10000 ? a->timeout_ms : 10000;
     pc.request_timeout_ms = a->timeout_ms;
+    pc.metrics_id = a->metrics_id;
     aw->pool[sandbox] = hd_h2_pool_new(w->base, &w->log, &pc);
     return aw->pool[sandbox];
 }

@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 
 #include "core/herald.h"
+#include "core/metrics.h"
 #include "core/time.h"
 #include "provider/fcm.h"
 #include "provider/h2client.h"
@@ -36,6 +37,7 @@ struct fcm {
     SSL_CTX *ctx;
     int nconns;
     int64_t timeout_ms;
+    int metrics_id; /* provider index + 1 */
 };
 
 struct fcm_req;
@@ -44,7 +46,8 @@ struct fcm_worker {
     struct hd_h2_pool *pool, *token_pool;
     char *bearer; /* "Bearer <access token>" */
     int64_t expires_ms;
-    int fetching;
+    int fetching; /* a token request is out */
+    int metrics_id;
     int64_t failed_at_ms;
     struct fcm_req *waiting, *waiting_tail;
     int nwaiting;
@@ -229,6 +232,7 @@ fcm_create(struct hd_provider *p, const struct hd_provider_conf *pc, char *err,
     f->timeout_ms = 10000;
     if ((s = arg_of(pc, "timeout")))
         hd_parse_time_ms(s, &f->timeout_ms);
+    f->metrics_id = p->index + 1;
     if (load_account(pc, f, err, errlen) != HD_OK)
         goto fail_free_f;
     s = arg_of(pc, "url") ? arg_of(pc, "url") : FCM_DEFAULT_URL;
@@ -363,6 +367,7 @@ pool_new(struct fcm *f, struct hd_worker *w, const char *host, int port,
     pc.max_queue = 4096;
     pc.connect_timeout_ms = f->timeout_ms < 10000 ? f->timeout_ms : 10000;
     pc.request_timeout_ms = f->timeout_ms;
+    pc.metrics_id = f->metrics_id;
     return hd_h2_pool_new(w->base, &w->log, &pc);
 }
 
@@ -434,6 +439,7 @@ on_token_response(void *arg, const struct hd_h2_response *res,
     const char *tok = NULL;
     json_t *body = NULL;
     int64_t exp = 0;
+    int fetched = fw->fetching; /* else: answered without a request */
 
     fw->fetching = 0;
     if (res && res->status == 200) {
@@ -441,6 +447,10 @@ on_token_response(void *arg, const struct hd_h2_response *res,
         tok = json_string_value(json_object_get(body, "access_token"));
         exp = json_integer_value(json_object_get(body, "expires_in"));
     }
+    if (fetched)
+        HD_COUNT(hd_metrics_provider(fw->metrics_id)
+                     ->token_refreshes[!(tok && exp > 0)],
+                 1);
     if (tok && exp > 0) {
         size_t n = strlen(tok) + 8;
         int64_t margin =
@@ -500,6 +510,7 @@ fetch_token(struct fcm *f, struct fcm_worker *fw, struct hd_worker *w)
     jwt = hd_jwt_rs256(f->key, f->key_id, f->client_email, FCM_SCOPE,
                        f->token_uri, now, now + 3600);
     if (jwt == NULL) {
+        HD_COUNT(hd_metrics_provider(fw->metrics_id)->token_refreshes[1], 1);
         on_token_response(fw, NULL, "cannot sign the assertion");
         return;
     }
@@ -602,6 +613,7 @@ fcm_send(struct hd_provider *p, struct hd_worker *w, struct hd_job *j)
     }
     if (fw == NULL) {
         fw = hd_calloc(sizeof(*fw));
+        fw->metrics_id = f->metrics_id;
         fw->pool = pool_new(f, w, f->host, f->port, f->nconns);
         fw->token_pool = pool_new(f, w, f->token_host, f->token_port, 1);
         p->worker_data[w->id] = fw;

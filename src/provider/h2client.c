@@ -27,6 +27,7 @@
 #include <openssl/err.h>
 
 #include "core/herald.h"
+#include "core/metrics.h"
 #include "core/time.h"
 #include "provider/h2client.h"
 #include "provider/http1.h"
@@ -88,6 +89,7 @@ struct conn {
     uint32_t max_streams;
     int got_settings;
     int ready_once; /* reached READY: next failure reconnects at once */
+    int open;       /* counted in the provider's connections gauge */
     int64_t backoff_ms;
     int64_t last_read_ms;
     int ping_out;
@@ -137,6 +139,7 @@ struct hd_h2_pool {
     const struct timeval *req_tv;
     int64_t connect_timeout_ms, ping_interval_ms;
     struct hd_h2_stats st;
+    struct hd_provider_metrics *pm; /* the creating worker's */
 };
 
 static __thread struct resolver *thread_resolver;
@@ -268,6 +271,7 @@ attach(struct conn *c, struct req *r, int32_t id)
         c->reqs->prev = r;
     c->reqs = r;
     c->nactive++;
+    HD_COUNT(c->pool->pm->streams, 1);
 }
 
 static void
@@ -279,6 +283,7 @@ detach(struct conn *c, struct req *r)
     r->hnext = NULL;
     list_remove(&c->reqs, NULL, r);
     c->nactive--;
+    HD_COUNT(c->pool->pm->streams, -1);
     r->conn = NULL;
 }
 
@@ -439,8 +444,10 @@ on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *arg)
     case NGHTTP2_SETTINGS:
         if (f->hd.flags & NGHTTP2_FLAG_ACK)
             break;
+        HD_COUNT(p->pm->stream_limit, -(uint64_t)c->max_streams);
         c->max_streams = nghttp2_session_get_remote_settings(
             s, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+        HD_COUNT(p->pm->stream_limit, (uint64_t)c->max_streams);
         if ((int)c->max_streams > p->st.max_streams)
             p->st.max_streams = (int)c->max_streams;
         hd_log(HD_LOG_DEBUG, &p->log, 0, "peer allows %u concurrent streams",
@@ -451,6 +458,9 @@ on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *arg)
             c->ready_once = 1;
             c->backoff_ms = 0;
             p->st.connects++;
+            c->open = 1;
+            HD_COUNT(p->pm->connections, 1);
+            HD_COUNT(p->pm->connects[0], 1);
             evtimer_del(c->timer);
             if (p->ping_interval_ms > 0) {
                 struct timeval tv = {p->ping_interval_ms / 1000,
@@ -465,6 +475,7 @@ on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *arg)
             c->ping_out = 0;
         break;
     case NGHTTP2_GOAWAY:
+        HD_COUNT(p->pm->goaways, 1);
         hd_log(HD_LOG_INFO, &p->log, 0,
                "GOAWAY from the peer: %s, last stream %d%s%.*s",
                nghttp2_http2_strerror(f->goaway.error_code),
@@ -758,7 +769,14 @@ conn_close(struct conn *c, const char *why)
     event_del(c->flush_ev);
     c->got_settings = 0;
     c->ping_out = 0;
+    HD_COUNT(p->pm->stream_limit, -(uint64_t)c->max_streams);
     c->max_streams = 0;
+    if (c->open) {
+        HD_COUNT(p->pm->connections, -1);
+        c->open = 0;
+    } else {
+        HD_COUNT(p->pm->connects[1], 1); /* never reached READY */
+    }
 
     if (c->slot < 0) {
         struct conn **pp;
@@ -1153,6 +1171,7 @@ hd_h2_pool_new(struct event_base *base, const struct hd_log *log,
     p->name = hd_strdup(c->name ? c->name : "?");
     p->host = hd_strdup(c->host);
     p->port = c->port;
+    p->pm = hd_metrics_provider(c->metrics_id);
     if (c->authority) {
         p->authority = hd_strdup(c->authority);
     } else {
@@ -1223,6 +1242,7 @@ drop_list(struct req *r)
 static void
 conn_drop(struct conn *c)
 {
+    struct hd_provider_metrics *pm = c->pool->pm;
     struct req *r, *next;
 
     for (r = c->reqs; r; r = next) {
@@ -1231,6 +1251,10 @@ conn_drop(struct conn *c)
         req_free(r);
     }
     c->reqs = NULL;
+    HD_COUNT(pm->streams, -(uint64_t)c->nactive);
+    HD_COUNT(pm->stream_limit, -(uint64_t)c->max_streams);
+    if (c->open)
+        HD_COUNT(pm->connections, -1);
     if (c->bev)
         bufferevent_free(c->bev);
     if (c->session)

@@ -52,6 +52,7 @@ struct hd_h2_pool_conf {
     int64_t connect_timeout_ms; /* TCP + TLS + first SETTINGS */
     int64_t request_timeout_ms; /* from hd_h2_request to the response */
     int64_t ping_interval_ms;   /* PING an idle connection; 0: 60 s */
+    int metrics_id; /* provider index + 1 for herald_provider_*; 0: none */
 };
 
 struct hd_h2_pool;

@@ -18,6 +18,7 @@
 #include <event2/bufferevent.h>
 
 #include "core/herald.h"
+#include "core/metrics.h"
 #include "provider/http1.h"
 #include "provider/tcp.h"
 #include "provider/tls.h"
@@ -56,6 +57,7 @@ struct conn {
     struct hd_tcp_connect *tc;
     struct req *req;
     int served; /* responses read on it */
+    int open;   /* counted in the provider's connections gauge */
     /* the response being read */
     int pstate;
     int got_bytes;
@@ -84,6 +86,7 @@ struct hd_http1_pool {
     int nqueued;
     struct event *pump_ev;
     struct hd_http1_stats st;
+    struct hd_provider_metrics *pm; /* the creating worker's */
 };
 
 static void conn_close(struct conn *c);
@@ -203,6 +206,7 @@ on_req_timeout(evutil_socket_t fd, short what, void *arg)
         hd_log(HD_LOG_WARN, &p->log, 0,
                "request to %s timed out, closing the connection", p->hostport);
         c->req = NULL;
+        HD_COUNT(p->pm->streams, -1);
         r->conn = NULL;
         conn_close(c);
     } else {
@@ -285,6 +289,8 @@ conn_close(struct conn *c)
         }
     p->nconns--;
     HD_ASSERT(c->req == NULL);
+    if (c->open)
+        HD_COUNT(p->pm->connections, -1);
     if (c->tc)
         hd_tcp_cancel(c->tc);
     if (c->bev)
@@ -304,6 +310,7 @@ conn_fail(struct conn *c, const char *error)
 
     c->req = NULL;
     if (r) {
+        HD_COUNT(p->pm->streams, -1);
         r->conn = NULL;
         if (c->served > 0 && !c->got_bytes && r->tries == 0) {
             /* a stale keep-alive connection: once more on a fresh one */
@@ -355,6 +362,7 @@ response_done(struct conn *c)
     resp.body = body;
     resp.len = blen;
     c->req = NULL;
+    HD_COUNT(p->pm->streams, -1);
     r->conn = NULL;
     c->served++;
     p->st.requests++;
@@ -606,6 +614,7 @@ assign(struct conn *c, struct req *r)
     c->req = r;
     r->conn = c;
     c->state = C_BUSY;
+    HD_COUNT(c->pool->pm->streams, 1);
     reset_response(c);
     bufferevent_set_timeouts(c->bev, NULL, NULL);
     bufferevent_write(c->bev, r->data, r->len);
@@ -620,6 +629,7 @@ on_connected(void *arg, struct bufferevent *bev, const char *error)
 
     c->tc = NULL;
     if (bev == NULL) {
+        HD_COUNT(p->pm->connects[1], 1);
         hd_log(HD_LOG_ERR, &p->log, 0, "%s", error);
         conn_close(c);
         /* nothing will answer soon: fail what waits, the caller retries */
@@ -632,6 +642,9 @@ on_connected(void *arg, struct bufferevent *bev, const char *error)
         return;
     }
     p->st.connects++;
+    c->open = 1;
+    HD_COUNT(p->pm->connections, 1);
+    HD_COUNT(p->pm->connects[0], 1);
     c->bev = bev;
     bufferevent_setcb(bev, on_read, NULL, on_event, c);
     set_idle(c);
@@ -704,6 +717,7 @@ hd_http1_pool_new(struct event_base *base, const struct hd_log *log,
     p->hostport = hd_strdup(buf);
     p->ctx = c->ssl_ctx;
     p->max_conns = c->nconns > 0 ? c->nconns : 1;
+    p->pm = hd_metrics_provider(c->metrics_id);
     p->max_queue = c->max_queue > 0 ? c->max_queue : 4096;
     p->timeout_ms = c->timeout_ms > 0 ? c->timeout_ms : 10000;
     p->idle_timeout_ms = c->idle_timeout_ms > 0 ? c->idle_timeout_ms : 30000;
@@ -729,6 +743,7 @@ hd_http1_pool_free(struct hd_http1_pool *p)
         if (c->req) {
             req_free(c->req);
             c->req = NULL;
+            HD_COUNT(p->pm->streams, -1);
         }
         conn_close(c);
     }

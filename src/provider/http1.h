@@ -49,6 +49,7 @@ struct hd_http1_pool_conf {
     int max_queue;           /* requests waiting for a connection; 0: 4096 */
     int64_t timeout_ms;      /* from hd_http1_request to the response */
     int64_t idle_timeout_ms; /* an idle connection is closed; 0: 30 s */
+    int metrics_id; /* provider index + 1 for herald_provider_*; 0: none */
 };
 
 struct hd_http1_pool;

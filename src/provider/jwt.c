@@ -13,6 +13,7 @@
 #include <openssl/pem.h>
 
 #include "core/herald.h"
+#include "core/metrics.h"
 #include "provider/jwt.h"
 
 /* ==== base64url ==== */
@@ -296,6 +297,7 @@ hd_jwt_cache_get(struct hd_jwt_cache *c, int64_t now_s, int64_t stale_iat,
     if (c->token == NULL || age >= c->refresh_s || age < -60 ||
         (stale_iat == c->iat && age >= c->min_interval_s)) {
         char *t = hd_jwt_es256(c->key, c->kid, c->iss, now_s);
+        HD_COUNT(hd_metrics_provider(c->metrics_id)->token_refreshes[!t], 1);
         if (t) {
             free(c->token);
             c->token = t;

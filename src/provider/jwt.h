@@ -47,6 +47,7 @@ struct hd_jwt_cache {
     char *token; /* NULL: none yet */
     int64_t iat; /* seconds */
     int64_t refresh_s, min_interval_s;
+    int metrics_id; /* provider index + 1: signings are counted; 0: not */
 };
 
 void hd_jwt_cache_init(struct hd_jwt_cache *c, EVP_PKEY *key, const char *kid,

@@ -106,8 +106,9 @@ hd_rest_free(struct hd_rest *r)
 }
 
 struct hd_rest_worker *
-hd_rest_worker(struct hd_rest *r, struct hd_worker *w, void **slot)
+hd_rest_worker(struct hd_rest *r, struct hd_provider *p, struct hd_worker *w)
 {
+    void **slot = &p->worker_data[w->id];
     struct hd_rest_worker *rw = *slot;
     struct hd_http1_pool_conf c;
 
@@ -120,6 +121,7 @@ hd_rest_worker(struct hd_rest *r, struct hd_worker *w, void **slot)
     c.ssl_ctx = r->ctx;
     c.nconns = r->nconns;
     c.timeout_ms = r->timeout_ms;
+    c.metrics_id = p->index + 1;
     rw = hd_calloc(sizeof(*rw));
     rw->pool = hd_http1_pool_new(w->base, &w->log, &c);
     if (rw->pool == NULL) {

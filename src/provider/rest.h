@@ -51,10 +51,10 @@ struct hd_rest_req {
     struct hd_job *j;
 };
 
-/* Worker w's side for r, made on first use; slot is the provider's
+/* Worker w's side for r, made on first use and kept in the provider's
  * worker_data[w->id]. NULL if the pool cannot be made. */
-struct hd_rest_worker *hd_rest_worker(struct hd_rest *r, struct hd_worker *w,
-                                      void **slot);
+struct hd_rest_worker *hd_rest_worker(struct hd_rest *r, struct hd_provider *p,
+                                      struct hd_worker *w);
 /* Frees the pool, then every request still out (their jobs unanswered:
  * worker exit only). */
 void hd_rest_exit_worker(void **slot);

@@ -175,7 +175,7 @@ sendgrid_send(struct hd_provider *p, struct hd_worker *w, struct hd_job *j)
         j->done(j, HD_OUT_FAILED, 0, "no text or html for the email");
         return;
     }
-    rw = hd_rest_worker(&g->rest, w, &p->worker_data[w->id]);
+    rw = hd_rest_worker(&g->rest, p, w);
     if (rw == NULL) {
         j->done(j, HD_OUT_RETRY, 1000, "sendgrid: no connection pool");
         return;

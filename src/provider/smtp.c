@@ -23,6 +23,7 @@
 
 #include "core/codec.h"
 #include "core/herald.h"
+#include "core/metrics.h"
 #include "core/time.h"
 #include "provider/mime.h"
 #include "provider/provider.h"
@@ -65,6 +66,7 @@ struct smtp {
     SSL_CTX *ctx;
     int nconns;
     int64_t timeout_ms;
+    int metrics_id; /* provider index + 1 */
 };
 
 struct sjob {
@@ -89,6 +91,8 @@ struct smtp_worker {
     struct sjob *qhead, *qtail;
     int nqueued;
     struct event *pump_ev;
+    struct hd_provider_metrics *pm; /* this worker's */
+    int exiting;                    /* closes are no failed attempts */
 };
 
 struct sconn {
@@ -111,6 +115,7 @@ struct sconn {
     int outcome; /* -1 while all went well */
     int64_t retry_after;
     char detail[256];
+    int open; /* set up: counted in the provider's connections gauge */
 };
 
 static const struct hd_provider_setting settings[] = {
@@ -275,6 +280,7 @@ smtp_create(struct hd_provider *p, const struct hd_provider_conf *pc, char *err,
         s->unsubscribe_url = hd_strndup(v, n);
     }
     s->nconns = (v = arg_of(pc, "connections")) ? atoi(v) : 2;
+    s->metrics_id = p->index + 1;
     s->timeout_ms = 30000;
     if ((v = arg_of(pc, "timeout")))
         hd_parse_time_ms(v, &s->timeout_ms);
@@ -395,6 +401,11 @@ set_ready(struct sconn *c)
 {
     c->state = S_READY;
     c->job = NULL;
+    if (!c->open) {
+        c->open = 1;
+        HD_COUNT(c->sw->pm->connections, 1);
+        HD_COUNT(c->sw->pm->connects[0], 1);
+    }
     set_timeout(c, SMTP_IDLE_MS);
     event_active(c->sw->pump_ev, EV_TIMEOUT, 0);
 }
@@ -412,6 +423,7 @@ start_job(struct sconn *c, struct sjob *sj)
         return;
     }
     c->job = sj;
+    HD_COUNT(c->sw->pm->streams, 1);
     c->step = c->sent = 0;
     c->outcome = -1;
     c->detail[0] = '\0';
@@ -427,6 +439,7 @@ end_txn(struct sconn *c, int outcome)
     struct sjob *sj = c->job;
 
     c->job = NULL;
+    HD_COUNT(c->sw->pm->streams, -1);
     if (outcome == HD_OUT_DELIVERED) {
         char detail[200];
         snprintf(detail, sizeof(detail), "<%s>", sj->message_id);
@@ -730,9 +743,14 @@ conn_close(struct sconn *c)
         }
     sw->nconns--;
     if (c->job) {
+        HD_COUNT(sw->pm->streams, -1);
         job_done(c->job, HD_OUT_RETRY, 0, "smtp: connection closed");
         c->job = NULL;
     }
+    if (c->open)
+        HD_COUNT(sw->pm->connections, -1);
+    else if (!sw->exiting)
+        HD_COUNT(sw->pm->connects[1], 1); /* never got ready */
     if (c->tc)
         hd_tcp_cancel(c->tc);
     if (c->bev)
@@ -756,6 +774,7 @@ conn_fail(struct sconn *c, const char *error)
     if (c->job) {
         struct sjob *sj = c->job;
         c->job = NULL;
+        HD_COUNT(sw->pm->streams, -1);
         job_done(sj, HD_OUT_RETRY, 0, detail);
     }
     conn_close(c);
@@ -907,6 +926,7 @@ worker_get(struct hd_provider *p, struct hd_worker *w)
         return NULL;
     }
     sw->pump_ev = event_new(w->base, -1, 0, on_pump, sw);
+    sw->pm = hd_metrics_provider(s->metrics_id);
     p->worker_data[w->id] = sw;
     return sw;
 }
@@ -976,11 +996,13 @@ smtp_exit_worker(struct hd_provider *p, struct hd_worker *w)
 
     if (sw == NULL)
         return;
+    sw->exiting = 1;
     while (sw->conns) {
         struct sconn *c = sw->conns;
         if (c->job) { /* unanswered at exit, as every provider's */
             job_free(c->job);
             c->job = NULL;
+            HD_COUNT(sw->pm->streams, -1);
         }
         conn_close(c);
     }

@@ -289,7 +289,7 @@ twilio_send(struct hd_provider *p, struct hd_worker *w, struct hd_job *j)
         j->done(j, HD_OUT_FAILED, 0, "21211 invalid number");
         return;
     }
-    rw = hd_rest_worker(&t->rest, w, &p->worker_data[w->id]);
+    rw = hd_rest_worker(&t->rest, p, w);
     if (rw == NULL) {
         j->done(j, HD_OUT_RETRY, 1000, "twilio: no connection pool");
         return;

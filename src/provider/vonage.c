@@ -222,7 +222,7 @@ vonage_send(struct hd_provider *p, struct hd_worker *w, struct hd_job *j)
         j->done(j, HD_OUT_FAILED, 0, "vonage 3 invalid number");
         return;
     }
-    rw = hd_rest_worker(&v->rest, w, &p->worker_data[w->id]);
+    rw = hd_rest_worker(&v->rest, p, w);
     if (rw == NULL) {
         j->done(j, HD_OUT_RETRY, 1000, "vonage: no connection pool");
         return;

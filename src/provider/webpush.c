@@ -19,6 +19,7 @@
 
 #include "core/codec.h"
 #include "core/herald.h"
+#include "core/metrics.h"
 #include "core/time.h"
 #include "provider/ece.h"
 #include "provider/http1.h"
@@ -45,7 +46,8 @@ struct webpush {
     char *subject; /* "mailto:..." or "https://..." */
     int nconns;    /* per origin and worker */
     int64_t timeout_ms;
-    int64_t ttl_s; /* when the job has no expiry */
+    int64_t ttl_s;  /* when the job has no expiry */
+    int metrics_id; /* provider index + 1 */
 };
 
 /* One push service as seen by one worker: its pool and VAPID token. */
@@ -235,6 +237,7 @@ vapid_auth(struct webpush *wp, struct wp_origin *o)
     pthread_mutex_lock(&wp->sign_lock);
     jwt = vapid_jwt(wp->vapid, o->origin, wp->subject, exp);
     pthread_mutex_unlock(&wp->sign_lock);
+    HD_COUNT(hd_metrics_provider(wp->metrics_id)->token_refreshes[!jwt], 1);
     if (jwt == NULL)
         return NULL;
     n = strlen(jwt) + strlen(wp->vapid_public) + 40;
@@ -386,6 +389,7 @@ webpush_create(struct hd_provider *p, const struct hd_provider_conf *pc,
     wp->name = hd_strdup(pc->name);
     wp->subject = hd_strdup(arg_of(pc, "vapid_subject"));
     wp->nconns = (s = arg_of(pc, "connections")) ? atoi(s) : 4;
+    wp->metrics_id = p->index + 1;
     wp->timeout_ms = 10000;
     if ((s = arg_of(pc, "timeout")))
         hd_parse_time_ms(s, &wp->timeout_ms);
@@ -493,6 +497,7 @@ origin_get(struct webpush *wp, struct wp_worker *ww, struct hd_worker *w,
     c.port = port;
     c.ssl_ctx = tls ? wp->ctx : NULL;
     c.nconns = wp->nconns;
+    c.metrics_id = wp->metrics_id;
     c.timeout_ms = wp->timeout_ms;
     o = hd_calloc(sizeof(*o));
     snprintf(o->origin, sizeof(o->origin), "%s", origin);

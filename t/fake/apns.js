@@ -174,6 +174,9 @@ function reply(stream, status, reason, id, extra) {
 }
 
 function handle(session, st, stream, h, body, size) {
+  // stopping: the log is closing, so a 200 now could not be recorded and
+  // would look like a delivery the fake never had; refuse (not processed)
+  if (quitting) return stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
   const id = h['apns-id'];
   const fail = (status, reason, extra) => reply(stream, status, reason, id, extra);
 
@@ -274,7 +277,9 @@ server.listen(opt.port, '127.0.0.1', () => {
   process.stdout.write('port=' + port + '\n');
 });
 
+let quitting = false;
 function quit() {
+  quitting = true;
   if (out) out.end(() => process.exit(0)); else process.exit(0);
 }
 process.on('SIGTERM', quit);
