@@ -1121,6 +1121,12 @@ conn_settle(struct fk_conn *c)
         conn_free(c);
         return -1;
     }
+    /* a line is in the log before the answer it records is on the wire */
+    if (srv.log_dirty) {
+        fflush(srv.log);
+        srv.log_dirty = 0;
+        evtimer_del(srv.log_timer);
+    }
     if (session_send(c) != 0) {
         conn_free(c);
         return -1;
