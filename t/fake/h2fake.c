@@ -1132,12 +1132,21 @@ conn_settle(struct fk_conn *c)
         return -1;
     }
     if (c->_closing == FK_CLOSE_FLUSH) {
-        bufferevent_disable(c->_bev, EV_READ);
-        if (evbuffer_get_length(out) == 0) {
-            conn_free(c);
-            return -1;
+        if (evbuffer_get_length(out) > 0) {
+            if (!evtimer_pending(c->_close_timer, NULL))
+                evtimer_add(c->_close_timer, &tv);
+            return 0;
         }
-        evtimer_add(c->_close_timer, &tv);
+        if (!c->_lingering) {
+            /* a lingering close (nginx's): FIN after the answers, then
+             * read and discard until the peer closes (or 1 s), so that
+             * requests it sent meanwhile do not turn close() into a reset
+             * that can destroy those answers before the peer reads them */
+            c->_lingering = 1;
+            shutdown(bufferevent_getfd(c->_bev), SHUT_WR);
+            evtimer_del(c->_close_timer);
+            evtimer_add(c->_close_timer, &tv);
+        }
         return 0;
     }
     if (!nghttp2_session_want_read(c->_session) &&

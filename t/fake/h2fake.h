@@ -127,8 +127,8 @@ struct fk_conn {
     struct fk_req *_reqs;
     struct fk_req *_qhead, *_qtail;
     struct event *_qtimer, *_close_timer;
-    int _closing; /* FK_CLOSE_* */
-    int _busy;    /* inside a callback: free later */
+    int _closing;   /* FK_CLOSE_* */
+    int _lingering; /* FIN sent, reading until the peer closes */
 };
 
 struct fk_program {
