@@ -10,7 +10,9 @@
 # exactly once.
 #
 # Also: a provider token signed with a key the fake does not know is
-# refused (403 InvalidProviderToken) and nothing is accepted for it.
+# refused (403 InvalidProviderToken) and nothing is accepted for it; a
+# device token the fake answers slowly ("0de1...", 2 s) is delivered in one
+# attempt while other pushes on the same connection go on.
 
 use strict;
 use warnings;
@@ -35,7 +37,8 @@ my $rogue = Herald::Push::make_apns_key($dir, 'rogue');
 my $fake = Herald::Push->start_fake('apns', $dir,
     '--cert', $pki->{cert}, '--key', $pki->{key},
     '--jwt', "KEY0000001:TEAM000001:$k1->{pub}",
-    '--initial-streams', 1, '--max-streams', 1000, '--latency-ms', 500);
+    '--initial-streams', 1, '--max-streams', 1000, '--latency-ms', 500,
+    '--slow-ms', 2000);
 
 sub provider
 {
@@ -169,6 +172,32 @@ is($done, $N, "herald: all $N delivered, each in one attempt");
     isnt($d->{status}, 'delivered', 'rogue: not delivered');
     is(scalar(grep { $_->{token} eq $token } $fake->received), 0,
         'rogue: the fake accepted nothing for it');
+}
+
+# ==== a slow answer does not hold up the connection ========================
+
+{
+    my $slow = '0de1' . substr(sha256_hex('slow'), 4);
+    $t->put_user('slow', {});
+    $t->add_device('slow', { platform => 'ios', token => $slow });
+    my $t1 = time;
+    my $r = $t->send_note({ user_id => 'slow', channels => ['push'],
+        title => 'x', body => 'slow' });
+    is($r->{status}, 202, 'slow: 202');
+    my $quick = $t->send_note({ user_id => 's1', channels => ['push'],
+        title => 'x', body => 'quick' });
+    my $qn = $t->wait_notification($quick->{json}{id}, sub {
+        ($_[0]{deliveries}[0]{status} // '') eq 'delivered' }, 10);
+    my $sn = $t->notification($r->{json}{id});
+    ok($qn && ($sn->{deliveries}[0]{status} // '') ne 'delivered',
+        'slow: another push on the connection delivered meanwhile')
+        or diag(explain [$qn, $sn]);
+    my $n = $t->wait_notification($r->{json}{id}, sub {
+        ($_[0]{deliveries}[0]{status} // '') eq 'delivered' }, 10);
+    my $d = $n && $n->{deliveries}[0] || {};
+    is($d->{status}, 'delivered', 'slow: delivered') or diag(explain $d);
+    is($d->{attempts}, 1, 'slow: in one attempt');
+    cmp_ok(time - $t1, '>=', 1.9, 'slow: after the fake\'s 2 s');
 }
 
 $t->stop;

@@ -8,7 +8,7 @@
  *       --jwt KEYID:TEAMID:pub.pem [--jwt ...] [--topic com.example.app ...] \
  *       [--client-ca ca.pem] [--log received.jsonl] [--port-file F] \
  *       [--port 0] [--initial-streams 1] [--max-streams 1000] \
- *       [--goaway-after N] [--drop-after N] [--latency-ms N] \
+ *       [--goaway-after N] [--drop-after N] [--latency-ms N] [--slow-ms N] \
  *       [--fault-ctl FILE]
  *
  * Prints "port=N" on stdout once listening (and writes N to --port-file).
@@ -33,6 +33,7 @@
  *   0500 500 InternalServerError once     0503 503 ServiceUnavailable once
  *   0403 403 ExpiredProviderToken once    0ef0 RST_STREAM REFUSED_STREAM once
  *   0ff0 never answered                   0413 413 PayloadTooLarge
+ *   0de1 200 after --slow-ms (3000), other streams going on meanwhile
  * "once" is per token: the next attempt gets 200. 429/503 carry
  * retry-after: 1.
  *
@@ -76,7 +77,7 @@ static struct {
     const char *topics[MAX_TOPICS];
     int ntopics;
     uint32_t max_streams;
-    int goaway_after, drop_after, latency_ms;
+    int goaway_after, drop_after, latency_ms, slow_ms;
     struct fk_map verified; /* JWT string -> struct jwt */
     struct fk_map attempts; /* device token -> count */
     struct fk_buf body;
@@ -531,7 +532,9 @@ on_request(struct fk_req *r)
     record(r, token, kid, n, payload, cert_auth);
     json_decref(payload);
     c->served++;
-    if (opt.latency_ms)
+    if (strcmp(p4, "0de1") == 0)
+        fk_defer(r, opt.slow_ms, done);
+    else if (opt.latency_ms)
         fk_defer(r, opt.latency_ms, done);
     else
         done(r);
@@ -591,6 +594,7 @@ main(int argc, char **argv)
 
     opt.cf.initial_streams = 1;
     opt.max_streams = 1000;
+    opt.slow_ms = 3000;
     opt.verified.free_value = free;
     for (i = 1; i < argc; i += used) {
         used = 2;
@@ -622,6 +626,8 @@ main(int argc, char **argv)
             opt.drop_after = (int)num_arg(argc, argv, i);
         } else if (strcmp(argv[i], "--latency-ms") == 0) {
             opt.latency_ms = (int)num_arg(argc, argv, i);
+        } else if (strcmp(argv[i], "--slow-ms") == 0) {
+            opt.slow_ms = (int)num_arg(argc, argv, i);
         } else {
             fprintf(stderr, "unknown option %s\n", argv[i]);
             return 2;

@@ -11,7 +11,8 @@
  *       --account sa-pub.pem:client@example.iam.gserviceaccount.com \
  *       --project test-project [--account ...] [--log received.jsonl] \
  *       [--port-file F] [--port 0] [--token-path /token] \
- *       [--expires-in 3599] [--max-streams 100] [--fault-ctl FILE]
+ *       [--expires-in 3599] [--max-streams 100] [--slow-ms 3000] \
+ *       [--fault-ctl FILE]
  *
  * --account PUB:EMAIL[:PROJECT] may be repeated (several service accounts);
  * an access token is good for the project(s) of its account only (403
@@ -33,6 +34,7 @@
  *   expire-  revokes every access token issued so far, then 401
  *            UNAUTHENTICATED, once (the client must fetch a new one)
  *   hang-    never answered
+ *   slow-    200 after --slow-ms (3000), other streams going on meanwhile
  *
  * --fault-ctl FILE: the fault modes of apns.c (ok, 500, 429:S, blackhole,
  * reset), answered with FCM's INTERNAL / QUOTA_EXCEEDED bodies.
@@ -66,7 +68,7 @@ static struct {
     struct account acct[MAX_ACCOUNTS];
     int naccts;
     const char *project, *token_path;
-    int expires_in;
+    int expires_in, slow_ms;
     struct fk_map issued;   /* access token -> struct grant */
     struct fk_map attempts; /* registration token -> count */
     int ntokens;
@@ -437,12 +439,33 @@ check_data(json_t *data, const char *where, struct violation *v, int *n)
     }
 }
 
+/* 200 {"name":"projects/<id>/messages/0:<number>"} */
+static void
+send_ok(struct fk_req *r)
+{
+    const char *path = fk_hdr_get(r, ":path", NULL);
+    const char *p = path + strlen("/v1/projects/");
+    char hex[37], name[512];
+    struct fk_jw w;
+
+    fk_uuid4(hex);
+    snprintf(name, sizeof(name), "projects/%.*s/messages/0:%llu",
+             (int)(strchr(p, '/') - p), p, strtoull(hex, NULL, 16));
+    opt.body.len = 0;
+    fk_jw_init(&w, &opt.body);
+    fk_jw_open(&w, '{');
+    fk_jw_key(&w, "name");
+    fk_jw_cstr(&w, name);
+    fk_jw_close(&w, '}');
+    respond_json(r, 200, NULL);
+}
+
 static void
 send_endpoint(struct fk_req *r, const char *project, size_t plen)
 {
     static const char *targets[] = {"token", "topic", "condition"};
     char proj[256], buf[512], *dump, *token_key = NULL;
-    const char *auth, *bearer, *prio, *ttl, *token;
+    const char *auth, *bearer, *prio, *ttl, *token = NULL;
     struct fk_map_ent *e;
     struct grant *g = NULL;
     struct violation viol[MAX_VIOLATIONS];
@@ -452,7 +475,6 @@ send_endpoint(struct fk_req *r, const char *project, size_t plen)
     size_t i;
     int nviol = 0, ntargets = 0;
     long long n = 0;
-    uint64_t id;
 
     snprintf(proj, sizeof(proj), "%.*s", (int)plen, project);
     auth = fk_hdr_get(r, "authorization", NULL);
@@ -632,17 +654,10 @@ send_endpoint(struct fk_req *r, const char *project, size_t plen)
     fk_log_end();
     r->conn->served++;
 
-    fk_uuid4(buf);
-    memcpy(&id, buf, sizeof(id));
-    opt.body.len = 0;
-    fk_jw_init(&w, &opt.body);
-    fk_jw_open(&w, '{');
-    fk_jw_key(&w, "name");
-    snprintf(buf, sizeof(buf), "projects/%s/messages/0:%llu", proj,
-             (unsigned long long)(id % 10000000000000000000ULL));
-    fk_jw_cstr(&w, buf);
-    fk_jw_close(&w, '}');
-    respond_json(r, 200, NULL);
+    if (strncmp(token ? token : "", "slow-", 5) == 0)
+        fk_defer(r, opt.slow_ms, send_ok);
+    else
+        send_ok(r);
 done:
     free(token_key);
     fk_buf_free(&det);
@@ -694,6 +709,7 @@ main(int argc, char **argv)
     opt.cf.initial_streams = 100;
     opt.token_path = "/token";
     opt.expires_in = 3599;
+    opt.slow_ms = 3000;
     opt.issued.free_value = free;
     for (i = 1; i < argc; i += used) {
         used = 2;
@@ -723,6 +739,8 @@ main(int argc, char **argv)
             opt.token_path = argv[i + 1];
         } else if (strcmp(argv[i], "--expires-in") == 0) {
             opt.expires_in = atoi(argv[i + 1]);
+        } else if (strcmp(argv[i], "--slow-ms") == 0) {
+            opt.slow_ms = atoi(argv[i + 1]);
         } else if (strcmp(argv[i], "--max-streams") == 0) {
             opt.cf.initial_streams = (uint32_t)atoi(argv[i + 1]);
         } else {
