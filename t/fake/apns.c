@@ -602,7 +602,7 @@ main(int argc, char **argv)
             continue;
         if (strcmp(argv[i], "--jwt") == 0 && i + 1 < argc) {
             /* KID:TEAM:FILE */
-            spec = argv[i + 1];
+            spec = strdup(argv[i + 1]); /* argv stays as ps shows it */
             c1 = strchr(spec, ':');
             c2 = c1 ? strchr(c1 + 1, ':') : NULL;
             if (c2 == NULL || opt.nkeys == MAX_KEYS) {

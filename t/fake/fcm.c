@@ -721,7 +721,7 @@ main(int argc, char **argv)
         }
         if (strcmp(argv[i], "--account") == 0) {
             /* PUB:EMAIL[:PROJECT] */
-            spec = argv[i + 1];
+            spec = strdup(argv[i + 1]); /* argv stays as ps shows it */
             c1 = strchr(spec, ':');
             if (c1 == NULL || opt.naccts == MAX_ACCOUNTS) {
                 fprintf(stderr, "--account PUB.pem:EMAIL[:PROJECT]\n");
