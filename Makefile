@@ -5,6 +5,7 @@
 #   make run         build (installing deps when needed) and run on conf/herald.conf
 #   make test        build, then run the whole suite (C unit tests + prove t/)
 #   make test SANITIZE=1   the same suite under ASan+UBSan
+#   make fakes       only the C fake providers (objs/fake/apns, objs/fake/fcm)
 #   make bench       bench/ingest: herald vs nginx `return 202`
 
 VERSION  := 0.1.0
@@ -29,6 +30,11 @@ CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-f
            -pthread -D_GNU_SOURCE -Isrc $(CFLAGS_PKG)
 LDLIBS  += $(LIBS_PKG) $(LIBS_LMDB) -pthread -lm
 
+# The fake providers (t/fake/*.c) are test peers, built once without
+# sanitizers into objs/fake whatever SANITIZE says (fast for bench/push).
+FAKE_CFLAGS := $(filter-out -Isrc,$(CFLAGS))
+FAKE_BIN := objs/fake/apns objs/fake/fcm
+
 ifeq ($(SANITIZE),1)
 OBJS    := objs/san
 CFLAGS  += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
@@ -45,9 +51,16 @@ LIB  := $(filter-out $(OBJS)/core/main.o,$(OBJ))
 UNIT_SRC := $(wildcard t/unit/*/*.c)
 UNIT_BIN := $(patsubst t/unit/%.c,$(OBJS)/unit/%,$(UNIT_SRC))
 
-.PHONY: all deps run test unit bench clean format check-deps fuzz
+.PHONY: all fakes deps run test unit bench clean format check-deps fuzz
 
-all: $(OBJS)/herald $(UNIT_BIN)
+all: $(OBJS)/herald $(UNIT_BIN) $(FAKE_BIN)
+
+fakes: $(FAKE_BIN)
+
+objs/fake/%: t/fake/%.c t/fake/h2fake.c t/fake/h2fake.h Makefile
+	@mkdir -p $(dir $@)
+	@echo "  FAKE  $<"
+	@$(CC) $(FAKE_CFLAGS) -o $@ $< t/fake/h2fake.c $(LIBS_PKG) -lm
 
 $(OBJS)/herald: $(OBJ)
 	@echo "  LINK  $@"
@@ -99,7 +112,7 @@ bench: check-deps
 	HERALD_BINARY=$(CURDIR)/$(OBJS)/herald bench/ingest
 
 format:
-	clang-format -i src/*/*.[ch] t/unit/*.h t/unit/*/*.c
+	clang-format -i src/*/*.[ch] t/unit/*.h t/unit/*/*.c t/fake/*.[ch]
 
 clean:
 	rm -rf objs

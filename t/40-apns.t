@@ -1,6 +1,6 @@
 #!/usr/bin/perl
 
-# APNs provider (issue 4) against t/fake/apns.js: a TLS HTTP/2 server with
+# APNs provider (issue 4) against t/fake/apns.c: a TLS HTTP/2 server with
 # ALPN h2 that checks the ES256 provider token, the request headers and
 # the payload as APNs documents, and answers with APNs error bodies. No
 # real APNs here (no internet): the fake is the peer.

@@ -1,6 +1,6 @@
 #!/usr/bin/perl
 
-# FCM HTTP v1 provider (issue 4) against t/fake/fcm.js: TLS HTTP/2 with
+# FCM HTTP v1 provider (issue 4) against t/fake/fcm.c: TLS HTTP/2 with
 # ALPN h2, the OAuth2 token endpoint checking the RS256 service-account
 # assertion, the messages:send rules and google.rpc.Status error bodies.
 # No real FCM here (no internet): the fake is the peer.

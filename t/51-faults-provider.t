@@ -1,7 +1,7 @@
 #!/usr/bin/perl
 
-# Provider faults (issue 6, part 6) against t/fake/apns.js run with the
-# fault preload of Herald::Push::start_faulty_fake, which sees every
+# Provider faults (issue 6, part 6) against t/fake/apns.c run with the
+# fault control of Herald::Push::start_faulty_fake, which sees every
 # request and can answer 500, 429 + retry-after, black-hole or reset
 # whatever the token, switched at run time:
 #

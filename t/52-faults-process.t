@@ -1,7 +1,7 @@
 #!/usr/bin/perl
 
 # Process faults (issue 6, parts 5 and 6) while a client keeps sending push
-# notifications to the fake APNs (t/fake/apns.js with the fault preload of
+# notifications to the fake APNs (t/fake/apns.c with the fault control of
 # Herald::Push::start_faulty_fake; 30 ms latency so requests are in
 # flight).  One user in five has a token the fake always answers 500
 # ("e500...": retried, then dead-lettered after `attempts`), one in five

@@ -3,8 +3,10 @@ package Herald::Push;
 # Herald::Push: what the push provider tests (t/4*.t) and bench/push
 # share: a throw-away PKI made with the openssl CLI (a test CA, a server
 # certificate for 127.0.0.1 and localhost), an APNs .p8 key (EC P-256,
-# PKCS#8), a Google service-account JSON (RSA), and the node fakes in
-# t/fake/ started on a free port and read back from their JSON-lines log.
+# PKCS#8), a Google service-account JSON (RSA), and the fakes in t/fake/
+# started on a free port and read back from their JSON-lines log: APNs and
+# FCM are C programs (t/fake/apns.c, fcm.c, built by make into objs/fake/),
+# the other peers node scripts.
 
 use strict;
 use warnings;
@@ -22,6 +24,21 @@ my $ROOT = abs_path(dirname(__FILE__) . '/../../..');
 
 sub node { $ENV{HERALD_TEST_NODE} // '/usr/bin/node' }
 sub JSON { $JSON }
+
+# the fakes written in C (objs/fake/KIND; HERALD_TEST_FAKE_DIR overrides)
+my %C_FAKE = (apns => 1, fcm => 1);
+
+sub fake_dir { $ENV{HERALD_TEST_FAKE_DIR} // "$ROOT/objs/fake" }
+
+# The command line that runs fake KIND.
+sub fake_cmd
+{
+    my ($kind) = @_;
+    return (node(), "$ROOT/t/fake/$kind.js") unless $C_FAKE{$kind};
+    my $bin = fake_dir() . "/$kind";
+    croak "fake $kind not built: $bin (run make)" unless -x $bin;
+    return ($bin);
+}
 
 sub have_tools
 {
@@ -114,7 +131,8 @@ sub make_service_account
 
 # ==== the fakes =============================================================
 
-# Starts t/fake/KIND.js with ARGS; returns a Herald::Push::Fake.
+# Starts fake KIND (objs/fake/KIND or t/fake/KIND.js) with ARGS; returns a
+# Herald::Push::Fake.
 sub start_fake
 {
     my ($class, $kind, $dir, @args) = @_;
@@ -122,13 +140,14 @@ sub start_fake
     my $portfile = "$dir/$kind-$n.port";
     my $log = "$dir/$kind-$n.jsonl";
     unlink $portfile;
+    my @cmd = fake_cmd($kind);
     my $pid = fork // croak "fork: $!";
     if ($pid == 0) {
         open(STDIN, '<', '/dev/null');
         open(STDOUT, '>>', "$dir/$kind-$n.out");
         open(STDERR, '>&', \*STDOUT);
-        exec(node(), "$ROOT/t/fake/$kind.js", '--log', $log,
-             '--port-file', $portfile, @args) or POSIX::_exit(127);
+        exec(@cmd, '--log', $log, '--port-file', $portfile, @args)
+            or POSIX::_exit(127);
     }
     my $deadline = time + 10;
     while (!-s $portfile) {
@@ -206,93 +225,31 @@ package Herald::Push;
 
 # ==== fault injection (t/5*.t) ============================================
 #
-# start_faulty_fake(KIND, DIR, ARGS...): the same fake as start_fake, run
-# with a node preload (written to DIR) that wraps http2.createSecureServer
-# and sees every request stream before the fake does.  It appends one JSON
-# line per request to the fake's log with "event":"request" (at, token from
-# :path, apns-id, the mode in force and what was done), then acts on the
-# mode read from a control file (re-read every 20 ms):
+# start_faulty_fake(KIND, DIR, ARGS...): the same fake as start_fake (a C
+# fake: apns or fcm), run with --fault-ctl FILE.  It sees every request
+# before its own rules, appends one JSON line per request to its log with
+# "event":"request" (fconn, stream, token from :path, id = apns-id, the
+# mode in force, the action taken, at), then acts on the mode read from the
+# control file (re-read every 20 ms):
 #   ok             pass the request to the fake (its own scripting applies)
 #   500            answer 500 InternalServerError
 #   429:S          answer 429 TooManyRequests with retry-after: S
 #   blackhole      never answer (the stream stays open)
-#   reset          destroy the connection (TCP reset)
+#   reset          close the connection at once (TCP reset)
 # Whatever the mode, device tokens starting "e500" are always answered 500
 # and tokens starting "e429" always 429 with retry-after 1 (per-token
 # failures that never recover, for dead-letter tests).
 # set_mode(MODE) on the returned object changes the mode; restart() stops
 # the fake and starts it again on the same port (a provider coming back).
 
-my $PRELOAD = <<'JS';
-'use strict';
-const http2 = require('http2');
-const fs = require('fs');
-const ctl = process.env.HERALD_FAULT_CTL;
-const logf = process.env.HERALD_FAULT_LOG;
-const out = logf ? fs.createWriteStream(logf, { flags: 'a' }) : null;
-let mode = 'ok', readAt = 0;
-function current() {
-  const now = Date.now();
-  if (ctl && now - readAt >= 20) {
-    readAt = now;
-    try { mode = fs.readFileSync(ctl, 'utf8').trim() || 'ok'; } catch (e) { mode = 'ok'; }
-  }
-  return mode;
-}
-function rec(o) { if (out) out.write(JSON.stringify(o) + '\n'); }
-let nconn = 0;
-const orig = http2.createSecureServer;
-http2.createSecureServer = function (...args) {
-  const server = orig.apply(this, args);
-  server.on('session', (session) => {
-    const cid = ++nconn;
-    session.on('error', () => {});
-    const emit = session.emit;
-    session.emit = function (ev, ...a) {
-      if (ev !== 'stream') return emit.call(this, ev, ...a);
-      const [stream, h] = a;
-      stream.on('error', () => {});
-      const m = /^\/3\/device\/(.*)$/.exec(h[':path'] || '');
-      const token = m ? m[1] : (h[':path'] || '');
-      const p4 = token.slice(0, 4).toLowerCase();
-      let md = current();
-      if (p4 === 'e500') md = '500';
-      else if (p4 === 'e429') md = '429:1';
-      const o = { event: 'request', fconn: cid, stream: stream.id, token,
-        id: h['apns-id'], mode: md, at: Date.now() };
-      const respond = (status, reason, extra) => {
-        stream.on('data', () => {});
-        const hh = Object.assign({ ':status': status, 'content-type': 'application/json' },
-          h['apns-id'] ? { 'apns-id': h['apns-id'] } : {}, extra || {});
-        try { stream.respond(hh); stream.end(JSON.stringify({ reason })); } catch (e) {}
-      };
-      if (md === 'ok') { o.action = 'pass'; rec(o); return emit.call(this, ev, ...a); }
-      if (md === '500') { o.action = '500'; rec(o); respond(500, 'InternalServerError'); return true; }
-      let r = /^429:(\d+)$/.exec(md);
-      if (r) { o.action = '429'; o.retry_after = +r[1]; rec(o);
-        respond(429, 'TooManyRequests', { 'retry-after': r[1] }); return true; }
-      if (md === 'blackhole') { o.action = 'blackhole'; rec(o); stream.on('data', () => {}); return true; }
-      if (md === 'reset') { o.action = 'reset'; rec(o); session.destroy(); return true; }
-      o.action = 'pass'; rec(o); return emit.call(this, ev, ...a);
-    };
-  });
-  return server;
-};
-JS
-
 sub start_faulty_fake
 {
     my ($class, $kind, $dir, @args) = @_;
+    croak "no fault injection in fake $kind" unless $C_FAKE{$kind};
     my $n = ++$Herald::Push::count;
-    my $preload = "$dir/fault-preload.js";
-    if (!-f $preload) {
-        open(my $fh, '>', $preload) or croak "$preload: $!";
-        print $fh $PRELOAD;
-        close $fh;
-    }
     my $self = bless { kind => $kind, dir => $dir, args => [@args],
         n => $n, log => "$dir/$kind-$n.jsonl", ctl => "$dir/$kind-$n.mode",
-        preload => $preload, owner => $$ }, 'Herald::Push::Fake';
+        owner => $$ }, 'Herald::Push::Fake';
     $self->set_mode($self->{mode} // 'ok');
     $self->_spawn_faulty;
     return $self;
@@ -307,16 +264,14 @@ sub _spawn_faulty
     my $portfile = "$dir/$kind-$n.port";
     unlink $portfile;
     my @port = defined $self->{port} ? ('--port', $self->{port}) : ();
+    my @cmd = Herald::Push::fake_cmd($kind);
     my $pid = fork // Carp::croak("fork: $!");
     if ($pid == 0) {
         open(STDIN, '<', '/dev/null');
         open(STDOUT, '>>', "$dir/$kind-$n.out");
         open(STDERR, '>&', \*STDOUT);
-        $ENV{HERALD_FAULT_CTL} = $self->{ctl};
-        $ENV{HERALD_FAULT_LOG} = $self->{log};
-        exec(Herald::Push::node(), '-r', $self->{preload},
-             "$ROOT/t/fake/$kind.js", '--log', $self->{log},
-             '--port-file', $portfile, @port, @{$self->{args}})
+        exec(@cmd, '--log', $self->{log}, '--port-file', $portfile, @port,
+             '--fault-ctl', $self->{ctl}, @{$self->{args}})
             or POSIX::_exit(127);
     }
     my $deadline = time + 10;
@@ -344,7 +299,7 @@ sub set_mode
     close $fh;
     rename("$ctl.tmp", $ctl) or Carp::croak("rename $ctl: $!");
     $self->{mode} = $mode;
-    sleep 0.05;    # the preload re-reads it every 20 ms
+    sleep 0.05;    # the fake re-reads it every 20 ms
     return $self;
 }
 
@@ -364,7 +319,7 @@ sub restart
     }
 }
 
-# Every request the preload saw ("event":"request" lines).
+# Every request the fault injector saw ("event":"request" lines).
 sub requests { $_[0]->events('request') }
 
 # Accepted (200) notifications grouped by apns-id: { id => count }.
