@@ -128,7 +128,8 @@ fuzz_links = $(if $(FUZZ_LINK_$(1)),$(filter-out \
     $(patsubst %,$(OBJS)/%.o,$(FUZZ_INCL_$(1)) $(FUZZ_SRC_$(1))),$(LIB)))
 fuzz_one = echo "  FUZZ  $(1) ($(FUZZ_SECONDS) s)" && \
     clang -g -O1 -std=gnu11 -D_GNU_SOURCE -Isrc $(CFLAGS_PKG) \
-        -fsanitize=fuzzer,address,undefined -o objs/fuzz/$(1) t/fuzz/$(1).c \
+        -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+        -o objs/fuzz/$(1) t/fuzz/$(1).c \
         $(patsubst %,src/%.c,$(FUZZ_SRC_$(1))) $(call fuzz_links,$(1)) \
         $(LIBS_PKG) $(LIBS_LMDB) -pthread -lm && \
     mkdir -p t/fuzz/corpus/$(1) && \
