@@ -18,6 +18,7 @@
 #include "core/sign.h"
 #include "core/time.h"
 #include "provider/provider.h"
+#include "send/alert.h"
 #include "send/dispatch.h"
 #include "send/events.h"
 #include "send/notify.h"
@@ -123,6 +124,8 @@ cb_set(struct dispatcher *d, struct hd_provider *p, int state)
            "circuit breaker of provider \"%s\" %s -> %s after %d "
            "consecutive failures",
            p->name, cb_names[b->state], cb_names[state], b->failures);
+    hd_alert_breaker(d->w, p->name, cb_names[b->state], cb_names[state],
+                     b->failures);
     b->state = state;
     if (state == CB_OPEN)
         b->open_until = hd_now_ms() + p->policy.breaker_cooldown_ms;
