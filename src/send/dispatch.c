@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include "core/herald.h"
+#include "core/codec.h"
 #include "core/metrics.h"
 #include "core/shard.h"
 #include "core/sign.h"
@@ -297,6 +298,7 @@ on_job_done(struct hd_job *j, int outcome, int64_t retry_after_ms,
     struct job_ctx *jc = (struct job_ctx *)j;
     struct dispatcher *disp = jc->ds->d;
     struct hd_shard *s = jc->ds->s;
+    char fixed[512];
     const struct hd_provider_policy *pol =
         jc->provider ? &jc->provider->policy : NULL;
     json_t *d = jc->delivery;
@@ -304,6 +306,12 @@ on_job_done(struct hd_job *j, int outcome, int64_t retry_after_ms,
     const char *status, *reason = NULL;
     MDB_val v;
 
+    if (detail) {
+        /* provider text (a header, a reply cut by snprintf) may not be
+         * UTF-8: jansson would refuse it and the record lose it */
+        snprintf(fixed, sizeof(fixed), "%s", detail);
+        detail = hd_utf8_fix(fixed);
+    }
     if (jc->provider) {
         struct hd_metrics *m = hd_metrics_self();
         cb_outcome(disp, jc->provider, outcome == HD_OUT_RETRY);
