@@ -119,9 +119,37 @@ clean:
 
 # Fuzzing (clang + libFuzzer, Debian's libclang-rt-14-dev): each target in
 # t/fuzz/ runs FUZZ_SECONDS with its corpus in t/fuzz/corpus/NAME (kept:
-# crashes found are fixed and their inputs stay there as regressions).
+# crashes found are fixed and their inputs stay there as regressions, seeds
+# are named seed-*). `make fuzz FUZZ_TARGETS="a b"` runs only those.
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := $(patsubst t/fuzz/%.c,%,$(wildcard t/fuzz/*.c))
+
+# Per target t: FUZZ_INCL_t are the sources t/fuzz/t.c #includes and
+# FUZZ_SRC_t those built beside it, both instrumented for the fuzzer;
+# FUZZ_LINK_t = 1 links the rest of herald from objs/ (uninstrumented).
+FUZZ_LINK_http := 1
+FUZZ_INCL_http := http/server
+FUZZ_LINK_json_request := 1
+FUZZ_INCL_json_request := http/api_send http/api_users http/validate
+FUZZ_LINK_provider_response := 1
+FUZZ_INCL_provider_response := provider/http1
+FUZZ_SRC_provider_response := provider/apns provider/fcm provider/twilio \
+    provider/vonage provider/sendgrid provider/smtp provider/h2client \
+    provider/rest
+
+fuzz_links = $(if $(FUZZ_LINK_$(1)),$(filter-out \
+    $(patsubst %,$(OBJS)/%.o,$(FUZZ_INCL_$(1)) $(FUZZ_SRC_$(1))),$(LIB)))
+fuzz_one = echo "  FUZZ  $(1) ($(FUZZ_SECONDS) s)" && \
+    clang -g -O1 -std=gnu11 -D_GNU_SOURCE -Isrc $(CFLAGS_PKG) \
+        -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+        -o objs/fuzz/$(1) t/fuzz/$(1).c \
+        $(patsubst %,src/%.c,$(FUZZ_SRC_$(1))) $(call fuzz_links,$(1)) \
+        $(LIBS_PKG) $(LIBS_LMDB) -pthread -lm && \
+    mkdir -p t/fuzz/corpus/$(1) && \
+    { objs/fuzz/$(1) -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+        -artifact_prefix=t/fuzz/corpus/$(1)/ t/fuzz/corpus/$(1) \
+        > objs/fuzz/$(1).log 2>&1 || { tail -40 objs/fuzz/$(1).log; exit 1; }; } && \
+    tail -1 objs/fuzz/$(1).log
 
 fuzz:
 	@command -v clang >/dev/null && test -n "$$(ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a 2>/dev/null)" \
@@ -129,15 +157,4 @@ fuzz:
 	    || { echo "run as root: apt-get install -y clang libclang-rt-14-dev"; exit 1; }
 	@$(MAKE) --no-print-directory $(OBJS)/herald
 	@mkdir -p objs/fuzz
-	@for t in $(FUZZ_TARGETS); do \
-	    echo "  FUZZ  $$t ($(FUZZ_SECONDS) s)"; \
-	    links=""; [ $$t = http ] && links="$(filter-out $(OBJS)/http/server.o,$(LIB))"; \
-	    clang -g -O1 -std=gnu11 -D_GNU_SOURCE -Isrc $(CFLAGS_PKG) \
-	        -fsanitize=fuzzer,address,undefined -o objs/fuzz/$$t t/fuzz/$$t.c \
-	        $$links $(LIBS_PKG) $(LIBS_LMDB) -pthread -lm || exit 1; \
-	    mkdir -p t/fuzz/corpus/$$t; \
-	    objs/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
-	        -artifact_prefix=t/fuzz/corpus/$$t/ t/fuzz/corpus/$$t \
-	        > objs/fuzz/$$t.log 2>&1 || { tail -40 objs/fuzz/$$t.log; exit 1; }; \
-	    tail -1 objs/fuzz/$$t.log; \
-	done
+	@$(foreach t,$(FUZZ_TARGETS),$(call fuzz_one,$(t)) && ) true

@@ -98,6 +98,18 @@ unlike($logs, qr/abababababababab/, 'no device token in the logs');
     is($t->http(GET => '/healthz')->{status}, 200, 'and herald is still up');
 }
 {
+    # found by t/fuzz/json_request.c: a long non-ASCII field name, cut
+    # inside a character in the error, made a 400 with an empty body
+    my $k = "a" . "\xc3\xa9" x 200;
+    my $r = $t->http(POST => '/v1/notifications',
+        body => qq({"user_id":"u-1","$k":1}));
+    $t->api_error($r, 400, 'invalid_field', undef,
+        'a long non-ASCII unknown field');
+    like($r->{json}{error}{field} // '', qr/^a\x{e9}+/, '... named in "field"');
+    $r = $t->http(PUT => '/v1/users/u-1', body => q({"a) . ("\xc3\xa9" x 130) . q(":1}));
+    $t->api_error($r, 400, 'invalid_field', undef, 'the same in a user body');
+}
+{
     my $c = $t->conn;
     $c->write("GET /healthz HTTP/1.1\r\nHost: x\r\n folded: yes\r\n\r\n");
     is($c->read_response->{status}, 400, 'obsolete line folding: 400');

@@ -1,5 +1,6 @@
 /*
- * codec.h: base64 (RFC 4648 standard and url alphabets) and hex. Pure.
+ * codec.h: base64 (RFC 4648 standard and url alphabets), hex and UTF-8
+ * repair. Pure.
  */
 #ifndef HD_CODEC_H
 #define HD_CODEC_H
@@ -18,5 +19,11 @@ void hd_hex_encode(const unsigned char *src, size_t len, char *dst);
 /* SHA-256 of a || b (either may be empty). */
 void hd_sha256_2(const void *a, size_t alen, const void *b, size_t blen,
                  unsigned char out[32]);
+
+/* Replaces with '?' each byte of s that is not part of well-formed UTF-8,
+ * so that s can go into JSON (jansson refuses the string otherwise): a
+ * message that snprintf cut inside a character, or bytes from a URL.
+ * Returns s. */
+char *hd_utf8_fix(char *s);
 
 #endif

@@ -446,6 +446,8 @@ static const char *set_flag(struct parser *, struct node *, const struct cmd *,
                             void *);
 static const char *set_str(struct parser *, struct node *, const struct cmd *,
                            void *);
+static const char *set_url(struct parser *, struct node *, const struct cmd *,
+                           void *);
 static const char *set_num(struct parser *, struct node *, const struct cmd *,
                            void *);
 static const char *set_size(struct parser *, struct node *, const struct cmd *,
@@ -523,6 +525,9 @@ static const struct cmd main_cmds[] = {
     {"event_webhook", ARGS_1, set_str, CF(event_webhook)},
     {"event_webhook_secret", ARGS_1, set_str, CF(event_webhook_secret)},
     {"event_webhook_ca_file", ARGS_1, set_str, CF(event_webhook_ca_file)},
+    {"alert_webhook", ARGS_1, set_url, CF(alert_webhook)},
+    {"alert_webhook_secret", ARGS_1, set_str, CF(alert_webhook_secret)},
+    {"alert_webhook_ca_file", ARGS_1, set_str, CF(alert_webhook_ca_file)},
     {NULL, 0, NULL, 0},
 };
 
@@ -644,6 +649,25 @@ set_str(struct parser *p, struct node *n, const struct cmd *c, void *base)
 {
     *(char **)((char *)base + c->offset) = n->args[0];
     return NULL;
+}
+
+/* An http:// or https:// URL with a host (the rest is checked where it
+ * is used: http1.c parses it the same way). */
+static const char *
+set_url(struct parser *p, struct node *n, const struct cmd *c, void *base)
+{
+    const char *u = n->args[0], *host;
+
+    if (strncmp(u, "http://", 7) == 0)
+        host = u + 7;
+    else if (strncmp(u, "https://", 8) == 0)
+        host = u + 8;
+    else
+        return "expects an http:// or https:// URL";
+    if (*host == '\0' || *host == '/' || *host == ':' ||
+        strpbrk(u, " \t\"<>") != NULL)
+        return "expects an http:// or https:// URL";
+    return set_str(p, n, c, base);
 }
 
 static const char *

@@ -166,6 +166,9 @@ struct hd_conf {
     char *event_webhook; /* URL, or NULL */
     char *event_webhook_secret;
     char *event_webhook_ca_file;
+    char *alert_webhook; /* URL, or NULL: circuit breaker alerts */
+    char *alert_webhook_secret;
+    char *alert_webhook_ca_file;
 
     char **strings; /* every string above, freed with the conf */
     int nstrings, cstrings;

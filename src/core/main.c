@@ -32,6 +32,7 @@
 #include "http/http.h"
 #include "provider/provider.h"
 #include "provider/webpush.h"
+#include "send/alert.h"
 #include "send/dispatch.h"
 #include "send/templates.h"
 #include "send/webhook.h"
@@ -40,7 +41,7 @@
 /* Per-worker modules, in start order (stop runs the same order). */
 static const struct hd_module *modules[] = {
     &hd_provider_module, &hd_dispatch_module, &hd_webhook_module,
-    &hd_http_module,     &hd_status_module,
+    &hd_alert_module,    &hd_http_module,     &hd_status_module,
 };
 
 static const struct hd_log main_log = {-1, -1, 0, NULL};
@@ -486,7 +487,8 @@ run(struct hd_conf *cf, const char *file)
         return 1;
     }
     if (hd_http_ssl_init(cf, err, sizeof(err)) != HD_OK ||
-        hd_webhook_init(cf, err, sizeof(err)) != HD_OK) {
+        hd_webhook_init(cf, err, sizeof(err)) != HD_OK ||
+        hd_alert_init(cf, err, sizeof(err)) != HD_OK) {
         fprintf(stderr, "herald: %s\n", err);
         close_listeners(fds, nworkers, cf->nlisten);
         return 1;
@@ -605,6 +607,7 @@ run(struct hd_conf *cf, const char *file)
     hd_providers_destroy();
     hd_templates_free();
     hd_webhook_free();
+    hd_alert_free();
     hd_http_ssl_free();
     hd_log(HD_LOG_NOTICE, &main_log, 0, "exit");
     unlink(pid_path);

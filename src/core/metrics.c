@@ -196,6 +196,17 @@ hd_metrics_format(char **out, size_t *len, size_t *cap, int nworkers)
                   nworkers, offsetof(struct hd_metrics, failed) +
                                 ((size_t)ch * HD_REASON_MAX + (size_t)r) *
                                     sizeof(uint64_t)));
+    {
+        static const char *const result[HD_ALERT_MAX] = {"sent", "failed",
+                                                         "dropped"};
+        P("# HELP herald_alerts_total Circuit breaker alerts to the "
+          "alert_webhook, by result.\n# TYPE herald_alerts_total counter\n");
+        for (int r = 0; r < HD_ALERT_MAX; r++)
+            P("herald_alerts_total{result=\"%s\"} %llu\n", result[r],
+              (unsigned long long)sum_u64(nworkers,
+                                          offsetof(struct hd_metrics, alerts) +
+                                              (size_t)r * sizeof(uint64_t)));
+    }
     P("# HELP herald_deliveries_in_flight Deliveries at a provider now.\n"
       "# TYPE herald_deliveries_in_flight gauge\n"
       "herald_deliveries_in_flight %llu\n",

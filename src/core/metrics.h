@@ -34,6 +34,14 @@ enum hd_fail_reason {
 extern const char *const hd_fail_reason_names[HD_REASON_MAX];
 int hd_fail_reason_of(const char *name); /* -1 if unknown */
 
+/* circuit breaker alerts (herald_alerts_total) */
+enum hd_alert_result {
+    HD_ALERT_SENT = 0,
+    HD_ALERT_FAILED,  /* every attempt failed */
+    HD_ALERT_DROPPED, /* the worker's queue was full */
+    HD_ALERT_MAX
+};
+
 struct hd_histogram {
     uint64_t bucket[HD_HIST_BUCKETS + 1]; /* last: +Inf */
     uint64_t count;
@@ -70,6 +78,7 @@ struct hd_metrics {
     uint64_t heartbeat_ms;  /* last loop tick of the worker */
     /* by provider index; the last slot takes what is not counted */
     struct hd_provider_metrics providers[HD_METRICS_PROVIDERS + 1];
+    uint64_t alerts[HD_ALERT_MAX];
     char _pad[64];
 };
 

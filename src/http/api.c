@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "core/herald.h"
+#include "core/codec.h"
 #include "core/metrics.h"
 #include "http/api.h"
 
@@ -99,16 +100,19 @@ hd_api_op_finish_durable(struct hd_api_op *op, int status, json_t *out)
 json_t *
 hd_api_error(const char *code, const char *field, const char *fmt, ...)
 {
-    char msg[512];
+    char msg[512], f[256];
     va_list ap;
     json_t *err;
 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    err = json_pack("{s:s, s:s}", "code", code, "message", msg);
-    if (field)
-        json_object_set_new(err, "field", json_string(field));
+    /* names and values from the request, maybe cut inside a character */
+    err = json_pack("{s:s, s:s}", "code", code, "message", hd_utf8_fix(msg));
+    if (field) {
+        snprintf(f, sizeof(f), "%s", field);
+        json_object_set_new(err, "field", json_string(hd_utf8_fix(f)));
+    }
     return json_pack("{s:o}", "error", err);
 }
 

@@ -26,6 +26,7 @@
 #include <openssl/ssl.h>
 
 #include "core/herald.h"
+#include "core/codec.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/time.h"
@@ -428,16 +429,19 @@ void
 hd_http_error(struct hd_req *r, int status, const char *code, const char *field,
               const char *fmt, ...)
 {
-    char msg[512];
+    char msg[512], f[256];
     va_list ap;
     json_t *err;
 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    err = json_pack("{s:s, s:s}", "code", code, "message", msg);
-    if (field)
-        json_object_set_new(err, "field", json_string(field));
+    /* names and values from the request, maybe cut inside a character */
+    err = json_pack("{s:s, s:s}", "code", code, "message", hd_utf8_fix(msg));
+    if (field) {
+        snprintf(f, sizeof(f), "%s", field);
+        json_object_set_new(err, "field", json_string(hd_utf8_fix(f)));
+    }
     if (status == 401)
         hd_http_header(r, "WWW-Authenticate: Basic realm=\"herald\"");
     hd_http_reply(r, status, json_pack("{s:o}", "error", err));

@@ -480,12 +480,10 @@ submit(struct apns_req *r)
 /* 410 Unregistered carries the time (ms) APNs learned the token was gone:
  * a device that registered again after that keeps its token. */
 static int
-registered_after(const struct hd_job *j, const struct hd_h2_response *res)
+registered_after(const struct hd_job *j, int64_t gone_ms)
 {
-    json_t *body, *ts;
     const char *reg;
-    int64_t reg_ms, gone_ms;
-    int after = 0;
+    int64_t reg_ms;
 
     if (j->device == NULL)
         return 0;
@@ -494,14 +492,50 @@ registered_after(const struct hd_job *j, const struct hd_h2_response *res)
         reg = json_string_value(json_object_get(j->device, "created_at"));
     if (reg == NULL || hd_time_parse_iso(reg, &reg_ms) != HD_OK)
         return 0;
-    body = json_loadb((const char *)res->body, res->len, 0, NULL);
-    ts = json_object_get(body, "timestamp");
-    if (json_is_integer(ts)) {
-        gone_ms = json_integer_value(ts);
-        after = reg_ms > gone_ms;
+    return reg_ms > gone_ms;
+}
+
+void
+hd_apns_classify(int st, const char *body, size_t len, const char *retry_after,
+                 int64_t now_ms, struct hd_apns_answer *a)
+{
+    char reason[64] = "";
+    json_t *j, *ts;
+    int64_t ra;
+
+    memset(a, 0, sizeof(*a));
+    if (st == 200) {
+        a->outcome = HD_OUT_DELIVERED;
+        return;
     }
-    json_decref(body);
-    return after;
+    j = json_loadb(body, len, 0, NULL);
+    if (json_string_value(json_object_get(j, "reason")))
+        snprintf(reason, sizeof(reason), "%s",
+                 json_string_value(json_object_get(j, "reason")));
+    ts = json_object_get(j, "timestamp");
+    if (st == 410 && json_is_integer(ts)) {
+        a->has_gone_ms = 1;
+        a->gone_ms = json_integer_value(ts);
+    }
+    json_decref(j);
+    snprintf(a->detail, sizeof(a->detail), "APNs %d %s", st, reason);
+    ra = hd_h2_retry_after_ms(retry_after, now_ms);
+    a->expired_token = st == 403 && strcmp(reason, "ExpiredProviderToken") == 0;
+
+    if (st == 410 ||
+        (st == 400 && (strcmp(reason, "BadDeviceToken") == 0 ||
+                       strcmp(reason, "DeviceTokenNotForTopic") == 0 ||
+                       strcmp(reason, "Unregistered") == 0))) {
+        a->outcome = HD_OUT_DEAD_ADDRESS;
+    } else if (st == 429 || st >= 500 ||
+               (st == 400 && strcmp(reason, "IdleTimeout") == 0) ||
+               (st == 403 && (strcmp(reason, "ExpiredProviderToken") == 0 ||
+                              strcmp(reason, "InvalidProviderToken") == 0))) {
+        a->outcome = HD_OUT_RETRY;
+        a->retry_after_ms = ra > 0 ? ra : 0;
+    } else {
+        a->outcome = HD_OUT_FAILED;
+    }
 }
 
 static void
@@ -509,10 +543,8 @@ on_response(void *arg, const struct hd_h2_response *res, const char *error)
 {
     struct apns_req *r = arg;
     struct hd_job *j = r->j;
-    char reason[64] = "", detail[160];
-    int64_t ra;
-    json_t *body;
-    int st;
+    struct hd_apns_answer a;
+    char detail[160];
 
     if (error) {
         /* connection lost or timed out: the outcome is unknown, retry */
@@ -521,23 +553,14 @@ on_response(void *arg, const struct hd_h2_response *res, const char *error)
         j->done(j, HD_OUT_RETRY, 0, detail);
         return;
     }
-    st = res->status;
-    if (st == 200) {
+    if (res->status == 200) {
         req_free(r);
         j->done(j, HD_OUT_DELIVERED, 0, NULL);
         return;
     }
-    body = json_loadb((const char *)res->body, res->len, 0, NULL);
-    if (json_string_value(json_object_get(body, "reason")))
-        snprintf(reason, sizeof(reason), "%s",
-                 json_string_value(json_object_get(body, "reason")));
-    json_decref(body);
-    snprintf(detail, sizeof(detail), "APNs %d %s", st, reason);
-    ra = hd_h2_retry_after_ms(hd_h2_header_find(res, "retry-after"),
-                              hd_now_ms());
-
-    if (st == 403 && strcmp(reason, "ExpiredProviderToken") == 0 &&
-        r->a->token_auth && r->replays == 0) {
+    hd_apns_classify(res->status, (const char *)res->body, res->len,
+                     hd_h2_header_find(res, "retry-after"), hd_now_ms(), &a);
+    if (a.expired_token && r->a->token_auth && r->replays == 0) {
         /* renew (at most every 20 minutes) and send once more */
         r->replays++;
         bearer(r->a, r->aw, r->iat);
@@ -546,22 +569,9 @@ on_response(void *arg, const struct hd_h2_response *res, const char *error)
         return;
     }
     req_free(r);
-    if (st == 410 ||
-        (st == 400 && (strcmp(reason, "BadDeviceToken") == 0 ||
-                       strcmp(reason, "DeviceTokenNotForTopic") == 0 ||
-                       strcmp(reason, "Unregistered") == 0))) {
-        if (st == 410 && registered_after(j, res))
-            j->done(j, HD_OUT_FAILED, 0, detail);
-        else
-            j->done(j, HD_OUT_DEAD_ADDRESS, 0, detail);
-    } else if (st == 429 || st >= 500 ||
-               (st == 400 && strcmp(reason, "IdleTimeout") == 0) ||
-               (st == 403 && (strcmp(reason, "ExpiredProviderToken") == 0 ||
-                              strcmp(reason, "InvalidProviderToken") == 0))) {
-        j->done(j, HD_OUT_RETRY, ra > 0 ? ra : 0, detail);
-    } else {
-        j->done(j, HD_OUT_FAILED, 0, detail);
-    }
+    if (a.has_gone_ms && registered_after(j, a.gone_ms))
+        a.outcome = HD_OUT_FAILED;
+    j->done(j, a.outcome, a.retry_after_ms, a.detail);
 }
 
 /* ==== the provider ==== */

@@ -1,11 +1,13 @@
 /*
  * apns.h: what apns.c exposes besides its provider type (declared in
- * provider.h): the pure parts, for the unit tests and for the ingest check
- * of the payload size. Any thread.
+ * provider.h): the pure parts, for the unit tests, the fuzz target and the
+ * ingest check of the payload size. Any thread.
  */
 #ifndef HD_APNS_H
 #define HD_APNS_H
 
+#include <stddef.h>
+#include <stdint.h>
 #include <jansson.h>
 
 #define HD_APNS_MAX_PAYLOAD 4096
@@ -17,5 +19,19 @@ void hd_apns_id(const char *delivery_id, char *out);
 /* The APNs JSON payload for a notification's content; new reference.
  * *background is set when there is no alert (a silent push). */
 json_t *hd_apns_payload(json_t *content, int *background);
+
+/* What an APNs answer other than a lost stream means (protocols.md 1.8),
+ * from its :status, body, retry-after value (or NULL) and the time. */
+struct hd_apns_answer {
+    int outcome;            /* enum hd_outcome */
+    int64_t retry_after_ms; /* HD_OUT_RETRY: Retry-After, else 0 */
+    int expired_token;      /* 403 ExpiredProviderToken: renew, send again */
+    int has_gone_ms;        /* 410 with a "timestamp": */
+    int64_t gone_ms;        /* ... when APNs learned the token was gone */
+    char detail[160];       /* "APNs <status> <reason>" */
+};
+void hd_apns_classify(int status, const char *body, size_t len,
+                      const char *retry_after, int64_t now_ms,
+                      struct hd_apns_answer *a);
 
 #endif

@@ -529,17 +529,54 @@ fetch_token(struct fcm *f, struct fcm_worker *fw, struct hd_worker *w)
     free(body);
 }
 
+void
+hd_fcm_classify(int st, const char *body, size_t len, const char *retry_after,
+                int64_t now_ms, struct hd_fcm_answer *a)
+{
+    const char *code, *message;
+    json_t *j;
+    int64_t ra;
+
+    memset(a, 0, sizeof(*a));
+    if (st == 200) {
+        a->outcome = HD_OUT_DELIVERED;
+        return;
+    }
+    j = json_loadb(body, len, 0, NULL);
+    code = hd_fcm_error_code(j, &message);
+    snprintf(a->detail, sizeof(a->detail), "FCM %d %s%s%s", st, code,
+             *message ? ": " : "", message);
+    ra = hd_h2_retry_after_ms(retry_after, now_ms);
+    /* our access token, unless FCM's own with APNs or Web Push failed */
+    a->renew_token = st == 401 && strcmp(code, "THIRD_PARTY_AUTH_ERROR") != 0;
+
+    if (st == 404 || strcmp(code, "UNREGISTERED") == 0 ||
+        strcmp(code, "SENDER_ID_MISMATCH") == 0 ||
+        (st == 400 && strcmp(code, "INVALID_ARGUMENT") == 0 &&
+         strstr(message, "token") != NULL)) {
+        a->outcome = HD_OUT_DEAD_ADDRESS;
+    } else if (st == 429 || strcmp(code, "QUOTA_EXCEEDED") == 0) {
+        a->outcome = HD_OUT_RETRY;
+        a->retry_after_ms = ra > 60000 ? ra : 60000;
+    } else if (st >= 500 || st == 401 || strcmp(code, "UNAVAILABLE") == 0 ||
+               strcmp(code, "INTERNAL") == 0 ||
+               strcmp(code, "UNSPECIFIED_ERROR") == 0) {
+        a->outcome = HD_OUT_RETRY;
+        a->retry_after_ms = ra > 0 ? ra : 0;
+    } else {
+        a->outcome = HD_OUT_FAILED;
+    }
+    json_decref(j);
+}
+
 static void
 on_send_response(void *arg, const struct hd_h2_response *res, const char *error)
 {
     struct fcm_req *r = arg;
     struct fcm_worker *fw = r->fw;
     struct hd_job *j = r->j;
-    const char *code, *message;
+    struct hd_fcm_answer a;
     char detail[200];
-    json_t *body;
-    int64_t ra;
-    int st;
 
     if (error) {
         snprintf(detail, sizeof(detail), "FCM: %s", error);
@@ -547,47 +584,25 @@ on_send_response(void *arg, const struct hd_h2_response *res, const char *error)
         j->done(j, HD_OUT_RETRY, 0, detail);
         return;
     }
-    st = res->status;
-    if (st == 200) {
+    if (res->status == 200) {
         req_free(r);
         j->done(j, HD_OUT_DELIVERED, 0, NULL);
         return;
     }
-    body = json_loadb((const char *)res->body, res->len, 0, NULL);
-    code = hd_fcm_error_code(body, &message);
-    snprintf(detail, sizeof(detail), "FCM %d %s%s%s", st, code,
-             *message ? ": " : "", message);
-    ra = hd_h2_retry_after_ms(hd_h2_header_find(res, "retry-after"),
-                              hd_now_ms());
-
-    if (st == 401 && strcmp(code, "THIRD_PARTY_AUTH_ERROR") != 0 &&
-        r->replays == 0) {
+    hd_fcm_classify(res->status, (const char *)res->body, res->len,
+                    hd_h2_header_find(res, "retry-after"), hd_now_ms(), &a);
+    if (a.renew_token && r->replays == 0) {
         /* our access token: drop it (unless renewed already), send again */
         r->replays++;
         if (fw->bearer && strcmp(fw->bearer, r->bearer_sent) == 0) {
             free(fw->bearer);
             fw->bearer = NULL;
         }
-        json_decref(body);
         submit(r);
         return;
     }
     req_free(r);
-    if (st == 404 || strcmp(code, "UNREGISTERED") == 0 ||
-        strcmp(code, "SENDER_ID_MISMATCH") == 0 ||
-        (st == 400 && strcmp(code, "INVALID_ARGUMENT") == 0 &&
-         strstr(message, "token") != NULL)) {
-        j->done(j, HD_OUT_DEAD_ADDRESS, 0, detail);
-    } else if (st == 429 || strcmp(code, "QUOTA_EXCEEDED") == 0) {
-        j->done(j, HD_OUT_RETRY, ra > 60000 ? ra : 60000, detail);
-    } else if (st >= 500 || st == 401 || strcmp(code, "UNAVAILABLE") == 0 ||
-               strcmp(code, "INTERNAL") == 0 ||
-               strcmp(code, "UNSPECIFIED_ERROR") == 0) {
-        j->done(j, HD_OUT_RETRY, ra > 0 ? ra : 0, detail);
-    } else {
-        j->done(j, HD_OUT_FAILED, 0, detail);
-    }
-    json_decref(body);
+    j->done(j, a.outcome, a.retry_after_ms, a.detail);
 }
 
 /* ==== the provider ==== */

@@ -345,22 +345,28 @@ set_idle(struct conn *c)
     bufferevent_enable(c->bev, EV_READ);
 }
 
+/* The response read on c; borrows c's head and body until the next one. */
+static void
+response_of(struct conn *c, struct hd_http1_response *resp)
+{
+    size_t blen = evbuffer_get_length(c->body);
+
+    evbuffer_add(c->body, "", 1); /* NUL */
+    resp->status = c->status;
+    resp->headers = c->headers;
+    resp->nheaders = c->nheaders;
+    resp->body = (char *)evbuffer_pullup(c->body, -1);
+    resp->len = blen;
+}
+
 static void
 response_done(struct conn *c)
 {
     struct hd_http1_pool *p = c->pool;
     struct req *r = c->req;
     struct hd_http1_response resp;
-    size_t blen = evbuffer_get_length(c->body);
-    char *body;
 
-    evbuffer_add(c->body, "", 1); /* NUL */
-    body = (char *)evbuffer_pullup(c->body, -1);
-    resp.status = c->status;
-    resp.headers = c->headers;
-    resp.nheaders = c->nheaders;
-    resp.body = body;
-    resp.len = blen;
+    response_of(c, &resp);
     c->req = NULL;
     HD_COUNT(p->pm->streams, -1);
     r->conn = NULL;
@@ -448,12 +454,11 @@ parse_head(struct conn *c)
     return HD_OK;
 }
 
-/* Reads what is in the input buffer. HD_OK: a response completed (or
- * more is needed: c->req still set); HD_ERROR: closed with a message. */
+/* Reads what is in in (c's input buffer). HD_OK: a response completed;
+ * HD_AGAIN: more is needed; HD_ERROR: a bad response, *error says why. */
 static int
-parse_input(struct conn *c, const char **error)
+parse_input(struct conn *c, struct evbuffer *in, const char **error)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
     struct evbuffer_ptr ptr;
     size_t n;
 
@@ -471,7 +476,9 @@ parse_input(struct conn *c, const char **error)
             c->head = hd_alloc((size_t)ptr.pos + 5);
             evbuffer_remove(in, c->head, (size_t)ptr.pos + 4);
             c->head[ptr.pos + 4] = '\0';
-            if (parse_head(c) != HD_OK) {
+            /* a NUL would end the head early: strstr() found no CRLF */
+            if (memchr(c->head, '\0', (size_t)ptr.pos + 4) != NULL ||
+                parse_head(c) != HD_OK) {
                 *error = "bad response head";
                 return HD_ERROR;
             }
@@ -575,7 +582,7 @@ on_read(struct bufferevent *bev, void *arg)
         return;
     }
     c->got_bytes = 1;
-    rc = parse_input(c, &error);
+    rc = parse_input(c, bufferevent_get_input(bev), &error);
     if (rc == HD_OK)
         response_done(c);
     else if (rc == HD_ERROR)

@@ -12,6 +12,7 @@
 #include "core/time.h"
 #include "provider/provider.h"
 #include "provider/rest.h"
+#include "provider/sendgrid.h"
 
 #define SENDGRID_DEFAULT_URL "https://api.sendgrid.com"
 
@@ -103,13 +104,62 @@ sendgrid_destroy(struct hd_provider *p)
     free(g);
 }
 
+int
+hd_sendgrid_classify(const struct hd_http1_response *r, int64_t *retry_after,
+                     char *detail, size_t len)
+{
+    const char *v;
+
+    *retry_after = 0;
+    if (r->status == 202 || r->status == 200) {
+        v = hd_http1_header_find(r, "X-Message-Id");
+        snprintf(detail, len, "%s", v && *v ? v : "accepted");
+        return HD_OUT_DELIVERED;
+    }
+    if (r->status == 429) {
+        /* wait until X-RateLimit-Reset (epoch seconds), else Retry-After */
+        int64_t wait = hd_rest_retry_after(r);
+        if ((v = hd_http1_header_find(r, "X-RateLimit-Reset"))) {
+            int64_t reset = strtoll(v, NULL, 10);
+            if (reset > INT64_MAX / 1000 - 1) /* no overflow below */
+                reset = INT64_MAX / 1000 - 1;
+            reset = reset > 0 ? reset * 1000 - hd_now_ms() : 0;
+            if (reset > wait)
+                wait = reset > 3600000 ? 3600000 : reset;
+        }
+        snprintf(detail, len, "sendgrid 429 too many requests");
+        *retry_after = wait;
+        return HD_OUT_RETRY;
+    }
+    if (r->status >= 500) {
+        snprintf(detail, len, "sendgrid %d", r->status);
+        *retry_after = hd_rest_retry_after(r);
+        return HD_OUT_RETRY;
+    }
+    {
+        json_t *body = json_loadb(r->body, r->len, 0, NULL);
+        json_t *e = json_array_get(json_object_get(body, "errors"), 0);
+        const char *msg = json_string_value(json_object_get(e, "message"));
+        snprintf(detail, len, "sendgrid %d %s", r->status,
+                 msg ? msg : "rejected");
+        json_decref(body);
+    }
+    if (r->status == 401 || r->status == 403) {
+        /* the key: a fix and a reload must not lose the message */
+        *retry_after = 60000;
+        return HD_OUT_RETRY;
+    }
+    return HD_OUT_FAILED;
+}
+
 static void
 on_response(void *arg, const struct hd_http1_response *r, const char *error)
 {
     struct hd_rest_req *q = arg;
     struct hd_job *j = q->j;
     char detail[256];
-    const char *v;
+    int64_t ra;
+    int outcome;
 
     hd_rest_req_free(q);
     if (r == NULL) {
@@ -117,41 +167,8 @@ on_response(void *arg, const struct hd_http1_response *r, const char *error)
         j->done(j, HD_OUT_RETRY, 0, detail);
         return;
     }
-    if (r->status == 202 || r->status == 200) {
-        v = hd_http1_header_find(r, "X-Message-Id");
-        snprintf(detail, sizeof(detail), "%s", v ? v : "accepted");
-        j->done(j, HD_OUT_DELIVERED, 0, detail);
-        return;
-    }
-    if (r->status == 429) {
-        /* wait until X-RateLimit-Reset (epoch seconds), else Retry-After */
-        int64_t wait = hd_rest_retry_after(r);
-        if ((v = hd_http1_header_find(r, "X-RateLimit-Reset"))) {
-            int64_t reset = strtoll(v, NULL, 10) * 1000 - hd_now_ms();
-            if (reset > wait)
-                wait = reset > 3600000 ? 3600000 : reset;
-        }
-        j->done(j, HD_OUT_RETRY, wait, "sendgrid 429 too many requests");
-        return;
-    }
-    if (r->status >= 500) {
-        snprintf(detail, sizeof(detail), "sendgrid %d", r->status);
-        j->done(j, HD_OUT_RETRY, hd_rest_retry_after(r), detail);
-        return;
-    }
-    {
-        json_t *body = json_loadb(r->body, r->len, 0, NULL);
-        json_t *e = json_array_get(json_object_get(body, "errors"), 0);
-        const char *msg = json_string_value(json_object_get(e, "message"));
-        snprintf(detail, sizeof(detail), "sendgrid %d %s", r->status,
-                 msg ? msg : "rejected");
-        json_decref(body);
-        if (r->status == 401 || r->status == 403)
-            /* the key: a fix and a reload must not lose the message */
-            j->done(j, HD_OUT_RETRY, 60000, detail);
-        else
-            j->done(j, HD_OUT_FAILED, 0, detail);
-    }
+    outcome = hd_sendgrid_classify(r, &ra, detail, sizeof(detail));
+    j->done(j, outcome, ra, detail);
 }
 
 static void

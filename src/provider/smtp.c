@@ -27,6 +27,7 @@
 #include "core/time.h"
 #include "provider/mime.h"
 #include "provider/provider.h"
+#include "provider/smtp.h"
 #include "provider/tcp.h"
 #include "provider/tls.h"
 
@@ -511,41 +512,69 @@ after_hello(struct sconn *c)
     return 0;
 }
 
-/* EHLO's lines after the first: the extensions. */
-static void
-parse_ehlo(struct sconn *c)
+void
+hd_smtp_ehlo(char *text, struct hd_smtp_ehlo *e)
 {
-    char *text = (char *)evbuffer_pullup(c->reply, -1), *line, *save = NULL;
+    char *line, *save = NULL;
     int first = 1;
 
+    memset(e, 0, sizeof(*e));
     for (line = strtok_r(text, "\n", &save); line;
          line = strtok_r(NULL, "\n", &save), first = 0) {
         if (first)
             continue;
         if (strcasecmp(line, "PIPELINING") == 0)
-            c->pipelining = 1;
+            e->pipelining = 1;
         else if (strcasecmp(line, "STARTTLS") == 0)
-            c->has_starttls = 1;
+            e->starttls = 1;
         else if (strncasecmp(line, "SIZE", 4) == 0 &&
-                 (line[4] == ' ' || line[4] == '\0'))
-            c->size_max = strtoll(line + 4, NULL, 10);
-        else if (strncasecmp(line, "AUTH", 4) == 0 &&
-                 (line[4] == ' ' || line[4] == '=')) {
+                 (line[4] == ' ' || line[4] == '\0')) {
+            e->has_size = 1;
+            e->size_max = strtoll(line + 4, NULL, 10);
+        } else if (strncasecmp(line, "AUTH", 4) == 0 &&
+                   (line[4] == ' ' || line[4] == '=')) {
             char *m, *msave = NULL;
             for (m = strtok_r(line + 5, " ", &msave); m;
                  m = strtok_r(NULL, " ", &msave)) {
                 if (strcasecmp(m, "PLAIN") == 0)
-                    c->auth_plain = 1;
+                    e->auth_plain = 1;
                 else if (strcasecmp(m, "LOGIN") == 0)
-                    c->auth_login = 1;
+                    e->auth_login = 1;
             }
         }
     }
 }
 
+/* EHLO's lines after the first: the extensions. */
+static void
+parse_ehlo(struct sconn *c)
+{
+    struct hd_smtp_ehlo e;
+
+    hd_smtp_ehlo((char *)evbuffer_pullup(c->reply, -1), &e);
+    c->pipelining |= e.pipelining;
+    c->has_starttls |= e.starttls;
+    c->auth_plain |= e.auth_plain;
+    c->auth_login |= e.auth_login;
+    if (e.has_size)
+        c->size_max = e.size_max;
+}
+
 static void on_tls(void *arg, struct bufferevent *bev, const char *error);
 static void on_read(struct bufferevent *bev, void *arg);
 static void on_event(struct bufferevent *bev, short what, void *arg);
+
+int
+hd_smtp_reply_line(const char *line, size_t n, int *code, int *last)
+{
+    if (n < 3 || line[0] < '2' || line[0] > '5' || line[1] < '0' ||
+        line[1] > '9' || line[2] < '0' || line[2] > '9' ||
+        (n > 3 && line[3] != ' ' && line[3] != '-'))
+        return HD_ERROR;
+    *code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+    *last = n == 3 || line[3] == ' ';
+    return HD_OK;
+}
 
 /* Handles one complete reply (code in c->code, text lines in c->reply,
  * newline-separated, without codes). GONE or 0. */
@@ -692,10 +721,8 @@ on_read(struct bufferevent *bev, void *arg)
     size_t n;
 
     while ((line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF)) != NULL) {
-        int last;
-        if (n < 3 || line[0] < '2' || line[0] > '5' || line[1] < '0' ||
-            line[1] > '9' || line[2] < '0' || line[2] > '9' ||
-            (n > 3 && line[3] != ' ' && line[3] != '-')) {
+        int code, last;
+        if (hd_smtp_reply_line(line, n, &code, &last) != HD_OK) {
             free(line);
             conn_fail(c, "bad reply line");
             return;
@@ -705,9 +732,7 @@ on_read(struct bufferevent *bev, void *arg)
             conn_close(c); /* talking out of turn, or 421 while idle */
             return;
         }
-        last = n == 3 || line[3] == ' ';
-        c->code =
-            (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+        c->code = code;
         if (evbuffer_get_length(c->reply))
             evbuffer_add(c->reply, "\n", 1);
         if (n > 4)

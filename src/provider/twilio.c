@@ -207,33 +207,44 @@ twilio_destroy(struct hd_provider *p)
 
 /* ==== sending ==== */
 
-/* Outcome of a Twilio error response (protocols.md 4.1.3). */
-static void
-answer_error(struct hd_job *j, const struct hd_http1_response *r)
+int
+hd_twilio_classify(const struct hd_http1_response *r, int64_t *retry_after,
+                   char *detail, size_t len)
 {
     json_t *body = json_loadb(r->body, r->len, 0, NULL);
     int code = (int)json_integer_value(json_object_get(body, "code"));
     const char *msg = json_string_value(json_object_get(body, "message"));
-    char detail[256];
+    int outcome;
 
-    if (r->status == 429 || code == 20429 || r->status >= 500) {
-        snprintf(detail, sizeof(detail), "twilio %d %d%s%s", r->status, code,
+    *retry_after = 0;
+    if (r->status == 201 || r->status == 200) {
+        const char *sid = json_string_value(json_object_get(body, "sid"));
+        snprintf(detail, len, "%s", sid ? sid : "accepted");
+        outcome = HD_OUT_DELIVERED;
+    } else if (r->status == 429 || code == 20429 || r->status >= 500) {
+        snprintf(detail, len, "twilio %d %d%s%s", r->status, code,
                  msg ? ": " : "", msg ? msg : "");
-        j->done(j, HD_OUT_RETRY, hd_rest_retry_after(r), detail);
+        *retry_after = hd_rest_retry_after(r);
+        outcome = HD_OUT_RETRY;
     } else if (code == 21610) {
         /* replied STOP: the number takes no SMS until START */
-        j->done(j, HD_OUT_DEAD_ADDRESS, 0, "21610 unsubscribed");
+        snprintf(detail, len, "21610 unsubscribed");
+        outcome = HD_OUT_DEAD_ADDRESS;
     } else if (code == 21211) {
-        j->done(j, HD_OUT_FAILED, 0, "21211 invalid number");
+        snprintf(detail, len, "21211 invalid number");
+        outcome = HD_OUT_FAILED;
     } else if (r->status == 401 || r->status == 403 || code == 20003) {
         /* credentials: a fix and a reload must not lose the message */
-        j->done(j, HD_OUT_RETRY, 60000, "20003 authentication failed");
+        snprintf(detail, len, "20003 authentication failed");
+        *retry_after = 60000;
+        outcome = HD_OUT_RETRY;
     } else {
-        snprintf(detail, sizeof(detail), "%d %s", code ? code : r->status,
+        snprintf(detail, len, "%d %s", code ? code : r->status,
                  msg ? msg : "rejected");
-        j->done(j, HD_OUT_FAILED, 0, detail);
+        outcome = HD_OUT_FAILED;
     }
     json_decref(body);
+    return outcome;
 }
 
 static void
@@ -242,20 +253,17 @@ on_response(void *arg, const struct hd_http1_response *r, const char *error)
     struct twilio_req *q = arg;
     struct hd_job *j = q->r.j;
     char detail[256];
+    int64_t ra;
+    int outcome;
 
     hd_rest_req_free(q);
     if (r == NULL) {
         snprintf(detail, sizeof(detail), "twilio: %s", error);
         j->done(j, HD_OUT_RETRY, 0, detail);
-    } else if (r->status == 201 || r->status == 200) {
-        json_t *body = json_loadb(r->body, r->len, 0, NULL);
-        const char *sid = json_string_value(json_object_get(body, "sid"));
-        snprintf(detail, sizeof(detail), "%s", sid ? sid : "accepted");
-        json_decref(body);
-        j->done(j, HD_OUT_DELIVERED, 0, detail);
-    } else {
-        answer_error(j, r);
+        return;
     }
+    outcome = hd_twilio_classify(r, &ra, detail, sizeof(detail));
+    j->done(j, outcome, ra, detail);
 }
 
 static void

@@ -1,12 +1,16 @@
 /*
  * twilio.h: the "twilio" provider (Programmable Messaging, HTTP/1.1) and
  * the X-Twilio-Signature check that herald's status-callback endpoint
- * needs (protocols.md 4.1.5). The check is pure and thread-safe.
+ * needs (protocols.md 4.1.5), and what an answer means. Both are pure and
+ * thread-safe.
  */
 #ifndef HD_TWILIO_H
 #define HD_TWILIO_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+struct hd_http1_response;
 
 /* One decoded form parameter of a callback. */
 struct hd_twilio_param {
@@ -29,5 +33,11 @@ void hd_twilio_signature(const char *auth_token, const char *url,
 int hd_twilio_signature_valid(const char *auth_token, const char *url,
                               struct hd_twilio_param *params, size_t n,
                               const char *signature);
+
+/* The outcome (enum hd_outcome) of a Twilio answer (protocols.md 4.1.3):
+ * *retry_after in ms (0: the backoff's), detail the message SID or the
+ * error. Pure but for the clock (an HTTP-date Retry-After). */
+int hd_twilio_classify(const struct hd_http1_response *r, int64_t *retry_after,
+                       char *detail, size_t len);
 
 #endif

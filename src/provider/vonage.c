@@ -12,6 +12,7 @@
 #include "provider/provider.h"
 #include "provider/rest.h"
 #include "provider/sms.h"
+#include "provider/vonage.h"
 
 #define VONAGE_DEFAULT_URL "https://rest.nexmo.com"
 #define VONAGE_MAX_SEGMENTS 10
@@ -124,22 +125,22 @@ status_outcome(int status, int64_t *retry_after)
     }
 }
 
-static void
-answer(struct hd_job *j, const struct hd_http1_response *r)
+/* The outcome of a 200: every message part's status. */
+static int
+parts_outcome(const struct hd_http1_response *r, int64_t *retry_after,
+              char *detail, size_t len)
 {
     json_t *body = json_loadb(r->body, r->len, 0, NULL), *m;
     json_t *msgs = json_object_get(body, "messages");
-    int64_t retry_after = 0;
     int outcome = HD_OUT_DELIVERED, accepted = 0;
     const char *first_id = NULL, *bad_text = NULL;
-    char detail[256];
     int bad_status = 0;
     size_t i;
 
     if (!json_is_array(msgs) || json_array_size(msgs) == 0) {
         json_decref(body);
-        j->done(j, HD_OUT_RETRY, 0, "vonage: no messages in the answer");
-        return;
+        snprintf(detail, len, "vonage: no messages in the answer");
+        return HD_OUT_RETRY;
     }
     json_array_foreach(msgs, i, m)
     {
@@ -150,23 +151,38 @@ answer(struct hd_job *j, const struct hd_http1_response *r)
             if (first_id == NULL)
                 first_id = json_string_value(json_object_get(m, "message-id"));
         } else if (outcome == HD_OUT_DELIVERED) {
-            outcome = status_outcome(status, &retry_after);
+            outcome = status_outcome(status, retry_after);
             bad_status = status;
             bad_text = json_string_value(json_object_get(m, "error-text"));
         }
     }
     if (outcome == HD_OUT_DELIVERED) {
-        snprintf(detail, sizeof(detail), "%s", first_id ? first_id : "0");
-        j->done(j, HD_OUT_DELIVERED, 0, detail);
+        snprintf(detail, len, "%s", first_id ? first_id : "0");
+        *retry_after = 0;
     } else {
         /* some parts went out: sending again would repeat them */
         if (accepted && outcome == HD_OUT_RETRY)
             outcome = HD_OUT_FAILED;
-        snprintf(detail, sizeof(detail), "vonage %d %s", bad_status,
+        snprintf(detail, len, "vonage %d %s", bad_status,
                  bad_text ? bad_text : "rejected");
-        j->done(j, outcome, retry_after, detail);
     }
     json_decref(body);
+    return outcome;
+}
+
+int
+hd_vonage_classify(const struct hd_http1_response *r, int64_t *retry_after,
+                   char *detail, size_t len)
+{
+    *retry_after = 0;
+    if (r->status == 200)
+        return parts_outcome(r, retry_after, detail, len);
+    snprintf(detail, len, "vonage: HTTP %d", r->status);
+    if (r->status == 429 || r->status >= 500) {
+        *retry_after = hd_rest_retry_after(r);
+        return HD_OUT_RETRY;
+    }
+    return HD_OUT_FAILED;
 }
 
 static void
@@ -175,20 +191,17 @@ on_response(void *arg, const struct hd_http1_response *r, const char *error)
     struct hd_rest_req *q = arg;
     struct hd_job *j = q->j;
     char detail[256];
+    int64_t ra;
+    int outcome;
 
     hd_rest_req_free(q);
     if (r == NULL) {
         snprintf(detail, sizeof(detail), "vonage: %s", error);
         j->done(j, HD_OUT_RETRY, 0, detail);
-    } else if (r->status == 200) {
-        answer(j, r);
-    } else if (r->status == 429 || r->status >= 500) {
-        snprintf(detail, sizeof(detail), "vonage: HTTP %d", r->status);
-        j->done(j, HD_OUT_RETRY, hd_rest_retry_after(r), detail);
-    } else {
-        snprintf(detail, sizeof(detail), "vonage: HTTP %d", r->status);
-        j->done(j, HD_OUT_FAILED, 0, detail);
+        return;
     }
+    outcome = hd_vonage_classify(r, &ra, detail, sizeof(detail));
+    j->done(j, outcome, ra, detail);
 }
 
 static void

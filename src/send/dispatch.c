@@ -13,11 +13,13 @@
 #include <stdio.h>
 
 #include "core/herald.h"
+#include "core/codec.h"
 #include "core/metrics.h"
 #include "core/shard.h"
 #include "core/sign.h"
 #include "core/time.h"
 #include "provider/provider.h"
+#include "send/alert.h"
 #include "send/dispatch.h"
 #include "send/events.h"
 #include "send/notify.h"
@@ -146,6 +148,8 @@ cb_set(struct dispatcher *d, struct hd_provider *p, int state)
            "circuit breaker of provider \"%s\" %s -> %s after %d "
            "consecutive failures",
            p->name, cb_names[b->state], cb_names[state], b->failures);
+    hd_alert_breaker(d->w, p->name, cb_names[b->state], cb_names[state],
+                     b->failures);
     b->state = state;
     if (state == CB_OPEN)
         b->open_until = hd_now_ms() + p->policy.breaker_cooldown_ms;
@@ -327,6 +331,7 @@ on_job_done(struct hd_job *j, int outcome, int64_t retry_after_ms,
     struct job_ctx *jc = (struct job_ctx *)j;
     struct dispatcher *disp = jc->ds->d;
     struct hd_shard *s = jc->ds->s;
+    char fixed[512];
     const struct hd_provider_policy *pol =
         jc->provider ? &jc->provider->policy : NULL;
     json_t *d = jc->delivery;
@@ -334,6 +339,12 @@ on_job_done(struct hd_job *j, int outcome, int64_t retry_after_ms,
     const char *status, *reason = NULL;
     MDB_val v;
 
+    if (detail) {
+        /* provider text (a header, a reply cut by snprintf) may not be
+         * UTF-8: jansson would refuse it and the record lose it */
+        snprintf(fixed, sizeof(fixed), "%s", detail);
+        detail = hd_utf8_fix(fixed);
+    }
     if (jc->provider) {
         struct hd_metrics *m = hd_metrics_self();
         cb_outcome(disp, jc->provider, outcome == HD_OUT_RETRY);

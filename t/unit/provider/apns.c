@@ -1,7 +1,8 @@
 /*
  * t/unit/provider/apns.c: the apns-id of a delivery (a stable RFC 4122
  * version 5 UUID) and the payload built from a notification's content
- * (alert, badge, sound, thread-id, custom data at top level, background).
+ * (alert, badge, sound, thread-id, custom data at top level, background),
+ * and what an answer means (hd_apns_classify, protocols.md 1.8).
  */
 #include "provider/apns.c"
 
@@ -76,12 +77,55 @@ test_payload(void)
                   0, "mutable-content, interruption-level");
 }
 
+static void
+answer(int st, const char *body, const char *ra, int outcome, int64_t ms,
+       const char *desc)
+{
+    struct hd_apns_answer a;
+
+    hd_apns_classify(st, body, body ? strlen(body) : 0, ra, 1000000, &a);
+    ok(a.outcome == outcome, "%s: outcome %d", desc, a.outcome);
+    ok(a.retry_after_ms == ms, "%s: retry after %lld ms", desc,
+       (long long)a.retry_after_ms);
+}
+
+static void
+test_classify(void)
+{
+    struct hd_apns_answer a;
+    const char *gone = "{\"reason\":\"Unregistered\",\"timestamp\":12345}";
+    const char *expired = "{\"reason\":\"ExpiredProviderToken\"}";
+
+    answer(200, NULL, NULL, HD_OUT_DELIVERED, 0, "200");
+    answer(400, "{\"reason\":\"BadDeviceToken\"}", NULL, HD_OUT_DEAD_ADDRESS, 0,
+           "BadDeviceToken");
+    answer(400, "{\"reason\":\"BadCollapseId\"}", NULL, HD_OUT_FAILED, 0,
+           "BadCollapseId");
+    answer(400, "{\"reason\":\"IdleTimeout\"}", NULL, HD_OUT_RETRY, 0,
+           "IdleTimeout");
+    answer(429, "{\"reason\":\"TooManyRequests\"}", "7", HD_OUT_RETRY, 7000,
+           "429 with Retry-After");
+    answer(503, "not json", NULL, HD_OUT_RETRY, 0, "503, not JSON");
+    answer(403, "{\"reason\":\"Forbidden\"}", NULL, HD_OUT_FAILED, 0,
+           "Forbidden");
+    hd_apns_classify(403, expired, strlen(expired), NULL, 0, &a);
+    ok(a.expired_token && a.outcome == HD_OUT_RETRY,
+       "ExpiredProviderToken: renew, else retry");
+    is_str(a.detail, "APNs 403 ExpiredProviderToken", "detail");
+    hd_apns_classify(410, gone, strlen(gone), NULL, 0, &a);
+    ok(a.outcome == HD_OUT_DEAD_ADDRESS && a.has_gone_ms && a.gone_ms == 12345,
+       "410: dead address, gone at the timestamp");
+    hd_apns_classify(400, gone, strlen(gone), NULL, 0, &a);
+    ok(!a.has_gone_ms, "a timestamp counts with 410 only");
+}
+
 int
 main(void)
 {
     static const struct tap_case cases[] = {
         {"apns-id", test_id},
         {"payload", test_payload},
+        {"classify", test_classify},
     };
     tap_run(cases, HD_NELEMS(cases));
     return done_testing();

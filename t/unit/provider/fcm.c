@@ -69,12 +69,57 @@ test_errors(void)
     code("not json", "", "");
 }
 
+static void
+answer(int st, const char *body, const char *ra, int outcome, int64_t ms,
+       int renew, const char *desc)
+{
+    struct hd_fcm_answer a;
+
+    hd_fcm_classify(st, body, strlen(body), ra, 1000000, &a);
+    ok(a.outcome == outcome, "%s: outcome %d", desc, a.outcome);
+    ok(a.retry_after_ms == ms, "%s: retry after %lld ms", desc,
+       (long long)a.retry_after_ms);
+    ok(a.renew_token == renew, "%s: renew the token: %d", desc, renew);
+}
+
+static void
+test_classify(void)
+{
+    const char *fcm =
+        "{\"error\":{\"code\":%d,\"status\":\"%s\",\"details\":"
+        "[{\"@type\":\"type.googleapis.com/"
+        "google.firebase.fcm.v1.FcmError\",\"errorCode\":\"%s\"}]}}";
+    char b[512];
+
+    answer(200, "{}", NULL, HD_OUT_DELIVERED, 0, 0, "200");
+    snprintf(b, sizeof(b), fcm, 404, "NOT_FOUND", "UNREGISTERED");
+    answer(404, b, NULL, HD_OUT_DEAD_ADDRESS, 0, 0, "UNREGISTERED");
+    snprintf(b, sizeof(b), fcm, 429, "RESOURCE_EXHAUSTED", "QUOTA_EXCEEDED");
+    answer(429, b, "5", HD_OUT_RETRY, 60000, 0,
+           "QUOTA_EXCEEDED: 1 min at least");
+    answer(429, b, "120", HD_OUT_RETRY, 120000, 0, "... or Retry-After");
+    snprintf(b, sizeof(b), fcm, 401, "UNAUTHENTICATED",
+             "THIRD_PARTY_AUTH_ERROR");
+    answer(401, b, NULL, HD_OUT_RETRY, 0, 0, "THIRD_PARTY_AUTH_ERROR");
+    answer(401, "{\"error\":{\"status\":\"UNAUTHENTICATED\"}}", NULL,
+           HD_OUT_RETRY, 0, 1, "401 of our token");
+    answer(400,
+           "{\"error\":{\"status\":\"INVALID_ARGUMENT\",\"message\":"
+           "\"The registration token is not a valid FCM registration "
+           "token\"}}",
+           NULL, HD_OUT_DEAD_ADDRESS, 0, 0, "INVALID_ARGUMENT on the token");
+    answer(400, "<html>bad gateway</html>", NULL, HD_OUT_FAILED, 0, 0,
+           "400, not JSON");
+    answer(503, "", "3", HD_OUT_RETRY, 3000, 0, "503 with Retry-After");
+}
+
 int
 main(void)
 {
     static const struct tap_case cases[] = {
         {"message", test_message},
         {"errors", test_errors},
+        {"classify", test_classify},
     };
     tap_run(cases, HD_NELEMS(cases));
     return done_testing();
