@@ -292,6 +292,20 @@ for my $case (['0410', 'unregistered', 'Unregistered'],
         "$reason: device removed") or diag(explain $devs->{json});
 }
 
+# A 410 whose timestamp is older than the device's registration: the token
+# was registered again since APNs saw it go, so the device stays.
+{
+    my $token = tok('0411', 'reregistered');
+    user_with_device('reregistered', $token);
+    my $d = delivery(wait_done(send_push('reregistered')));
+    is($d->{status}, 'failed', 'old 410: failed');
+    is($d->{reason}, 'rejected', 'old 410: not an invalid token');
+    my $devs = $t->http(GET => '/v1/users/reregistered/devices');
+    ok(grep({ $_->{token} eq $token } @{$devs->{json}{devices} // []}),
+        'old 410: the device registered after it stays')
+        or diag(explain $devs->{json});
+}
+
 # ==== retried, then delivered =============================================
 
 for my $case (['0429', 'r429', 'TooManyRequests'],

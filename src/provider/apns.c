@@ -477,24 +477,6 @@ submit(struct apns_req *r)
     return HD_OK;
 }
 
-/* 410 Unregistered carries the time (ms) APNs learned the token was gone:
- * a device that registered again after that keeps its token. */
-static int
-registered_after(const struct hd_job *j, int64_t gone_ms)
-{
-    const char *reg;
-    int64_t reg_ms;
-
-    if (j->device == NULL)
-        return 0;
-    reg = json_string_value(json_object_get(j->device, "updated_at"));
-    if (reg == NULL)
-        reg = json_string_value(json_object_get(j->device, "created_at"));
-    if (reg == NULL || hd_time_parse_iso(reg, &reg_ms) != HD_OK)
-        return 0;
-    return reg_ms > gone_ms;
-}
-
 void
 hd_apns_classify(int st, const char *body, size_t len, const char *retry_after,
                  int64_t now_ms, struct hd_apns_answer *a)
@@ -569,8 +551,10 @@ on_response(void *arg, const struct hd_h2_response *res, const char *error)
         return;
     }
     req_free(r);
-    if (a.has_gone_ms && registered_after(j, a.gone_ms))
-        a.outcome = HD_OUT_FAILED;
+    /* 410 carries the time APNs learned the token was gone: the
+     * dispatcher keeps a device that registered again after that */
+    if (a.has_gone_ms)
+        j->gone_ms = a.gone_ms;
     j->done(j, a.outcome, a.retry_after_ms, a.detail);
 }
 

@@ -52,11 +52,15 @@ struct hd_job {
     const char *app;      /* the device's app, or NULL: the default */
     const char *device_id;
     int sandbox;
-    json_t *device;        /* the device record (web: subscription keys) */
+    json_t *device;        /* web only: the device record (its keys) */
     int priority;          /* enum hd_priority */
     int64_t expires_at_ms; /* 0: no expiry */
     /* email: the signed token of the one-click unsubscribe link */
     const char *unsubscribe_token;
+    /* set by the provider with HD_OUT_DEAD_ADDRESS when it says since when
+     * the address is gone (APNs 410 timestamp): the dispatcher keeps a
+     * device registered again after that */
+    int64_t gone_ms;
     hd_job_done_fn done;
 };
 

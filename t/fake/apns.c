@@ -34,6 +34,8 @@
  *   0403 403 ExpiredProviderToken once    0ef0 RST_STREAM REFUSED_STREAM once
  *   0ff0 never answered                   0413 413 PayloadTooLarge
  *   0de1 200 after --slow-ms (3000), other streams going on meanwhile
+ *   0411 410 Unregistered with a timestamp an hour old (the token went
+ *        away before the device registered it again)
  * "once" is per token: the next attempt gets 200. 429/503 carry
  * retry-after: 1.
  *
@@ -89,6 +91,9 @@ static const char *push_types[] = {
 
 /* ==== answers =========================================================== */
 
+/* how long ago the next 410 says the token went away */
+static int64_t gone_ago_ms;
+
 static void
 reply(struct fk_req *r, int status, const char *reason, const char *retry)
 {
@@ -121,10 +126,19 @@ reply(struct fk_req *r, int status, const char *reason, const char *retry)
     fk_jw_cstr(&w, reason);
     if (status == 410) {
         fk_jw_key(&w, "timestamp");
-        fk_jw_int(&w, fk_now_ms());
+        fk_jw_int(&w, fk_now_ms() - gone_ago_ms);
     }
     fk_jw_close(&w, '}');
     fk_respond(r, status, nv, n, opt.body.p, opt.body.len);
+}
+
+/* 410 whose timestamp says the token went away AGO ms before now */
+static void
+reply_gone_before(struct fk_req *r, int64_t ago)
+{
+    gone_ago_ms = ago;
+    reply(r, 410, "Unregistered", NULL);
+    gone_ago_ms = 0;
 }
 
 static void
@@ -504,6 +518,8 @@ on_request(struct fk_req *r)
     why = NULL;
     if (strcmp(p4, "0410") == 0)
         reply(r, 410, "Unregistered", NULL);
+    else if (strcmp(p4, "0411") == 0)
+        reply_gone_before(r, 3600 * 1000);
     else if (strcmp(p4, "0400") == 0)
         reply(r, 400, "BadDeviceToken", NULL);
     else if (strcmp(p4, "0401") == 0)
