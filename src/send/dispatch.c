@@ -26,7 +26,7 @@
 #include "send/users.h"
 #include "store/queue.h"
 
-#define SET_BUCKETS 1024
+#define SET_BUCKETS 16384 /* a few times max_in_flight: short chains */
 
 struct flight {
     struct flight *next;

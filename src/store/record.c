@@ -7,15 +7,37 @@
 #include "core/herald.h"
 #include "store/store.h"
 
+struct encoder {
+    char *buf;
+    size_t len, size;
+};
+
+static int
+on_dump(const char *chunk, size_t n, void *arg)
+{
+    struct encoder *e = arg;
+
+    if (e->len + n > e->size) {
+        while (e->len + n > e->size)
+            e->size *= 2;
+        e->buf = hd_realloc(e->buf, e->size);
+    }
+    memcpy(e->buf + e->len, chunk, n);
+    e->len += n;
+    return 0;
+}
+
+/* One pass of the encoder into a growing buffer (json_dumpb would need a
+ * first pass to learn the size: twice the work on the hot path). */
 char *
 hd_record_encode(json_t *obj, size_t *len)
 {
-    size_t n = json_dumpb(obj, NULL, 0, JSON_COMPACT);
-    char *buf = hd_alloc(n + 1);
+    struct encoder e = {hd_alloc(1024), 1, 1024};
 
-    buf[0] = HD_STORE_FORMAT;
-    *len = json_dumpb(obj, buf + 1, n, JSON_COMPACT) + 1;
-    return buf;
+    e.buf[0] = HD_STORE_FORMAT;
+    json_dump_callback(obj, on_dump, &e, JSON_COMPACT);
+    *len = e.len;
+    return e.buf;
 }
 
 json_t *
