@@ -174,6 +174,25 @@ hd_rest_req_free(void *req)
     free(q);
 }
 
+void
+hd_rest_finish(void *req, const char *name, const struct hd_http1_response *r,
+               const char *error, hd_rest_classify_fn classify)
+{
+    struct hd_job *j = ((struct hd_rest_req *)req)->j;
+    char detail[256];
+    int64_t ra = 0;
+    int outcome;
+
+    hd_rest_req_free(req);
+    if (r == NULL) {
+        snprintf(detail, sizeof(detail), "%s: %s", name, error);
+        j->done(j, HD_OUT_RETRY, 0, detail);
+        return;
+    }
+    outcome = classify(r, &ra, detail, sizeof(detail));
+    j->done(j, outcome, ra, detail);
+}
+
 int64_t
 hd_rest_retry_after(const struct hd_http1_response *r)
 {

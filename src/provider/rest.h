@@ -62,6 +62,18 @@ void hd_rest_exit_worker(void **slot);
 void *hd_rest_req_new(struct hd_rest_worker *rw, struct hd_job *j, size_t size);
 void hd_rest_req_free(void *req);
 
+/* A provider's reading of an answer: the outcome, *retry_after in ms,
+ * detail (message id or error). */
+typedef int (*hd_rest_classify_fn)(const struct hd_http1_response *r,
+                                   int64_t *retry_after, char *detail,
+                                   size_t len);
+/* The end of request req: frees it, then reports its job's outcome, a
+ * retry when the connection failed or timed out (r NULL, error says why,
+ * prefixed with name), else what classify reads in r. */
+void hd_rest_finish(void *req, const char *name,
+                    const struct hd_http1_response *r, const char *error,
+                    hd_rest_classify_fn classify);
+
 /* The value of setting name, or NULL. */
 const char *hd_rest_arg(const struct hd_provider_conf *pc, const char *name);
 /* Retry-After of r in ms (delay-seconds or HTTP-date), or 0. */

@@ -155,20 +155,7 @@ hd_sendgrid_classify(const struct hd_http1_response *r, int64_t *retry_after,
 static void
 on_response(void *arg, const struct hd_http1_response *r, const char *error)
 {
-    struct hd_rest_req *q = arg;
-    struct hd_job *j = q->j;
-    char detail[256];
-    int64_t ra;
-    int outcome;
-
-    hd_rest_req_free(q);
-    if (r == NULL) {
-        snprintf(detail, sizeof(detail), "sendgrid: %s", error);
-        j->done(j, HD_OUT_RETRY, 0, detail);
-        return;
-    }
-    outcome = hd_sendgrid_classify(r, &ra, detail, sizeof(detail));
-    j->done(j, outcome, ra, detail);
+    hd_rest_finish(arg, "sendgrid", r, error, hd_sendgrid_classify);
 }
 
 static void

@@ -250,20 +250,7 @@ hd_twilio_classify(const struct hd_http1_response *r, int64_t *retry_after,
 static void
 on_response(void *arg, const struct hd_http1_response *r, const char *error)
 {
-    struct twilio_req *q = arg;
-    struct hd_job *j = q->r.j;
-    char detail[256];
-    int64_t ra;
-    int outcome;
-
-    hd_rest_req_free(q);
-    if (r == NULL) {
-        snprintf(detail, sizeof(detail), "twilio: %s", error);
-        j->done(j, HD_OUT_RETRY, 0, detail);
-        return;
-    }
-    outcome = hd_twilio_classify(r, &ra, detail, sizeof(detail));
-    j->done(j, outcome, ra, detail);
+    hd_rest_finish(arg, "twilio", r, error, hd_twilio_classify);
 }
 
 static void

@@ -188,20 +188,7 @@ hd_vonage_classify(const struct hd_http1_response *r, int64_t *retry_after,
 static void
 on_response(void *arg, const struct hd_http1_response *r, const char *error)
 {
-    struct hd_rest_req *q = arg;
-    struct hd_job *j = q->j;
-    char detail[256];
-    int64_t ra;
-    int outcome;
-
-    hd_rest_req_free(q);
-    if (r == NULL) {
-        snprintf(detail, sizeof(detail), "vonage: %s", error);
-        j->done(j, HD_OUT_RETRY, 0, detail);
-        return;
-    }
-    outcome = hd_vonage_classify(r, &ra, detail, sizeof(detail));
-    j->done(j, outcome, ra, detail);
+    hd_rest_finish(arg, "vonage", r, error, hd_vonage_classify);
 }
 
 static void

@@ -50,31 +50,10 @@ hd_record_decode(const MDB_val *val)
     return json_loadb(p + 1, val->mv_size - 1, 0, NULL);
 }
 
-json_t *
-hd_store_get_json_n(struct hd_shard *s, int db, const char *key, size_t klen)
-{
-    MDB_val v;
-    json_t *obj = hd_cache_get(s, db, key, klen);
-
-    if (obj != NULL)
-        return obj;
-    if (hd_store_get(s, db, key, klen, &v) != HD_OK)
-        return NULL;
-    obj = hd_record_decode(&v);
-    if (obj == NULL)
-        hd_log(HD_LOG_ERR, &s->log, 0, "undecodable record \"%s\"", key);
-    else
-        hd_cache_set(s, db, key, klen, obj);
-    return obj;
-}
-
-/* The dispatcher reads each queued delivery once, long after ingest
- * when a backlog drains: caching it would only evict hotter records (and
- * cost a free of the one it evicts), so a miss is decoded for the caller
- * alone. */
-json_t *
-hd_store_get_json_nc(struct hd_shard *s, int db, const char *key, size_t klen,
-                     int *shared)
+/* get + decode; a miss goes into the cache when cache is set */
+static json_t *
+load(struct hd_shard *s, int db, const char *key, size_t klen, int cache,
+     int *shared)
 {
     MDB_val v;
     json_t *obj = hd_cache_get(s, db, key, klen);
@@ -87,7 +66,27 @@ hd_store_get_json_nc(struct hd_shard *s, int db, const char *key, size_t klen,
     obj = hd_record_decode(&v);
     if (obj == NULL)
         hd_log(HD_LOG_ERR, &s->log, 0, "undecodable record \"%s\"", key);
+    else if (cache)
+        hd_cache_set(s, db, key, klen, obj);
     return obj;
+}
+
+json_t *
+hd_store_get_json_n(struct hd_shard *s, int db, const char *key, size_t klen)
+{
+    int shared;
+    return load(s, db, key, klen, 1, &shared);
+}
+
+/* The dispatcher reads each queued delivery once, long after ingest
+ * when a backlog drains: caching it would only evict hotter records (and
+ * cost a free of the one it evicts), so a miss is decoded for the caller
+ * alone. */
+json_t *
+hd_store_get_json_nc(struct hd_shard *s, int db, const char *key, size_t klen,
+                     int *shared)
+{
+    return load(s, db, key, klen, 0, shared);
 }
 
 void
