@@ -163,6 +163,14 @@ my @cases;
         qr/.*missing\.conf\b.*/, $conf,
         line_of($c, qr/^include missing/)];
 }
+for my $d ('event_webhook', 'alert_webhook') {
+    # the URL is checked by the parser: a reload with a bad one is refused
+    # before anything is built
+    my $c = with_line_after($base, qr/^listen /, "$d not-a-url;");
+    push @cases, ["$d not-a-url", $c,
+        qq{"$d" directive expects an http:// or https:// URL},
+        $conf, line_of($c, qr/^$d not-a-url;/)];
+}
 {
     $t->write_file('inc/bad.conf',
         "# included\nkeepalive_requests 100;\nbar baz;\n");

@@ -4,7 +4,8 @@
 # faulty fake APNs answers 500 until the breaker opens, then recovers:
 # the receiver must get "closed -> open", then "half-open -> closed". A
 # receiver that never answers must not slow deliveries. Bad URLs are
-# refused with FILE:LINE.
+# refused with FILE:LINE. A reload moves the alerts to a new URL, or ends
+# them.
 
 use strict;
 use warnings;
@@ -49,40 +50,49 @@ my $SECRET = 'alert-secret-1';
 
 # ==== a receiver ==========================================================
 
-# answers 200 to each POST and appends "signature TAB body" to a file
-my $srv = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
-    Listen => 16, ReuseAddr => 1) or die "listen: $!";
-my $rport = $srv->sockport;
-my $pid = fork // die "fork: $!";
-if ($pid == 0) {
-    while (my $c = $srv->accept) {
-        my ($head, $line) = ('');
-        while (defined($line = <$c>)) { last if $line eq "\r\n"; $head .= $line; }
-        if ($head) {
-            my ($len) = $head =~ /Content-Length: (\d+)/i;
-            my ($sig) = $head =~ /X-Herald-Signature: (\S+)/i;
-            my $body = '';
-            read($c, $body, $len // 0);
-            open(my $f, '>>', "$dir/alerts.log");
-            print $f ($sig // '-') . "\t$body\n";
-            close $f;
-            print $c "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+# answers 200 to each POST and appends "signature TAB body" to FILE;
+# returns its port
+my @receivers;
+sub start_receiver
+{
+    my ($file) = @_;
+    my $srv = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+        Listen => 16, ReuseAddr => 1) or die "listen: $!";
+    my $port = $srv->sockport;
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        while (my $c = $srv->accept) {
+            my ($head, $line) = ('');
+            while (defined($line = <$c>)) { last if $line eq "\r\n"; $head .= $line; }
+            if ($head) {
+                my ($len) = $head =~ /Content-Length: (\d+)/i;
+                my ($sig) = $head =~ /X-Herald-Signature: (\S+)/i;
+                my $body = '';
+                read($c, $body, $len // 0);
+                open(my $f, '>>', $file);
+                print $f ($sig // '-') . "\t$body\n";
+                close $f;
+                print $c "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+            }
+            close $c;
         }
-        close $c;
+        POSIX::_exit(0);
     }
-    POSIX::_exit(0);
+    close $srv;
+    push @receivers, $pid;
+    return $port;
 }
-close $srv;
-END { kill 'TERM', $pid if $pid; }
+END { kill 'TERM', @receivers if @receivers; }
+
+my $rport = start_receiver("$dir/alerts.log");
 
 # a receiver that takes connections and never answers
 my $hole = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
     Listen => 128, ReuseAddr => 1) or die "listen: $!";
 
-sub start_herald
+sub herald_conf
 {
-    my ($alert) = @_;
-    my $t = Herald::Test->new;
+    my ($t, $alert) = @_;
     my $port = $fake->port;
     my $conf = $t->default_conf_text(workers => 1, extra => $alert);
     $conf =~ s/^channel push .*$/channel push { provider apns_a; }/m;
@@ -99,15 +109,24 @@ sub start_herald
     circuit_breaker failures 3 cooldown 500ms;
 }
 $1/m;
-    $t->write_conf($conf);
+    return $conf;
+}
+
+sub start_herald
+{
+    my ($alert) = @_;
+    my $t = Herald::Test->new;
+    $t->write_conf(herald_conf($t, $alert));
     $t->run;
     return $t;
 }
 
+# the alerts in FILE (default: the first receiver's)
 sub alerts
 {
+    my ($file) = @_;
     my @a;
-    open(my $f, '<', "$dir/alerts.log") or return ();
+    open(my $f, '<', $file // "$dir/alerts.log") or return ();
     while (<$f>) {
         chomp;
         my ($sig, $body) = split /\t/, $_, 2;
@@ -210,6 +229,77 @@ sub push_users
     my $m = $t->http(GET => '/metrics');
     like($m->{body}, qr/^herald_alerts_total\{result="sent"\} 0$/m,
         'dead receiver: nothing sent');
+    $t->stop;
+}
+
+# ==== a reload moves the alerts ==========================================
+# alert_webhook at A, the breaker opens: A hears it. SIGHUP to B: the
+# recovery is heard at B, not at A. SIGHUP without alert_webhook: the next
+# outage is heard by no one, and nothing fails.
+
+sub hup
+{
+    my ($t, $alert) = @_;
+    my $off = length $t->error_log;
+    my $line;
+    $t->write_conf(herald_conf($t, $alert));
+    kill 'HUP', $t->pid;
+    $t->wait_for(sub {
+        ($line) = substr($t->error_log, $off)
+            =~ /^(.*(?:configuration reloaded|reload refused).*)$/m;
+        $line;
+    }, 10, 0.05);
+    # the main thread logs once the workers' messages are sent
+    sleep 0.3;
+    return $line // '';
+}
+
+sub to { my ($want, @a) = @_; scalar grep { ($_->{json}{to} // '') eq $want } @a }
+
+{
+    my ($fa, $fb) = ("$dir/alerts-a.log", "$dir/alerts-b.log");
+    my $pa = start_receiver($fa);
+    my $pb = start_receiver($fb);
+    $fake->set_mode('500');
+    my $t = start_herald("alert_webhook http://127.0.0.1:$pa/a;\n"
+        . "alert_webhook_secret $SECRET;\n");
+    push_users($t, 'ra', 5);
+    ok($t->wait_for(sub { to('open', alerts($fa)) }, 15),
+        'reload: the "open" alert arrived at A');
+
+    like(hup($t, "alert_webhook http://127.0.0.1:$pb/b;\n"
+            . "alert_webhook_secret $SECRET-b;\n"),
+        qr/configuration reloaded/, 'reload: URL changed to B, accepted');
+    my $at_a = () = alerts($fa);
+    $fake->set_mode('ok');
+    ok($t->wait_for(sub { to('closed', alerts($fb)) }, 15),
+        'reload: the "closed" alert arrived at B');
+    is(to('closed', alerts($fa)), 0, 'reload: and not at A');
+    my @b = alerts($fb);
+    my $bad = grep { $_->{sig} ne 'sha256='
+        . hmac_sha256_hex($_->{body}, "$SECRET-b") } @b;
+    is($bad, 0, 'reload: B\'s alerts are signed with the new secret');
+    ok($t->wait_for(sub { $t->error_log =~ /half-open -> closed/ }, 5),
+        'reload: the breaker closed');
+
+    like(hup($t, ''), qr/configuration reloaded/,
+        'reload: alert_webhook removed, accepted');
+    my ($na, $nb) = (scalar(() = alerts($fa)), scalar(() = alerts($fb)));
+    my $off = length $t->error_log;
+    $fake->set_mode('500');
+    push_users($t, 'rb', 5);
+    ok($t->wait_for(sub { substr($t->error_log, $off)
+        =~ /circuit breaker of provider "apns_a" closed -> open/ }, 15),
+        'no alert_webhook: the breaker opened again');
+    $fake->set_mode('ok');
+    ok($t->wait_for(sub { substr($t->error_log, $off)
+        =~ /circuit breaker of provider "apns_a" half-open -> closed/ }, 15),
+        'no alert_webhook: and closed again');
+    sleep 0.5;
+    is(scalar(() = alerts($fa)), $na, 'no alert_webhook: nothing at A');
+    is(scalar(() = alerts($fb)), $nb, 'no alert_webhook: nothing at B');
+    unlike(substr($t->error_log, $off), qr/\[(?:error|crit|alert|emerg)\][^\n]*webhook/,
+        'no alert_webhook: no error logged') or diag(substr($t->error_log, $off));
     $t->stop;
 }
 

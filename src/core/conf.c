@@ -522,7 +522,7 @@ static const struct cmd main_cmds[] = {
     {"max_in_flight", ARGS_1, set_num, CF(max_in_flight)},
     {"tracking_url", ARGS_1, set_str, CF(tracking_url)},
     {"events_retention", ARGS_1, set_msec, CF(events_retention_ms)},
-    {"event_webhook", ARGS_1, set_str, CF(event_webhook)},
+    {"event_webhook", ARGS_1, set_url, CF(event_webhook)},
     {"event_webhook_secret", ARGS_1, set_str, CF(event_webhook_secret)},
     {"event_webhook_ca_file", ARGS_1, set_str, CF(event_webhook_ca_file)},
     {"alert_webhook", ARGS_1, set_url, CF(alert_webhook)},

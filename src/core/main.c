@@ -339,10 +339,11 @@ conf_open_logs(struct hd_conf *cf)
 }
 
 /* SIGHUP: parse anew. Only a configuration that parsed whole, whose
- * providers all built and whose new listeners all bound replaces the old
- * one; then the workers take it, the providers and the listeners at their
- * next inbox turn. workers and store are fixed at start: a change there
- * is reported, not applied. */
+ * providers and webhook TLS contexts all built and whose new listeners
+ * all bound replaces the old one; then the workers take it, the
+ * providers, the webhooks' pools and the listeners at their next inbox
+ * turn. workers and store are fixed at start: a change there is
+ * reported, not applied. */
 static void
 reload(const char *file)
 {
@@ -366,11 +367,15 @@ reload(const char *file)
     if (hd_http_ssl_needed(cf) &&
         (ssl = hd_http_ssl_load(cf, err, sizeof(err))) == NULL)
         goto refuse_providers;
+    /* the webhooks' URLs and CA files: workers rebuild pools on a change */
+    if (hd_webhook_prepare(cf, err, sizeof(err)) != HD_OK ||
+        hd_alert_prepare(cf, err, sizeof(err)) != HD_OK)
+        goto refuse_prepared;
     if (listeners_differ(cf, old)) {
         fds = hd_calloc(hd_cycle.nworkers * sizeof(*fds));
         if (open_listeners(cf, old, hd_cycle.nworkers, fds, err, sizeof(err)) !=
             HD_OK)
-            goto refuse_ssl;
+            goto refuse_prepared;
     }
 
     if (cf->workers != old->workers ||
@@ -394,6 +399,9 @@ reload(const char *file)
     }
     if (ssl != NULL)
         hd_http_ssl_set(ssl);
+    /* before the config: a worker takes the context its conf names */
+    hd_webhook_commit();
+    hd_alert_commit();
     for (int l = 0; fds != NULL && l < cf->nlisten; l++)
         if (fds[0][l] >= 0)
             hd_log(HD_LOG_NOTICE, &main_log, 0, "listening on %s%s",
@@ -410,8 +418,10 @@ reload(const char *file)
     hd_log(HD_LOG_NOTICE, &main_log, 0, "configuration reloaded from %s", file);
     return;
 
-refuse_ssl:
+refuse_prepared:
     free(fds);
+    hd_alert_abandon();
+    hd_webhook_abandon();
     SSL_CTX_free(ssl);
 refuse_providers:
     hd_providers_drop(pt);

@@ -59,7 +59,8 @@ struct hd_http1_pool *hd_http1_pool_new(struct event_base *base,
                                         const struct hd_log *log,
                                         const struct hd_http1_pool_conf *c);
 /* Closes every connection; pending requests are dropped with no callback:
- * only at worker exit, never from a callback. */
+ * at worker exit or when a reload replaces the pool, never from a
+ * callback. */
 void hd_http1_pool_free(struct hd_http1_pool *p);
 
 /* Queues a request. headers: more header lines, each "Name: value\r\n"

@@ -102,6 +102,90 @@ hd_tls_ctx_free(SSL_CTX *ctx)
     SSL_CTX_free(ctx);
 }
 
+/* ==== a context a reload may replace ==== */
+
+static int
+same_file(const char *a, const char *b)
+{
+    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+int
+hd_tls_slot_prepare(struct hd_tls_slot *s, const char *ca_file, char *err,
+                    size_t errlen)
+{
+    struct hd_tls_conf tc = {ca_file, NULL, NULL, NULL};
+    int have;
+
+    hd_tls_slot_abandon(s);
+    /* only the main thread publishes: no reload can race this check */
+    pthread_mutex_lock(&s->_lock);
+    have = s->_ctx != NULL && same_file(s->_ca_file, ca_file);
+    pthread_mutex_unlock(&s->_lock);
+    if (have)
+        return HD_OK;
+    s->_next = hd_tls_ctx_new(&tc, err, errlen);
+    if (s->_next == NULL)
+        return HD_ERROR;
+    s->_next_ca_file = ca_file ? hd_strdup(ca_file) : NULL;
+    return HD_OK;
+}
+
+void
+hd_tls_slot_commit(struct hd_tls_slot *s)
+{
+    SSL_CTX *old;
+    char *old_ca;
+
+    if (s->_next == NULL)
+        return;
+    pthread_mutex_lock(&s->_lock);
+    old = s->_ctx;
+    old_ca = s->_ca_file;
+    s->_ctx = s->_next;
+    s->_ca_file = s->_next_ca_file;
+    pthread_mutex_unlock(&s->_lock);
+    s->_next = NULL;
+    s->_next_ca_file = NULL;
+    /* workers' pools hold their own references */
+    SSL_CTX_free(old);
+    free(old_ca);
+}
+
+void
+hd_tls_slot_abandon(struct hd_tls_slot *s)
+{
+    SSL_CTX_free(s->_next);
+    free(s->_next_ca_file);
+    s->_next = NULL;
+    s->_next_ca_file = NULL;
+}
+
+void
+hd_tls_slot_free(struct hd_tls_slot *s)
+{
+    hd_tls_slot_abandon(s);
+    pthread_mutex_lock(&s->_lock);
+    SSL_CTX_free(s->_ctx);
+    free(s->_ca_file);
+    s->_ctx = NULL;
+    s->_ca_file = NULL;
+    pthread_mutex_unlock(&s->_lock);
+}
+
+SSL_CTX *
+hd_tls_slot_take(struct hd_tls_slot *s, const char *ca_file)
+{
+    SSL_CTX *ctx = NULL;
+
+    pthread_mutex_lock(&s->_lock);
+    if (s->_ctx != NULL && same_file(s->_ca_file, ca_file) &&
+        SSL_CTX_up_ref(s->_ctx) == 1)
+        ctx = s->_ctx;
+    pthread_mutex_unlock(&s->_lock);
+    return ctx;
+}
+
 SSL *
 hd_tls_new(SSL_CTX *ctx, const char *host)
 {

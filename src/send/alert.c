@@ -7,7 +7,8 @@
  * pool; a failed POST is retried with backoff ALERT_ATTEMPTS times in all.
  * Queuing copies and returns, sending is the loop's: nothing here waits,
  * so a dead receiver costs deliveries nothing. Optional
- * X-Herald-Signature as the event webhook's (alert_webhook_secret).
+ * X-Herald-Signature as the event webhook's (alert_webhook_secret). A
+ * reload that changes the URL or ca_file rebuilds the pool (see reconf).
  */
 #include <stdio.h>
 
@@ -28,11 +29,14 @@
 #define ALERT_TIMEOUT_MS 5000
 #define ALERT_BACKOFF_MS 500 /* doubling: 0.5, 1, 2, 4 s */
 
-static SSL_CTX *ssl_ctx;
+static struct hd_tls_slot tls_slot = HD_TLS_SLOT_INIT;
 
 struct alerter {
     struct hd_worker *w;
-    struct hd_http1_pool *pool;
+    char *url;     /* what the pool was built for; NULL: no alert_webhook */
+    char *ca_file; /* idem */
+    struct hd_http1_pool *pool; /* NULL: none, or it could not be built */
+    SSL_CTX *ssl;               /* the pool's reference, or NULL */
     char path[1024];
     char host[256];
     struct event *ev;     /* sends the head: now, or at its retry time */
@@ -43,9 +47,8 @@ struct alerter {
 };
 
 int
-hd_alert_init(const struct hd_conf *cf, char *err, size_t errlen)
+hd_alert_prepare(const struct hd_conf *cf, char *err, size_t errlen)
 {
-    struct hd_tls_conf tc = {NULL, NULL, NULL, NULL};
     char host[256];
     const char *path;
     int tls, port;
@@ -59,16 +62,35 @@ hd_alert_init(const struct hd_conf *cf, char *err, size_t errlen)
     }
     if (!tls)
         return HD_OK;
-    tc.ca_file = cf->alert_webhook_ca_file;
-    ssl_ctx = hd_tls_ctx_new(&tc, err, errlen);
-    return ssl_ctx ? HD_OK : HD_ERROR;
+    return hd_tls_slot_prepare(&tls_slot, cf->alert_webhook_ca_file, err,
+                               errlen);
+}
+
+void
+hd_alert_commit(void)
+{
+    hd_tls_slot_commit(&tls_slot);
+}
+
+void
+hd_alert_abandon(void)
+{
+    hd_tls_slot_abandon(&tls_slot);
+}
+
+int
+hd_alert_init(const struct hd_conf *cf, char *err, size_t errlen)
+{
+    if (hd_alert_prepare(cf, err, errlen) != HD_OK)
+        return HD_ERROR;
+    hd_alert_commit();
+    return HD_OK;
 }
 
 void
 hd_alert_free(void)
 {
-    hd_tls_ctx_free(ssl_ctx);
-    ssl_ctx = NULL;
+    hd_tls_slot_free(&tls_slot);
 }
 
 static void
@@ -143,6 +165,10 @@ on_send(evutil_socket_t fd, short what, void *arg)
                  "X-Herald-Signature: sha256=%s\r\n", hex);
     }
     a->waiting = 1;
+    if (a->pool == NULL) { /* logged when it failed to build */
+        on_response(a, NULL, "no connection pool");
+        return;
+    }
     if (hd_http1_request(a->pool, "POST", a->path, headers, body, len,
                          on_response, a) != HD_OK)
         on_response(a, NULL, "queue full");
@@ -156,7 +182,7 @@ hd_alert_breaker(struct hd_worker *w, const char *provider, const char *from,
     char at[32];
     json_t *doc;
 
-    if (a == NULL)
+    if (a == NULL || a->url == NULL)
         return;
     if (a->n == ALERT_QUEUE) {
         HD_COUNT(hd_metrics_self()->alerts[HD_ALERT_DROPPED], 1);
@@ -177,36 +203,109 @@ hd_alert_breaker(struct hd_worker *w, const char *provider, const char *from,
 /* ==== module ==== */
 
 static int
-alert_init_worker(struct hd_worker *w)
+same_str(const char *a, const char *b)
 {
-    const struct hd_conf *cf = w->conf;
+    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* Builds the pool for cf's URL. A failure is logged and leaves pool NULL:
+ * alerts then fail their attempts and are counted, as with a dead
+ * receiver (prepare checked the URL and the context on the main thread,
+ * so this is not expected). */
+static void
+pool_open(struct alerter *a, const struct hd_conf *cf)
+{
     struct hd_http1_pool_conf pc;
-    struct alerter *a;
     const char *path;
     int tls, port;
 
-    if (cf->alert_webhook == NULL)
-        return HD_OK;
-    a = hd_calloc(sizeof(*a));
-    a->w = w;
-    if (hd_http1_parse_url(cf->alert_webhook, &tls, a->host, sizeof(a->host),
-                           &port, &path) != HD_OK) {
-        free(a);
-        return HD_OK; /* hd_alert_init refused it first */
+    a->url = hd_strdup(cf->alert_webhook);
+    a->ca_file =
+        cf->alert_webhook_ca_file ? hd_strdup(cf->alert_webhook_ca_file) : NULL;
+    if (hd_http1_parse_url(a->url, &tls, a->host, sizeof(a->host), &port,
+                           &path) != HD_OK) {
+        hd_log(HD_LOG_ERR, &a->w->log, 0, "alert_webhook \"%s\" is not a URL",
+               a->url);
+        return;
     }
     snprintf(a->path, sizeof(a->path), "%s", *path ? path : "/");
+    if (tls && (a->ssl = hd_tls_slot_take(&tls_slot, a->ca_file)) == NULL) {
+        hd_log(HD_LOG_ERR, &a->w->log, 0,
+               "alert_webhook has no TLS context for its ca_file");
+        return;
+    }
     memset(&pc, 0, sizeof(pc));
     pc.name = "alert_webhook";
     pc.host = a->host;
     pc.port = port;
-    pc.ssl_ctx = tls ? ssl_ctx : NULL;
+    pc.ssl_ctx = a->ssl;
     pc.nconns = 1;
     pc.max_queue = 1;
     pc.timeout_ms = ALERT_TIMEOUT_MS;
-    a->pool = hd_http1_pool_new(w->base, &w->log, &pc);
+    a->pool = hd_http1_pool_new(a->w->base, &a->w->log, &pc);
+}
+
+/* Closes the pool: a POST that is out is dropped with no callback. */
+static void
+pool_close(struct alerter *a)
+{
+    hd_http1_pool_free(a->pool);
+    hd_tls_ctx_free(a->ssl);
+    free(a->url);
+    free(a->ca_file);
+    a->pool = NULL;
+    a->ssl = NULL;
+    a->url = NULL;
+    a->ca_file = NULL;
+}
+
+static int
+alert_init_worker(struct hd_worker *w)
+{
+    struct alerter *a = hd_calloc(sizeof(*a));
+
+    /* always there: a reload may add alert_webhook */
+    a->w = w;
     a->ev = event_new(w->base, -1, 0, on_send, a);
+    if (w->conf->alert_webhook != NULL)
+        pool_open(a, w->conf);
     w->module[HD_MODULE_ALERT] = a;
     return HD_OK;
+}
+
+/* After a conf swap. The secret is read at each send, so only a new URL
+ * or ca_file needs a new pool; an unchanged one keeps its connection. The
+ * alerts queued (and the one out, whose POST the old pool drops) go to
+ * the new URL with their attempts anew: they tell of this worker's
+ * breakers, whoever now listens. With alert_webhook removed they are
+ * dropped and counted as such. */
+static void
+alert_reconf_worker(struct hd_worker *w)
+{
+    struct alerter *a = w->module[HD_MODULE_ALERT];
+    const struct hd_conf *cf = w->conf;
+
+    if (same_str(a->url, cf->alert_webhook) &&
+        same_str(a->ca_file, cf->alert_webhook_ca_file))
+        return;
+    pool_close(a);
+    event_del(a->ev);
+    a->attempts = 0;
+    a->waiting = 0;
+    if (cf->alert_webhook == NULL) {
+        if (a->n > 0)
+            hd_log(HD_LOG_NOTICE, &w->log, 0,
+                   "alert_webhook removed: %d queued alert(s) dropped", a->n);
+        HD_COUNT(hd_metrics_self()->alerts[HD_ALERT_DROPPED], a->n);
+        for (; a->n > 0; a->n--, a->head = (a->head + 1) % ALERT_QUEUE) {
+            free(a->q[a->head]);
+            a->q[a->head] = NULL;
+        }
+        return;
+    }
+    pool_open(a, cf);
+    if (a->n > 0)
+        event_active(a->ev, EV_TIMEOUT, 0);
 }
 
 static void
@@ -217,7 +316,7 @@ alert_exit_worker(struct hd_worker *w)
     if (a == NULL)
         return;
     event_free(a->ev);
-    hd_http1_pool_free(a->pool);
+    pool_close(a);
     for (int i = 0; i < a->n; i++)
         free(a->q[(a->head + i) % ALERT_QUEUE]);
     free(a);
@@ -225,5 +324,6 @@ alert_exit_worker(struct hd_worker *w)
 }
 
 const struct hd_module hd_alert_module = {
-    "alert", alert_init_worker, NULL, NULL, NULL, alert_exit_worker,
+    "alert", alert_init_worker, alert_reconf_worker, NULL,
+    NULL,    alert_exit_worker,
 };

@@ -14,6 +14,13 @@
 /* Main thread, at start: the TLS context for an https URL. */
 int hd_alert_init(const struct hd_conf *cf, char *err, size_t errlen);
 void hd_alert_free(void);
+/* Main thread, on reload: checks cf's URL and makes the TLS context a new
+ * ca_file needs (HD_ERROR and a message in err: the reload is refused);
+ * then commit once the reload is accepted, before the workers get the
+ * conf (they rebuild their pools with it), or abandon. */
+int hd_alert_prepare(const struct hd_conf *cf, char *err, size_t errlen);
+void hd_alert_commit(void);
+void hd_alert_abandon(void);
 
 /* Worker thread: queues the alert that provider's breaker on w went from
  * -> to after failures consecutive transient failures. Copies what it

@@ -6,7 +6,8 @@
  * crash re-sends at most the batch that was in flight (receivers dedup
  * by event id). Failures back off exponentially up to a minute and are
  * logged once per run of failures. Optional X-Herald-Signature: hex
- * HMAC-SHA256 of the body with event_webhook_secret.
+ * HMAC-SHA256 of the body with event_webhook_secret. A reload that
+ * changes the URL or ca_file rebuilds the pool (see reconf).
  */
 #include <stdio.h>
 
@@ -23,20 +24,24 @@
 
 #define BATCH 100
 
-static SSL_CTX *ssl_ctx;
+static struct hd_tls_slot tls_slot = HD_TLS_SLOT_INIT;
 
 struct sender {
     struct hook *h;
     struct hd_shard *s;
     uint64_t cursor;
-    int busy;
+    int busy; /* a batch is out, or its cursor waits for the commit */
+    int out;  /* a batch is out: the pool owes a callback */
     int failures;
     int64_t next_ms;
 };
 
 struct hook {
     struct hd_worker *w;
-    struct hd_http1_pool *pool;
+    char *url;     /* what the pool was built for; NULL: no event_webhook */
+    char *ca_file; /* idem */
+    struct hd_http1_pool *pool; /* NULL: none, or it could not be built */
+    SSL_CTX *ssl;               /* the pool's reference, or NULL */
     char path[1024];
     char host[256];
     struct event *tick;
@@ -61,9 +66,8 @@ get_be64(const unsigned char *p)
 }
 
 int
-hd_webhook_init(const struct hd_conf *cf, char *err, size_t errlen)
+hd_webhook_prepare(const struct hd_conf *cf, char *err, size_t errlen)
 {
-    struct hd_tls_conf tc = {NULL, NULL, NULL, NULL};
     char host[256];
     const char *path;
     int tls, port;
@@ -77,16 +81,35 @@ hd_webhook_init(const struct hd_conf *cf, char *err, size_t errlen)
     }
     if (!tls)
         return HD_OK;
-    tc.ca_file = cf->event_webhook_ca_file;
-    ssl_ctx = hd_tls_ctx_new(&tc, err, errlen);
-    return ssl_ctx ? HD_OK : HD_ERROR;
+    return hd_tls_slot_prepare(&tls_slot, cf->event_webhook_ca_file, err,
+                               errlen);
+}
+
+void
+hd_webhook_commit(void)
+{
+    hd_tls_slot_commit(&tls_slot);
+}
+
+void
+hd_webhook_abandon(void)
+{
+    hd_tls_slot_abandon(&tls_slot);
+}
+
+int
+hd_webhook_init(const struct hd_conf *cf, char *err, size_t errlen)
+{
+    if (hd_webhook_prepare(cf, err, errlen) != HD_OK)
+        return HD_ERROR;
+    hd_webhook_commit();
+    return HD_OK;
 }
 
 void
 hd_webhook_free(void)
 {
-    hd_tls_ctx_free(ssl_ctx);
-    ssl_ctx = NULL;
+    hd_tls_slot_free(&tls_slot);
 }
 
 static void send_batch(struct sender *sd);
@@ -104,6 +127,7 @@ on_response(void *arg, const struct hd_http1_response *r, const char *error)
     struct sender *sd = arg;
     struct hook *h = sd->h;
 
+    sd->out = 0;
     if (r != NULL && r->status >= 200 && r->status < 300) {
         unsigned char key[8];
         if (sd->failures)
@@ -155,7 +179,7 @@ send_batch(struct sender *sd)
     char *body, headers[256] = "Content-Type: application/json\r\n";
     size_t len;
 
-    if (sd->busy || hd_now_ms() < sd->next_ms)
+    if (sd->busy || h->pool == NULL || hd_now_ms() < sd->next_ms)
         return;
     events = hd_events_read(sd->s, stored_cursor(sd->s), BATCH);
     if (json_array_size(events) == 0) {
@@ -182,9 +206,10 @@ send_batch(struct sender *sd)
                  "X-Herald-Signature: sha256=%s\r\n", hex);
     }
     sd->busy = 1;
+    sd->out = 1;
     if (hd_http1_request(h->pool, "POST", h->path, headers, body, len,
                          on_response, sd) != HD_OK)
-        sd->busy = 0;
+        sd->busy = sd->out = 0;
     free(body);
 }
 
@@ -199,30 +224,85 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 }
 
 static int
-webhook_init_worker(struct hd_worker *w)
+same_str(const char *a, const char *b)
 {
-    const struct hd_conf *cf = w->conf;
+    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* Builds the pool for cf's URL and starts the tick. A failure is logged
+ * and leaves pool NULL: nothing is sent until a reload fixes it (prepare
+ * checked the URL and the context on the main thread, so this is not
+ * expected). */
+static void
+pool_open(struct hook *h, const struct hd_conf *cf)
+{
     struct hd_http1_pool_conf pc;
-    struct hook *h;
+    struct timeval tv = {0, 500000};
     const char *path;
     int tls, port;
-    struct timeval tv = {0, 500000};
 
-    if (cf->event_webhook == NULL || w->nshards == 0)
-        return HD_OK;
-    h = hd_calloc(sizeof(*h));
-    h->w = w;
-    hd_http1_parse_url(cf->event_webhook, &tls, h->host, sizeof(h->host), &port,
-                       &path);
+    h->url = hd_strdup(cf->event_webhook);
+    h->ca_file =
+        cf->event_webhook_ca_file ? hd_strdup(cf->event_webhook_ca_file) : NULL;
+    if (hd_http1_parse_url(h->url, &tls, h->host, sizeof(h->host), &port,
+                           &path) != HD_OK) {
+        hd_log(HD_LOG_ERR, &h->w->log, 0, "event_webhook \"%s\" is not a URL",
+               h->url);
+        return;
+    }
     snprintf(h->path, sizeof(h->path), "%s", *path ? path : "/");
+    if (tls && (h->ssl = hd_tls_slot_take(&tls_slot, h->ca_file)) == NULL) {
+        hd_log(HD_LOG_ERR, &h->w->log, 0,
+               "event_webhook has no TLS context for its ca_file");
+        return;
+    }
     memset(&pc, 0, sizeof(pc));
     pc.name = "event_webhook";
     pc.host = h->host;
     pc.port = port;
-    pc.ssl_ctx = tls ? ssl_ctx : NULL;
+    pc.ssl_ctx = h->ssl;
     pc.nconns = 1;
     pc.timeout_ms = 10000;
-    h->pool = hd_http1_pool_new(w->base, &w->log, &pc);
+    h->pool = hd_http1_pool_new(h->w->base, &h->w->log, &pc);
+    event_add(h->tick, &tv);
+}
+
+/* Stops the tick and closes the pool: the batches that are out are
+ * dropped with no callback, so their senders are free again and send the
+ * same events (the stored cursor has not moved) to the next URL. A
+ * sender whose cursor waits for a commit stays busy until it lands. */
+static void
+pool_close(struct hook *h)
+{
+    event_del(h->tick);
+    hd_http1_pool_free(h->pool);
+    hd_tls_ctx_free(h->ssl);
+    free(h->url);
+    free(h->ca_file);
+    h->pool = NULL;
+    h->ssl = NULL;
+    h->url = NULL;
+    h->ca_file = NULL;
+    for (int i = 0; i < h->nsenders; i++) {
+        struct sender *sd = &h->senders[i];
+        if (sd->out)
+            sd->busy = sd->out = 0;
+        /* a new receiver owes nothing to the old one's backoff */
+        sd->failures = 0;
+        sd->next_ms = 0;
+    }
+}
+
+static int
+webhook_init_worker(struct hd_worker *w)
+{
+    struct hook *h;
+
+    if (w->nshards == 0)
+        return HD_OK; /* no events of its own to send, ever */
+    /* always there: a reload may add event_webhook */
+    h = hd_calloc(sizeof(*h));
+    h->w = w;
     h->senders = hd_calloc(w->nshards * sizeof(*h->senders));
     h->nsenders = w->nshards;
     for (int i = 0; i < w->nshards; i++) {
@@ -230,9 +310,29 @@ webhook_init_worker(struct hd_worker *w)
         h->senders[i].s = w->shards[i];
     }
     h->tick = event_new(w->base, -1, EV_PERSIST, on_tick, h);
-    event_add(h->tick, &tv);
+    if (w->conf->event_webhook != NULL)
+        pool_open(h, w->conf);
     w->module[HD_MODULE_WEBHOOK] = h;
     return HD_OK;
+}
+
+/* After a conf swap. The secret is read at each send, so only a new URL
+ * or ca_file needs a new pool; an unchanged one keeps its connection. The
+ * new URL gets the events after the shards' cursors: what the old one
+ * acknowledged is not sent again, the batch that was out is. The hook
+ * and its senders stay (a cursor commit may still point at one). */
+static void
+webhook_reconf_worker(struct hd_worker *w)
+{
+    struct hook *h = w->module[HD_MODULE_WEBHOOK];
+    const struct hd_conf *cf = w->conf;
+
+    if (h == NULL || (same_str(h->url, cf->event_webhook) &&
+                      same_str(h->ca_file, cf->event_webhook_ca_file)))
+        return;
+    pool_close(h);
+    if (cf->event_webhook != NULL)
+        pool_open(h, cf);
 }
 
 static int
@@ -251,14 +351,14 @@ webhook_exit_worker(struct hd_worker *w)
     struct hook *h = w->module[HD_MODULE_WEBHOOK];
     if (h == NULL)
         return;
+    pool_close(h);
     event_free(h->tick);
-    hd_http1_pool_free(h->pool);
     free(h->senders);
     free(h);
     w->module[HD_MODULE_WEBHOOK] = NULL;
 }
 
 const struct hd_module hd_webhook_module = {
-    "webhook", webhook_init_worker, NULL,
+    "webhook", webhook_init_worker, webhook_reconf_worker,
     NULL,      webhook_busy,        webhook_exit_worker,
 };
