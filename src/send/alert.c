@@ -20,8 +20,7 @@
 #include "core/codec.h"
 #include "core/metrics.h"
 #include "core/time.h"
-#include "provider/http1.h"
-#include "provider/tls.h"
+#include "provider/endpoint.h"
 #include "send/alert.h"
 
 #define ALERT_QUEUE 64
@@ -29,18 +28,13 @@
 #define ALERT_TIMEOUT_MS 5000
 #define ALERT_BACKOFF_MS 500 /* doubling: 0.5, 1, 2, 4 s */
 
-static struct hd_tls_slot tls_slot = HD_TLS_SLOT_INIT;
+static struct hd_endpoint endpoint = HD_ENDPOINT_INIT("alert_webhook");
 
 struct alerter {
     struct hd_worker *w;
-    char *url;     /* what the pool was built for; NULL: no alert_webhook */
-    char *ca_file; /* idem */
-    struct hd_http1_pool *pool; /* NULL: none, or it could not be built */
-    SSL_CTX *ssl;               /* the pool's reference, or NULL */
-    char path[1024];
-    char host[256];
-    struct event *ev;     /* sends the head: now, or at its retry time */
-    char *q[ALERT_QUEUE]; /* bodies, a ring from head */
+    struct hd_endpoint_pool ep; /* url NULL: no alert_webhook */
+    struct event *ev;           /* sends the head: now, or at its retry time */
+    char *q[ALERT_QUEUE];       /* bodies, a ring from head */
     int head, n;
     int attempts; /* of the head */
     int waiting;  /* the head is out, or waits for its retry */
@@ -49,33 +43,20 @@ struct alerter {
 int
 hd_alert_prepare(const struct hd_conf *cf, char *err, size_t errlen)
 {
-    char host[256];
-    const char *path;
-    int tls, port;
-
-    if (cf->alert_webhook == NULL)
-        return HD_OK;
-    if (hd_http1_parse_url(cf->alert_webhook, &tls, host, sizeof(host), &port,
-                           &path) != HD_OK) {
-        snprintf(err, errlen, "\"alert_webhook\" must be an http(s) URL");
-        return HD_ERROR;
-    }
-    if (!tls)
-        return HD_OK;
-    return hd_tls_slot_prepare(&tls_slot, cf->alert_webhook_ca_file, err,
-                               errlen);
+    return hd_endpoint_prepare(&endpoint, cf->alert_webhook,
+                               cf->alert_webhook_ca_file, err, errlen);
 }
 
 void
 hd_alert_commit(void)
 {
-    hd_tls_slot_commit(&tls_slot);
+    hd_endpoint_commit(&endpoint);
 }
 
 void
 hd_alert_abandon(void)
 {
-    hd_tls_slot_abandon(&tls_slot);
+    hd_endpoint_abandon(&endpoint);
 }
 
 int
@@ -90,7 +71,7 @@ hd_alert_init(const struct hd_conf *cf, char *err, size_t errlen)
 void
 hd_alert_free(void)
 {
-    hd_tls_slot_free(&tls_slot);
+    hd_endpoint_free(&endpoint);
 }
 
 static void
@@ -165,11 +146,11 @@ on_send(evutil_socket_t fd, short what, void *arg)
                  "X-Herald-Signature: sha256=%s\r\n", hex);
     }
     a->waiting = 1;
-    if (a->pool == NULL) { /* logged when it failed to build */
+    if (a->ep.pool == NULL) { /* logged when it failed to build */
         on_response(a, NULL, "no connection pool");
         return;
     }
-    if (hd_http1_request(a->pool, "POST", a->path, headers, body, len,
+    if (hd_http1_request(a->ep.pool, "POST", a->ep.path, headers, body, len,
                          on_response, a) != HD_OK)
         on_response(a, NULL, "queue full");
 }
@@ -182,7 +163,7 @@ hd_alert_breaker(struct hd_worker *w, const char *provider, const char *from,
     char at[32];
     json_t *doc;
 
-    if (a == NULL || a->url == NULL)
+    if (a == NULL || a->ep.url == NULL)
         return;
     if (a->n == ALERT_QUEUE) {
         HD_COUNT(hd_metrics_self()->alerts[HD_ALERT_DROPPED], 1);
@@ -202,61 +183,19 @@ hd_alert_breaker(struct hd_worker *w, const char *provider, const char *from,
 
 /* ==== module ==== */
 
+/* Follows w's conf; 1 when the URL or ca_file changed (the POST that was
+ * out, if any, is dropped with the old pool: no callback). */
 static int
-same_str(const char *a, const char *b)
-{
-    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
-}
-
-/* Builds the pool for cf's URL. A failure is logged and leaves pool NULL:
- * alerts then fail their attempts and are counted, as with a dead
- * receiver (prepare checked the URL and the context on the main thread,
- * so this is not expected). */
-static void
-pool_open(struct alerter *a, const struct hd_conf *cf)
+update(struct alerter *a, struct hd_worker *w)
 {
     struct hd_http1_pool_conf pc;
-    const char *path;
-    int tls, port;
 
-    a->url = hd_strdup(cf->alert_webhook);
-    a->ca_file =
-        cf->alert_webhook_ca_file ? hd_strdup(cf->alert_webhook_ca_file) : NULL;
-    if (hd_http1_parse_url(a->url, &tls, a->host, sizeof(a->host), &port,
-                           &path) != HD_OK) {
-        hd_log(HD_LOG_ERR, &a->w->log, 0, "alert_webhook \"%s\" is not a URL",
-               a->url);
-        return;
-    }
-    snprintf(a->path, sizeof(a->path), "%s", *path ? path : "/");
-    if (tls && (a->ssl = hd_tls_slot_take(&tls_slot, a->ca_file)) == NULL) {
-        hd_log(HD_LOG_ERR, &a->w->log, 0,
-               "alert_webhook has no TLS context for its ca_file");
-        return;
-    }
     memset(&pc, 0, sizeof(pc));
-    pc.name = "alert_webhook";
-    pc.host = a->host;
-    pc.port = port;
-    pc.ssl_ctx = a->ssl;
     pc.nconns = 1;
     pc.max_queue = 1;
     pc.timeout_ms = ALERT_TIMEOUT_MS;
-    a->pool = hd_http1_pool_new(a->w->base, &a->w->log, &pc);
-}
-
-/* Closes the pool: a POST that is out is dropped with no callback. */
-static void
-pool_close(struct alerter *a)
-{
-    hd_http1_pool_free(a->pool);
-    hd_tls_ctx_free(a->ssl);
-    free(a->url);
-    free(a->ca_file);
-    a->pool = NULL;
-    a->ssl = NULL;
-    a->url = NULL;
-    a->ca_file = NULL;
+    return hd_endpoint_update(&endpoint, &a->ep, w, w->conf->alert_webhook,
+                              w->conf->alert_webhook_ca_file, &pc);
 }
 
 static int
@@ -267,8 +206,7 @@ alert_init_worker(struct hd_worker *w)
     /* always there: a reload may add alert_webhook */
     a->w = w;
     a->ev = event_new(w->base, -1, 0, on_send, a);
-    if (w->conf->alert_webhook != NULL)
-        pool_open(a, w->conf);
+    update(a, w);
     w->module[HD_MODULE_ALERT] = a;
     return HD_OK;
 }
@@ -283,16 +221,13 @@ static void
 alert_reconf_worker(struct hd_worker *w)
 {
     struct alerter *a = w->module[HD_MODULE_ALERT];
-    const struct hd_conf *cf = w->conf;
 
-    if (same_str(a->url, cf->alert_webhook) &&
-        same_str(a->ca_file, cf->alert_webhook_ca_file))
+    if (!update(a, w))
         return;
-    pool_close(a);
     event_del(a->ev);
     a->attempts = 0;
     a->waiting = 0;
-    if (cf->alert_webhook == NULL) {
+    if (w->conf->alert_webhook == NULL) {
         if (a->n > 0)
             hd_log(HD_LOG_NOTICE, &w->log, 0,
                    "alert_webhook removed: %d queued alert(s) dropped", a->n);
@@ -303,7 +238,6 @@ alert_reconf_worker(struct hd_worker *w)
         }
         return;
     }
-    pool_open(a, cf);
     if (a->n > 0)
         event_active(a->ev, EV_TIMEOUT, 0);
 }
@@ -316,7 +250,7 @@ alert_exit_worker(struct hd_worker *w)
     if (a == NULL)
         return;
     event_free(a->ev);
-    pool_close(a);
+    hd_endpoint_update(&endpoint, &a->ep, w, NULL, NULL, NULL);
     for (int i = 0; i < a->n; i++)
         free(a->q[(a->head + i) % ALERT_QUEUE]);
     free(a);

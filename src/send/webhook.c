@@ -17,14 +17,13 @@
 #include "core/herald.h"
 #include "core/codec.h"
 #include "core/time.h"
-#include "provider/http1.h"
-#include "provider/tls.h"
+#include "provider/endpoint.h"
 #include "send/events.h"
 #include "send/webhook.h"
 
 #define BATCH 100
 
-static struct hd_tls_slot tls_slot = HD_TLS_SLOT_INIT;
+static struct hd_endpoint endpoint = HD_ENDPOINT_INIT("event_webhook");
 
 struct sender {
     struct hook *h;
@@ -38,12 +37,7 @@ struct sender {
 
 struct hook {
     struct hd_worker *w;
-    char *url;     /* what the pool was built for; NULL: no event_webhook */
-    char *ca_file; /* idem */
-    struct hd_http1_pool *pool; /* NULL: none, or it could not be built */
-    SSL_CTX *ssl;               /* the pool's reference, or NULL */
-    char path[1024];
-    char host[256];
+    struct hd_endpoint_pool ep; /* url NULL: no event_webhook */
     struct event *tick;
     struct sender *senders;
     int nsenders;
@@ -68,33 +62,20 @@ get_be64(const unsigned char *p)
 int
 hd_webhook_prepare(const struct hd_conf *cf, char *err, size_t errlen)
 {
-    char host[256];
-    const char *path;
-    int tls, port;
-
-    if (cf->event_webhook == NULL)
-        return HD_OK;
-    if (hd_http1_parse_url(cf->event_webhook, &tls, host, sizeof(host), &port,
-                           &path) != HD_OK) {
-        snprintf(err, errlen, "\"event_webhook\" must be an http(s) URL");
-        return HD_ERROR;
-    }
-    if (!tls)
-        return HD_OK;
-    return hd_tls_slot_prepare(&tls_slot, cf->event_webhook_ca_file, err,
-                               errlen);
+    return hd_endpoint_prepare(&endpoint, cf->event_webhook,
+                               cf->event_webhook_ca_file, err, errlen);
 }
 
 void
 hd_webhook_commit(void)
 {
-    hd_tls_slot_commit(&tls_slot);
+    hd_endpoint_commit(&endpoint);
 }
 
 void
 hd_webhook_abandon(void)
 {
-    hd_tls_slot_abandon(&tls_slot);
+    hd_endpoint_abandon(&endpoint);
 }
 
 int
@@ -109,7 +90,7 @@ hd_webhook_init(const struct hd_conf *cf, char *err, size_t errlen)
 void
 hd_webhook_free(void)
 {
-    hd_tls_slot_free(&tls_slot);
+    hd_endpoint_free(&endpoint);
 }
 
 static void send_batch(struct sender *sd);
@@ -179,7 +160,7 @@ send_batch(struct sender *sd)
     char *body, headers[256] = "Content-Type: application/json\r\n";
     size_t len;
 
-    if (sd->busy || h->pool == NULL || hd_now_ms() < sd->next_ms)
+    if (sd->busy || h->ep.pool == NULL || hd_now_ms() < sd->next_ms)
         return;
     events = hd_events_read(sd->s, stored_cursor(sd->s), BATCH);
     if (json_array_size(events) == 0) {
@@ -207,7 +188,7 @@ send_batch(struct sender *sd)
     }
     sd->busy = 1;
     sd->out = 1;
-    if (hd_http1_request(h->pool, "POST", h->path, headers, body, len,
+    if (hd_http1_request(h->ep.pool, "POST", h->ep.path, headers, body, len,
                          on_response, sd) != HD_OK)
         sd->busy = sd->out = 0;
     free(body);
@@ -223,66 +204,24 @@ on_tick(evutil_socket_t fd, short what, void *arg)
         send_batch(&h->senders[i]);
 }
 
-static int
-same_str(const char *a, const char *b)
-{
-    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
-}
-
-/* Builds the pool for cf's URL and starts the tick. A failure is logged
- * and leaves pool NULL: nothing is sent until a reload fixes it (prepare
- * checked the URL and the context on the main thread, so this is not
- * expected). */
+/* Follows w's conf. When the URL or ca_file changed, the batches that
+ * were out are dropped with the old pool (no callback), so their senders
+ * are free again and send the same events (the stored cursor has not
+ * moved) to the next URL; a sender whose cursor waits for a commit stays
+ * busy until it lands. The tick runs while there is a URL. */
 static void
-pool_open(struct hook *h, const struct hd_conf *cf)
+update(struct hook *h, struct hd_worker *w)
 {
     struct hd_http1_pool_conf pc;
     struct timeval tv = {0, 500000};
-    const char *path;
-    int tls, port;
 
-    h->url = hd_strdup(cf->event_webhook);
-    h->ca_file =
-        cf->event_webhook_ca_file ? hd_strdup(cf->event_webhook_ca_file) : NULL;
-    if (hd_http1_parse_url(h->url, &tls, h->host, sizeof(h->host), &port,
-                           &path) != HD_OK) {
-        hd_log(HD_LOG_ERR, &h->w->log, 0, "event_webhook \"%s\" is not a URL",
-               h->url);
-        return;
-    }
-    snprintf(h->path, sizeof(h->path), "%s", *path ? path : "/");
-    if (tls && (h->ssl = hd_tls_slot_take(&tls_slot, h->ca_file)) == NULL) {
-        hd_log(HD_LOG_ERR, &h->w->log, 0,
-               "event_webhook has no TLS context for its ca_file");
-        return;
-    }
     memset(&pc, 0, sizeof(pc));
-    pc.name = "event_webhook";
-    pc.host = h->host;
-    pc.port = port;
-    pc.ssl_ctx = h->ssl;
     pc.nconns = 1;
     pc.timeout_ms = 10000;
-    h->pool = hd_http1_pool_new(h->w->base, &h->w->log, &pc);
-    event_add(h->tick, &tv);
-}
-
-/* Stops the tick and closes the pool: the batches that are out are
- * dropped with no callback, so their senders are free again and send the
- * same events (the stored cursor has not moved) to the next URL. A
- * sender whose cursor waits for a commit stays busy until it lands. */
-static void
-pool_close(struct hook *h)
-{
+    if (!hd_endpoint_update(&endpoint, &h->ep, w, w->conf->event_webhook,
+                            w->conf->event_webhook_ca_file, &pc))
+        return;
     event_del(h->tick);
-    hd_http1_pool_free(h->pool);
-    hd_tls_ctx_free(h->ssl);
-    free(h->url);
-    free(h->ca_file);
-    h->pool = NULL;
-    h->ssl = NULL;
-    h->url = NULL;
-    h->ca_file = NULL;
     for (int i = 0; i < h->nsenders; i++) {
         struct sender *sd = &h->senders[i];
         if (sd->out)
@@ -291,6 +230,8 @@ pool_close(struct hook *h)
         sd->failures = 0;
         sd->next_ms = 0;
     }
+    if (h->ep.url != NULL)
+        event_add(h->tick, &tv);
 }
 
 static int
@@ -310,8 +251,7 @@ webhook_init_worker(struct hd_worker *w)
         h->senders[i].s = w->shards[i];
     }
     h->tick = event_new(w->base, -1, EV_PERSIST, on_tick, h);
-    if (w->conf->event_webhook != NULL)
-        pool_open(h, w->conf);
+    update(h, w);
     w->module[HD_MODULE_WEBHOOK] = h;
     return HD_OK;
 }
@@ -325,14 +265,9 @@ static void
 webhook_reconf_worker(struct hd_worker *w)
 {
     struct hook *h = w->module[HD_MODULE_WEBHOOK];
-    const struct hd_conf *cf = w->conf;
 
-    if (h == NULL || (same_str(h->url, cf->event_webhook) &&
-                      same_str(h->ca_file, cf->event_webhook_ca_file)))
-        return;
-    pool_close(h);
-    if (cf->event_webhook != NULL)
-        pool_open(h, cf);
+    if (h != NULL)
+        update(h, w);
 }
 
 static int
@@ -351,8 +286,8 @@ webhook_exit_worker(struct hd_worker *w)
     struct hook *h = w->module[HD_MODULE_WEBHOOK];
     if (h == NULL)
         return;
-    pool_close(h);
     event_free(h->tick);
+    hd_endpoint_update(&endpoint, &h->ep, w, NULL, NULL, NULL);
     free(h->senders);
     free(h);
     w->module[HD_MODULE_WEBHOOK] = NULL;
