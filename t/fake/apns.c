@@ -285,28 +285,20 @@ done(struct fk_req *r)
 
     reply(r, 200, NULL, NULL);
     if (opt.goaway_after && c->served == opt.goaway_after && !c->goaway_id) {
-        w = fk_log_begin();
-        fk_jw_key(w, "event");
-        fk_jw_cstr(w, "goaway");
+        w = fk_log_event("goaway");
         fk_jw_key(w, "conn");
         fk_jw_int(w, c->id);
         fk_jw_key(w, "last");
         fk_jw_int(w, r->stream_id);
-        fk_jw_key(w, "at");
-        fk_jw_int(w, fk_now_ms());
-        fk_log_end();
+        fk_log_end_at();
         fk_goaway(c, r->stream_id, NGHTTP2_NO_ERROR, NULL);
         fk_drop_after(c, 200);
     }
     if (opt.drop_after && c->served == opt.drop_after && !fk_closing(c)) {
-        w = fk_log_begin();
-        fk_jw_key(w, "event");
-        fk_jw_cstr(w, "drop");
+        w = fk_log_event("drop");
         fk_jw_key(w, "conn");
         fk_jw_int(w, c->id);
-        fk_jw_key(w, "at");
-        fk_jw_int(w, fk_now_ms());
-        fk_log_end();
+        fk_log_end_at();
         fk_drop(c);
     }
 }
@@ -358,9 +350,7 @@ record(struct fk_req *r, const char *token, const char *kid, long long n,
     fk_jw_int(w, r->conn->active);
     fk_jw_key(w, "limit");
     fk_jw_int(w, r->conn->limit);
-    fk_jw_key(w, "at");
-    fk_jw_int(w, fk_now_ms());
-    fk_log_end();
+    fk_log_end_at();
 }
 
 static void
@@ -563,14 +553,10 @@ on_connect(struct fk_conn *c)
 
     if ((c->data = calloc(1, sizeof(struct apns_conn))) == NULL)
         abort();
-    w = fk_log_begin();
-    fk_jw_key(w, "event");
-    fk_jw_cstr(w, "connect");
+    w = fk_log_event("connect");
     fk_jw_key(w, "conn");
     fk_jw_int(w, c->id);
-    fk_jw_key(w, "at");
-    fk_jw_int(w, fk_now_ms());
-    fk_log_end();
+    fk_log_end_at();
 }
 
 static void

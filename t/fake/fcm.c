@@ -347,18 +347,14 @@ token_endpoint(struct fk_req *r)
     fk_map_put(&opt.issued, tok, strlen(tok))->v.p = g;
 
     kid = json_string_value(json_object_get(h, "kid"));
-    w = fk_log_begin();
-    fk_jw_key(w, "event");
-    fk_jw_cstr(w, "token");
+    w = fk_log_event("token");
     fk_jw_key(w, "n");
     fk_jw_int(w, opt.ntokens);
     fk_jw_key(w, "email");
     fk_jw_cstr(w, a->email);
     fk_jw_key(w, "kid");
     fk_jw_cstr(w, kid && *kid ? kid : NULL);
-    fk_jw_key(w, "at");
-    fk_jw_int(w, fk_now_ms());
-    fk_log_end();
+    fk_log_end_at();
 
     opt.body.len = 0;
     fk_jw_init(&bw, &opt.body);

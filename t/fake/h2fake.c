@@ -530,6 +530,24 @@ fk_log_end(void)
     }
 }
 
+struct fk_jw *
+fk_log_event(const char *event)
+{
+    struct fk_jw *w = fk_log_begin();
+
+    fk_jw_key(w, "event");
+    fk_jw_cstr(w, event);
+    return w;
+}
+
+void
+fk_log_end_at(void)
+{
+    fk_jw_key(&srv.jw, "at");
+    fk_jw_int(&srv.jw, fk_now_ms());
+    fk_log_end();
+}
+
 int
 fk_logging(void)
 {
@@ -813,9 +831,7 @@ fault_apply(struct fk_conn *c, struct fk_req *r)
         action = "pass";
     }
 
-    w = fk_log_begin();
-    fk_jw_key(w, "event");
-    fk_jw_cstr(w, "request");
+    w = fk_log_event("request");
     fk_jw_key(w, "fconn");
     fk_jw_int(w, c->id);
     fk_jw_key(w, "stream");
@@ -979,18 +995,14 @@ on_invalid_frame(nghttp2_session *s, const nghttp2_frame *f, int lib_error,
          lib_error != NGHTTP2_ERR_REFUSED_STREAM) ||
         c->active < (int)c->limit)
         return 0;
-    w = fk_log_begin();
-    fk_jw_key(w, "event");
-    fk_jw_cstr(w, "violation");
+    w = fk_log_event("violation");
     fk_jw_key(w, "conn");
     fk_jw_int(w, c->id);
     fk_jw_key(w, "active");
     fk_jw_int(w, c->active + 1);
     fk_jw_key(w, "limit");
     fk_jw_int(w, c->limit);
-    fk_jw_key(w, "at");
-    fk_jw_int(w, fk_now_ms());
-    fk_log_end();
+    fk_log_end_at();
     last = f->hd.stream_id - 2 > 0 ? f->hd.stream_id - 2 : 0;
     if (!c->goaway_id)
         fk_goaway(c, last, NGHTTP2_REFUSED_STREAM, msg);

@@ -184,6 +184,9 @@ int fk_closing(struct fk_conn *c);
 /* the log: one line per call of fk_log_end() */
 struct fk_jw *fk_log_begin(void);
 void fk_log_end(void);
+/* the same for an event line: {"event": event, ...}; ends with "at": now */
+struct fk_jw *fk_log_event(const char *event);
+void fk_log_end_at(void);
 int fk_logging(void);
 
 #endif
