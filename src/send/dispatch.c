@@ -324,32 +324,6 @@ dead_letter(struct hd_shard *s, json_t *d, const char *reason)
     }
 }
 
-/* Whether the device registered (or changed) after gone_ms, the time a
- * provider says its token went away (APNs 410): then the token is not
- * dead, only the answer was late. */
-static int
-registered_after(struct hd_shard *s, const char *user, const char *dev,
-                 int64_t gone_ms)
-{
-    char key[HD_USER_ID_MAX + 40];
-    int k = snprintf(key, sizeof(key), "%s%c%s", user, 0, dev), shared;
-    json_t *rec;
-    const char *reg;
-    int64_t reg_ms;
-    int after = 0;
-
-    if (k <= 0 || (size_t)k >= sizeof(key))
-        return 0;
-    rec = hd_store_get_json_nc(s, HD_DB_DEVICES, key, (size_t)k, &shared);
-    reg = json_string_value(json_object_get(rec, "updated_at"));
-    if (reg == NULL)
-        reg = json_string_value(json_object_get(rec, "created_at"));
-    if (reg != NULL && hd_time_parse_iso(reg, &reg_ms) == HD_OK)
-        after = reg_ms > gone_ms;
-    json_decref(rec);
-    return after;
-}
-
 static void
 on_job_done(struct hd_job *j, int outcome, int64_t retry_after_ms,
             const char *detail)
@@ -426,7 +400,7 @@ on_job_done(struct hd_job *j, int outcome, int64_t retry_after_ms,
         status = "failed";
         const char *dev = json_string_value(json_object_get(d, "device_id"));
         if (outcome == HD_OUT_DEAD_ADDRESS && dev != NULL && j->gone_ms &&
-            registered_after(s, j->user_id, dev, j->gone_ms))
+            hd_device_registered_after(s, j->user_id, dev, j->gone_ms))
             outcome = HD_OUT_FAILED; /* a newer registration: keep it */
         if (outcome == HD_OUT_DEAD_ADDRESS) {
             reason = "invalid_address";
@@ -603,15 +577,9 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
         json_object_set_new(jc->content, "html", json_string(html));
         free(html);
     }
-    if (jc->job.device_id != NULL && ch == HD_CH_WEB) {
+    if (jc->job.device_id != NULL && ch == HD_CH_WEB)
         /* the Web Push provider encrypts to the device's keys */
-        char key[HD_USER_ID_MAX + 40];
-        int k = snprintf(key, sizeof(key), "%s%c%s", jc->job.user_id, 0,
-                         jc->job.device_id);
-        if (k > 0 && (size_t)k < sizeof(key))
-            jc->device =
-                hd_store_get_json_nc(s, HD_DB_DEVICES, key, (size_t)k, &shared);
-    }
+        jc->device = hd_device_get(s, jc->job.user_id, jc->job.device_id);
     jc->job.device = jc->device;
     if (ch == HD_CH_EMAIL) {
         char payload[256];

@@ -389,6 +389,30 @@ hd_devices_list(struct hd_shard *s, const char *user_id)
     return list;
 }
 
+json_t *
+hd_device_get(struct hd_shard *s, const char *user_id, const char *device_id)
+{
+    char key[HD_USER_ID_MAX + 40];
+    int shared;
+
+    if (strlen(device_id) > 32)
+        return NULL;
+    return hd_store_get_json_nc(s, HD_DB_DEVICES, key,
+                                ukey(key, sizeof(key), user_id, device_id),
+                                &shared);
+}
+
+int
+hd_device_registered_after(struct hd_shard *s, const char *user_id,
+                           const char *device_id, int64_t ms)
+{
+    json_t *rec = hd_device_get(s, user_id, device_id);
+    int after = json_integer_value(json_object_get(rec, "registered_ms")) > ms;
+
+    json_decref(rec);
+    return after;
+}
+
 int
 hd_device_remove(struct hd_shard *s, const char *user_id,
                  const char *device_id_)

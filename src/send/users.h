@@ -35,6 +35,15 @@ int hd_device_register(struct hd_shard *s, const char *user_id, json_t *device,
 json_t *hd_devices_list(struct hd_shard *s, const char *user_id);
 int hd_device_remove(struct hd_shard *s, const char *user_id,
                      const char *device_id);
+/* The device's record for a delivery (a reference the caller drops; read
+ * around the record cache: once per send), or NULL. */
+json_t *hd_device_get(struct hd_shard *s, const char *user_id,
+                      const char *device_id);
+/* Whether the device was registered (again) after ms, the time a provider
+ * says its token went away (APNs 410): then that answer is older than the
+ * token in use, which stays. */
+int hd_device_registered_after(struct hd_shard *s, const char *user_id,
+                               const char *device_id, int64_t ms);
 /* Drops platform:token from its user in this shard unless that user is
  * new_user or registered it later than registered_ms (a token belongs to
  * one user: the last to register it). */
