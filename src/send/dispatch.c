@@ -14,6 +14,7 @@
 
 #include "core/herald.h"
 #include "core/codec.h"
+#include "core/jtext.h"
 #include "core/metrics.h"
 #include "core/shard.h"
 #include "core/sign.h"
@@ -26,17 +27,15 @@
 #include "send/users.h"
 #include "store/queue.h"
 
-#define SET_BUCKETS 16384 /* a few times max_in_flight: short chains */
+#define SET_BUCKETS 16384      /* a few times max_in_flight: short chains */
+#define HD_DELIVERY_MEMBERS 48 /* a delivery record has about 20 */
 
-struct flight {
-    struct flight *next;
-    char id[40];
-};
+struct job_ctx;
 
 struct dshard {
     struct hd_shard *s;
     struct dispatcher *d;
-    struct flight *set[SET_BUCKETS];
+    struct job_ctx *set[SET_BUCKETS]; /* in flight, by delivery id */
     int n[HD_CH_MAX];
     int total;
 };
@@ -62,25 +61,31 @@ struct dispatcher {
     struct breaker *breakers; /* HD_PROVIDER_SLOTS, by provider index */
 };
 
+/* One delivery in flight. Its strings (the job's, read from the
+ * delivery record) live in arena, sized by the record: a decoded string
+ * is never longer than its JSON text. */
 struct job_ctx {
     struct hd_job job;
+    struct job_ctx *next; /* in the in-flight set */
     struct dshard *ds;
     struct hd_provider *provider;
-    json_t *delivery;
     json_t *content; /* what this channel says */
     json_t *device;
     int64_t due;
     uint64_t qseq;
+    const char *category, *template_name; /* for events and stats */
     char id[40];
     char unsub[384]; /* email: the signed unsubscribe token */
+    size_t arena_len, arena_size;
+    char arena[];
 };
 
 /* ==== the in-flight set ==== */
 
-static struct flight **
+static struct job_ctx **
 set_slot(struct dshard *ds, const char *id)
 {
-    struct flight **pp = &ds->set[hd_hash(id, strlen(id)) % SET_BUCKETS];
+    struct job_ctx **pp = &ds->set[hd_hash(id, strlen(id)) % SET_BUCKETS];
     for (; *pp; pp = &(*pp)->next)
         if (strcmp((*pp)->id, id) == 0)
             break;
@@ -88,24 +93,22 @@ set_slot(struct dshard *ds, const char *id)
 }
 
 static void
-set_add(struct dshard *ds, const char *id)
+set_add(struct dshard *ds, struct job_ctx *jc)
 {
-    struct flight **pp = set_slot(ds, id), *f;
+    struct job_ctx **pp = set_slot(ds, jc->id);
     if (*pp)
         return;
-    f = hd_calloc(sizeof(*f));
-    snprintf(f->id, sizeof(f->id), "%s", id);
-    *pp = f;
+    jc->next = NULL;
+    *pp = jc;
     HD_COUNT(hd_metrics_self()->in_flight, 1);
 }
 
 static void
-set_del(struct dshard *ds, const char *id)
+set_del(struct dshard *ds, struct job_ctx *jc)
 {
-    struct flight **pp = set_slot(ds, id), *f = *pp;
-    if (f) {
-        *pp = f->next;
-        free(f);
+    struct job_ctx **pp = set_slot(ds, jc->id);
+    if (*pp == jc) {
+        *pp = jc->next;
         HD_COUNT(hd_metrics_self()->in_flight, -1);
     }
 }
@@ -271,10 +274,9 @@ on_outcome_durable(void *arg, int status)
     struct job_ctx *jc = arg;
     struct dshard *ds = jc->ds;
 
-    set_del(ds, jc->id);
+    set_del(ds, jc);
     ds->n[jc->job.channel]--;
     ds->total--;
-    json_decref(jc->delivery);
     json_decref(jc->content);
     json_decref(jc->device);
     free(jc);
@@ -324,6 +326,102 @@ dead_letter(struct hd_shard *s, json_t *d, const char *reason)
     }
 }
 
+/* The members of the outcome that on_job_done writes over. */
+struct outcome {
+    const char *status, *reason, *detail_key, *detail, *provider, *avoid;
+    int attempts;
+    int64_t due; /* retrying: when, and the new queue seq */
+    uint64_t qseq;
+};
+
+static int
+replaced(const struct hd_jspan *key, const struct outcome *o)
+{
+    static const char *always[] = {"attempts", "status", "qseq", "avoid",
+                                   "timeline"};
+    const char *also[] = {o->provider ? "provider" : NULL,
+                          o->reason ? "reason" : NULL, o->detail_key,
+                          o->avoid ? "due" : NULL};
+
+    for (size_t i = 0; i < HD_NELEMS(always); i++)
+        if (key->n == strlen(always[i]) &&
+            memcmp(key->p, always[i], key->n) == 0)
+            return 1;
+    for (size_t i = 0; i < HD_NELEMS(also); i++)
+        if (also[i] && key->n == strlen(also[i]) &&
+            memcmp(key->p, also[i], key->n) == 0)
+            return 1;
+    return 0;
+}
+
+/* The delivery record m[0..n) with the outcome o written over it and
+ * one more timeline entry, as a new record in b. Text in, text out: no
+ * tree of the record is built (this runs once per send). */
+static void
+write_outcome(struct hd_jbuf *b, const struct hd_jmember *m, int n,
+              const struct outcome *o)
+{
+    const struct hd_jspan *tl = hd_jtext_get(m, n, "timeline");
+    char now[32];
+
+    hd_jbuf_init(b, 1024);
+    b->p[b->len++] = HD_STORE_FORMAT;
+    hd_jbuf_raw(b, "{", 1);
+    for (int i = 0; i < n; i++) {
+        if (replaced(&m[i].key, o))
+            continue;
+        if (b->p[b->len - 1] != '{')
+            hd_jbuf_raw(b, ",", 1);
+        hd_jbuf_raw(b, "\"", 1);
+        hd_jbuf_raw(b, m[i].key.p, m[i].key.n);
+        hd_jbuf_raw(b, "\":", 2);
+        hd_jbuf_raw(b, m[i].val.p, m[i].val.n);
+    }
+    hd_jbuf_key(b, "attempts");
+    hd_jbuf_int(b, o->attempts);
+    if (o->provider) {
+        hd_jbuf_key(b, "provider");
+        hd_jbuf_str(b, o->provider);
+    }
+    if (o->detail) {
+        hd_jbuf_key(b, o->detail_key);
+        hd_jbuf_str(b, o->detail);
+    }
+    if (o->avoid) {
+        hd_jbuf_key(b, "avoid");
+        hd_jbuf_str(b, o->avoid);
+        hd_jbuf_key(b, "due");
+        hd_jbuf_int(b, o->due);
+        hd_jbuf_key(b, "qseq");
+        hd_jbuf_int(b, (int64_t)o->qseq);
+    }
+    if (o->reason) {
+        hd_jbuf_key(b, "reason");
+        hd_jbuf_str(b, o->reason);
+    }
+    hd_jbuf_key(b, "status");
+    hd_jbuf_str(b, o->status);
+    /* the timeline as it was, one entry longer (as hd_timeline_add) */
+    hd_jbuf_key(b, "timeline");
+    if (tl != NULL && tl->n > 2 && tl->p[0] == '[') {
+        hd_jbuf_raw(b, tl->p, tl->n - 1);
+        hd_jbuf_raw(b, ",", 1);
+    } else {
+        hd_jbuf_raw(b, "[", 1);
+    }
+    hd_time_iso(hd_now_ms(), now, sizeof(now));
+    hd_jbuf_raw(b, "{", 1);
+    hd_jbuf_key(b, "at");
+    hd_jbuf_str(b, now);
+    hd_jbuf_key(b, "event");
+    hd_jbuf_str(b, o->status);
+    if (o->detail) {
+        hd_jbuf_key(b, "detail");
+        hd_jbuf_str(b, o->detail);
+    }
+    hd_jbuf_raw(b, "}]}", 3);
+}
+
 static void
 on_job_done(struct hd_job *j, int outcome, int64_t retry_after_ms,
             const char *detail)
@@ -334,83 +432,84 @@ on_job_done(struct hd_job *j, int outcome, int64_t retry_after_ms,
     char fixed[512];
     const struct hd_provider_policy *pol =
         jc->provider ? &jc->provider->policy : NULL;
-    json_t *d = jc->delivery;
-    int attempts = j->attempt;
-    const char *status, *reason = NULL;
+    struct hd_jmember m[HD_DELIVERY_MEMBERS];
+    struct outcome o = {NULL};
+    struct hd_jbuf b;
     MDB_val v;
+    int n;
 
     if (detail) {
         /* provider text (a header, a reply cut by snprintf) may not be
-         * UTF-8: jansson would refuse it and the record lose it */
+         * UTF-8: a reader would refuse the record */
         snprintf(fixed, sizeof(fixed), "%s", detail);
         detail = hd_utf8_fix(fixed);
     }
     if (jc->provider) {
-        struct hd_metrics *m = hd_metrics_self();
+        struct hd_metrics *mt = hd_metrics_self();
         cb_outcome(disp, jc->provider, outcome == HD_OUT_RETRY);
         if (jc->provider->index < HD_METRICS_PROVIDERS)
             HD_COUNT(
-                m->results[jc->provider->index][j->channel]
-                          [outcome == HD_OUT_DELIVERED ? HD_RES_DELIVERED
-                           : outcome == HD_OUT_RETRY   ? HD_RES_RETRY
-                           : outcome == HD_OUT_FAILED  ? HD_RES_FAILED
-                                                       : HD_RES_DEAD_ADDRESS],
+                mt->results[jc->provider->index][j->channel]
+                           [outcome == HD_OUT_DELIVERED ? HD_RES_DELIVERED
+                            : outcome == HD_OUT_RETRY   ? HD_RES_RETRY
+                            : outcome == HD_OUT_FAILED  ? HD_RES_FAILED
+                                                        : HD_RES_DEAD_ADDRESS],
                 1);
         if (outcome == HD_OUT_DELIVERED)
-            hd_hist_observe(&m->delivery_seconds[j->channel],
+            hd_hist_observe(&mt->delivery_seconds[j->channel],
                             (double)(hd_now_ms() - jc->due) / 1e3);
     }
     hd_queue_remove(s, j->channel, jc->due, jc->qseq);
-    /* the user may have been erased while the provider worked */
+    /* the user may have been erased while the provider worked; the
+     * record is read again, as it is now */
     if (hd_store_get(s, HD_DB_DELIVERIES, jc->id, strlen(jc->id), &v) !=
-        HD_OK) {
+            HD_OK ||
+        v.mv_size < 2 || ((char *)v.mv_data)[0] != HD_STORE_FORMAT ||
+        (n = hd_jtext_members((char *)v.mv_data + 1, v.mv_size - 1, m,
+                              HD_DELIVERY_MEMBERS)) < 0) {
         if (jc->provider)
             hd_provider_release(jc->provider, disp->w);
         hd_store_after_commit(s, on_outcome_durable, jc);
         return;
     }
-    json_object_set_new(d, "attempts", json_integer(attempts));
-    if (jc->provider)
-        json_object_set_new(d, "provider", json_string(jc->provider->name));
-    json_object_del(d, "qseq");
-    json_object_del(d, "avoid");
-    if (detail)
-        json_object_set_new(d,
-                            outcome == HD_OUT_DELIVERED ? "provider_message_id"
-                                                        : "last_error",
-                            json_string(detail));
+    o.attempts = j->attempt;
+    o.provider = jc->provider ? jc->provider->name : NULL;
+    if (detail) {
+        o.detail = detail;
+        o.detail_key =
+            outcome == HD_OUT_DELIVERED ? "provider_message_id" : "last_error";
+    }
 
-    if (outcome == HD_OUT_RETRY && pol && attempts < pol->attempts) {
-        int64_t due = hd_now_ms() + backoff_ms(pol, attempts, retry_after_ms);
-        uint64_t qseq = hd_store_next_seq(s);
+    if (outcome == HD_OUT_RETRY && pol && o.attempts < pol->attempts) {
         struct pick_arg pa = {disp, jc->provider->name};
         int declined = 0;
+
+        o.due = hd_now_ms() + backoff_ms(pol, o.attempts, retry_after_ms);
+        o.qseq = hd_store_next_seq(s);
         /* failover: another provider of the channel takes it at once */
-        json_object_set_new(d, "avoid", json_string(jc->provider->name));
+        o.avoid = jc->provider->name;
         if (hd_provider_pick(j->channel, j, available_not_avoided, &pa,
                              &declined) != NULL)
-            due = hd_now_ms();
-        status = "retrying";
-        json_object_set_new(d, "due", json_integer(due));
-        json_object_set_new(d, "qseq", json_integer((json_int_t)qseq));
-        hd_queue_push(s, j->channel, due, qseq, jc->id);
+            o.due = hd_now_ms();
+        o.status = "retrying";
+        hd_queue_push(s, j->channel, o.due, o.qseq, jc->id);
     } else if (outcome == HD_OUT_DELIVERED) {
-        status = "delivered";
+        o.status = "delivered";
     } else {
-        status = "failed";
-        const char *dev = json_string_value(json_object_get(d, "device_id"));
-        if (outcome == HD_OUT_DEAD_ADDRESS && dev != NULL && j->gone_ms &&
-            hd_device_registered_after(s, j->user_id, dev, j->gone_ms))
+        o.status = "failed";
+        if (outcome == HD_OUT_DEAD_ADDRESS && j->device_id != NULL &&
+            j->gone_ms &&
+            hd_device_registered_after(s, j->user_id, j->device_id, j->gone_ms))
             outcome = HD_OUT_FAILED; /* a newer registration: keep it */
         if (outcome == HD_OUT_DEAD_ADDRESS) {
-            reason = "invalid_address";
-            if (dev != NULL) {
-                reason = "invalid_token";
-                hd_device_remove(s, j->user_id, dev);
+            o.reason = "invalid_address";
+            if (j->device_id != NULL) {
+                o.reason = "invalid_token";
+                hd_device_remove(s, j->user_id, j->device_id);
             } else if (j->channel == HD_CH_SMS && detail &&
                        strstr(detail, "21610") != NULL) {
                 /* the recipient texted STOP: respect it everywhere */
-                reason = "unsubscribed";
+                o.reason = "unsubscribed";
                 hd_prefs_set_channel(s, j->user_id, HD_CH_SMS, 0);
             } else {
                 /* a bouncing address or a dead number: suppressed until
@@ -418,22 +517,34 @@ on_job_done(struct hd_job *j, int outcome, int64_t retry_after_ms,
                 hd_user_flag_address(s, j->user_id, j->channel, j->to);
             }
         } else if (outcome == HD_OUT_RETRY) {
-            reason = "attempts_exhausted";
+            o.reason = "attempts_exhausted";
         } else {
-            reason = "rejected";
+            o.reason = "rejected";
         }
     }
-    if (reason) {
-        int r = hd_fail_reason_of(reason);
-        json_object_set_new(d, "reason", json_string(reason));
+    if (o.reason) {
+        int r = hd_fail_reason_of(o.reason);
         if (r >= 0)
             HD_COUNT(hd_metrics_self()->failed[j->channel][r], 1);
     }
-    json_object_set_new(d, "status", json_string(status));
-    hd_event_emit(s, d, status, detail);
-    if (reason && strcmp(reason, "attempts_exhausted") == 0)
-        dead_letter(s, d, reason);
-    hd_store_put_json_nc(s, HD_DB_DELIVERIES, jc->id, strlen(jc->id), d);
+    write_outcome(&b, m, n, &o);
+    {
+        struct hd_event_src src = {
+            jc->id,           j->notification_id,
+            j->user_id,       hd_channel_name(j->channel),
+            o.provider,       jc->category,
+            jc->template_name};
+        hd_event_put(s, &src, o.status, detail);
+    }
+    if (o.reason && strcmp(o.reason, "attempts_exhausted") == 0) {
+        MDB_val rec = {b.len, b.p};
+        json_t *d = hd_record_decode(&rec); /* rare: a tree will do */
+        if (d != NULL)
+            dead_letter(s, d, o.reason);
+        json_decref(d);
+    }
+    hd_store_put(s, HD_DB_DELIVERIES, jc->id, strlen(jc->id), b.p, b.len);
+    free(b.p);
     /* the last read of the provider: a reload may retire it now */
     if (jc->provider)
         hd_provider_release(jc->provider, disp->w);
@@ -467,70 +578,133 @@ expire(struct hd_shard *s, int ch, int64_t due, uint64_t qseq, json_t *d)
     hd_store_put_json(s, HD_DB_DELIVERIES, id, d);
 }
 
+/* A delivery no provider can ever take: failed for good. */
+static void
+no_provider(struct hd_shard *s, int ch, int64_t due, uint64_t qseq, json_t *d)
+{
+    const char *id = json_string_value(json_object_get(d, "id"));
+
+    HD_COUNT(hd_metrics_self()->failed[ch][HD_REASON_NO_PROVIDER], 1);
+    hd_queue_remove(s, ch, due, qseq);
+    json_object_del(d, "qseq");
+    json_object_set_new(d, "status", json_string("failed"));
+    json_object_set_new(d, "reason", json_string("no_provider"));
+    hd_event_emit(s, d, "failed",
+                  "no provider of the channel takes this delivery");
+    hd_store_put_json(s, HD_DB_DELIVERIES, id, d);
+}
+
+/* The string member key of m[0..n) copied into jc's arena; NULL when
+ * absent or not a string. */
+static const char *
+take(struct job_ctx *jc, const struct hd_jmember *m, int n, const char *key)
+{
+    char *out = jc->arena + jc->arena_len;
+    int len = hd_jtext_str(hd_jtext_get(m, n, key), out,
+                           jc->arena_size - jc->arena_len);
+
+    if (len < 0)
+        return NULL;
+    jc->arena_len += (size_t)len + 1;
+    return out;
+}
+
+/* What the notification says on channel ch (a new object), read from
+ * its record's text: only "content" is decoded. */
+static json_t *
+content_of(struct hd_shard *s, const char *nid, int ch)
+{
+    struct hd_jmember m[HD_DELIVERY_MEMBERS];
+    const struct hd_jspan *c;
+    json_t *n, *content, *out;
+    MDB_val v;
+    int k;
+
+    if (nid == NULL)
+        return hd_content_for(NULL, ch);
+    n = hd_cache_get(s, HD_DB_NOTIFICATIONS, nid, strlen(nid));
+    if (n != NULL) {
+        out = hd_content_for(json_object_get(n, "content"), ch);
+        json_decref(n);
+        return out;
+    }
+    content = NULL;
+    if (hd_store_get(s, HD_DB_NOTIFICATIONS, nid, strlen(nid), &v) == HD_OK &&
+        v.mv_size > 1 && ((char *)v.mv_data)[0] == HD_STORE_FORMAT &&
+        (k = hd_jtext_members((char *)v.mv_data + 1, v.mv_size - 1, m,
+                              HD_DELIVERY_MEMBERS)) >= 0 &&
+        (c = hd_jtext_get(m, k, "content")) != NULL)
+        content = json_loadb(c->p, c->n, 0, NULL);
+    out = hd_content_for(content, ch);
+    json_decref(content);
+    return out;
+}
+
 /* Starts one delivery. HD_AGAIN when no provider may take it now (open
- * circuit breakers): it stays queued. */
+ * circuit breakers): it stays queued. The delivery record is read as
+ * text: the job's strings are copied out of it, no tree is built. */
 static int
 start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
       int64_t now)
 {
     struct hd_shard *s = ds->s;
+    struct hd_jmember m[HD_DELIVERY_MEMBERS];
     struct job_ctx *jc;
     struct hd_provider *p;
-    json_t *d, *n, *v;
+    const char *avoid, *prio;
+    char status[16];
     int64_t expires;
-    const char *avoid;
-    int declined, shared;
+    int n, declined;
+    MDB_val v;
 
-    n = hd_store_get_json_nc(s, HD_DB_DELIVERIES, id, strlen(id), &shared);
-    if (n == NULL ||
-        terminal(json_string_value(json_object_get(n, "status")))) {
+    if (hd_store_get(s, HD_DB_DELIVERIES, id, strlen(id), &v) != HD_OK ||
+        v.mv_size < 2 || ((char *)v.mv_data)[0] != HD_STORE_FORMAT ||
+        (n = hd_jtext_members((char *)v.mv_data + 1, v.mv_size - 1, m,
+                              HD_DELIVERY_MEMBERS)) < 0 ||
+        hd_jtext_str(hd_jtext_get(m, n, "status"), status, sizeof(status)) <
+            0 ||
+        terminal(status)) {
         /* a queue entry left by an erase or a finished delivery */
         hd_queue_remove(s, ch, due, qseq);
-        json_decref(n);
         return HD_OK;
     }
-    if (shared) {
-        d = hd_delivery_thaw(n); /* the outcome changes it */
-        json_decref(n);
-    } else {
-        d = n; /* decoded for us alone */
-    }
-    expires = json_integer_value(json_object_get(d, "expires_at"));
+    expires = hd_jtext_int(hd_jtext_get(m, n, "expires_at"));
     if (expires && now > expires) {
-        expire(s, ch, due, qseq, d);
+        json_t *d = hd_record_decode(&v); /* rare: a tree will do */
+        if (d != NULL)
+            expire(s, ch, due, qseq, d);
         json_decref(d);
         return HD_OK;
     }
 
-    jc = hd_calloc(sizeof(*jc));
+    jc = hd_calloc(sizeof(*jc) + v.mv_size);
+    jc->arena_size = v.mv_size;
     jc->ds = ds;
-    jc->delivery = d;
     jc->due = due;
     jc->qseq = qseq;
     snprintf(jc->id, sizeof(jc->id), "%s", id);
     jc->job.delivery_id = jc->id;
-    jc->job.notification_id =
-        json_string_value(json_object_get(d, "notification_id"));
-    jc->job.user_id = json_string_value(json_object_get(d, "user_id"));
-    jc->job.to = json_string_value(json_object_get(d, "to"));
+    jc->job.notification_id = take(jc, m, n, "notification_id");
+    jc->job.user_id = take(jc, m, n, "user_id");
+    jc->job.to = take(jc, m, n, "to");
     jc->job.channel = ch;
-    jc->job.attempt =
-        (int)json_integer_value(json_object_get(d, "attempts")) + 1;
-    jc->job.platform = json_string_value(json_object_get(d, "platform"));
-    jc->job.device_id = json_string_value(json_object_get(d, "device_id"));
-    jc->job.app = json_string_value(json_object_get(d, "app"));
-    jc->job.sandbox = json_is_true(json_object_get(d, "sandbox"));
-    v = json_object_get(d, "priority");
-    jc->job.priority =
-        v ? hd_priority_parse(json_string_value(v)) : HD_PRIO_NORMAL;
+    jc->job.attempt = (int)hd_jtext_int(hd_jtext_get(m, n, "attempts")) + 1;
+    jc->job.platform = take(jc, m, n, "platform");
+    jc->job.device_id = take(jc, m, n, "device_id");
+    jc->job.app = take(jc, m, n, "app");
+    jc->job.sandbox = hd_jtext_true(hd_jtext_get(m, n, "sandbox"));
+    prio = take(jc, m, n, "priority");
+    jc->job.priority = prio ? hd_priority_parse(prio) : HD_PRIO_NORMAL;
     if (jc->job.priority < 0)
         jc->job.priority = HD_PRIO_NORMAL;
     jc->job.expires_at_ms = expires;
     jc->job.done = on_job_done;
+    jc->category = take(jc, m, n, "category");
+    jc->template_name = take(jc, m, n, "template");
 
     /* failover: after a transient failure the next provider goes first;
      * the failed one only when no other may take it */
-    avoid = json_string_value(json_object_get(d, "avoid"));
+    avoid = take(jc, m, n, "avoid");
     p = NULL;
     if (avoid != NULL) {
         struct pick_arg pa = {ds->d, avoid};
@@ -540,33 +714,19 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
         p = hd_provider_pick(ch, &jc->job, cb_usable, ds->d, &declined);
     if (p == NULL) {
         free(jc);
-        if (declined) {
-            json_decref(d);
+        if (declined)
             return HD_AGAIN; /* breakers open: wait in the queue */
+        {
+            json_t *d = hd_record_decode(&v);
+            if (d != NULL)
+                no_provider(s, ch, due, qseq, d);
+            json_decref(d);
         }
-        /* nothing can ever take it: fail it for good */
-        HD_COUNT(hd_metrics_self()->failed[ch][HD_REASON_NO_PROVIDER], 1);
-        hd_queue_remove(s, ch, due, qseq);
-        json_object_del(d, "qseq");
-        json_object_set_new(d, "status", json_string("failed"));
-        json_object_set_new(d, "reason", json_string("no_provider"));
-        hd_event_emit(s, d, "failed",
-                      "no provider of the channel takes this delivery");
-        hd_store_put_json(s, HD_DB_DELIVERIES, id, d);
-        json_decref(d);
         return HD_OK;
     }
     jc->provider = p;
 
-    {
-        const char *nid =
-            json_string_value(json_object_get(d, "notification_id"));
-        n = nid ? hd_store_get_json_nc(s, HD_DB_NOTIFICATIONS, nid, strlen(nid),
-                                       &shared)
-                : NULL;
-    }
-    jc->content = hd_content_for(n ? json_object_get(n, "content") : NULL, ch);
-    json_decref(n);
+    jc->content = content_of(s, jc->job.notification_id, ch);
     jc->job.content = jc->content;
     if (ch == HD_CH_EMAIL && ds->d->w->conf->tracking_url &&
         json_is_string(json_object_get(jc->content, "html"))) {
@@ -588,7 +748,7 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
         if (hd_sign_token(payload, jc->unsub, sizeof(jc->unsub)) == HD_OK)
             jc->job.unsubscribe_token = jc->unsub;
     }
-    set_add(ds, id);
+    set_add(ds, jc);
     ds->n[ch]++;
     ds->total++;
     hd_provider_send(p, ds->d->w, &jc->job);
@@ -758,16 +918,9 @@ dispatch_exit(struct hd_worker *w)
     if (d == NULL)
         return;
 
-    for (int i = 0; i < d->nshards; i++) {
+    /* the in-flight set holds jobs, freed by their outcomes */
+    for (int i = 0; i < d->nshards; i++)
         d->shards[i].s->on_durable = NULL;
-        for (int b = 0; b < SET_BUCKETS; b++) {
-            struct flight *f, *next;
-            for (f = d->shards[i].set[b]; f; f = next) {
-                next = f->next;
-                free(f);
-            }
-        }
-    }
     event_free(d->kick_ev);
     event_free(d->timer_ev);
     event_free(d->purge_ev);

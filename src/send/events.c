@@ -14,6 +14,7 @@
 #include <stdio.h>
 
 #include "core/herald.h"
+#include "core/jtext.h"
 #include "core/sign.h"
 #include "core/time.h"
 #include "send/events.h"
@@ -106,49 +107,75 @@ hd_stats_flush(struct hd_shard *s)
 }
 
 void
-hd_event_emit(struct hd_shard *s, json_t *d, const char *type,
-              const char *detail)
+hd_event_put(struct hd_shard *s, const struct hd_event_src *src,
+             const char *type, const char *detail)
 {
-    static const char *copy[] = {"notification_id", "user_id",  "channel",
-                                 "provider",        "category", "template"};
+    /* the delivery's fields an event carries, in the stored order */
+    const char *copy[][2] = {{"notification_id", src->notification_id},
+                             {"user_id", src->user_id},
+                             {"channel", src->channel},
+                             {"provider", src->provider},
+                             {"category", src->category},
+                             {"template", src->template_name}};
     unsigned char key[8];
-    uint64_t seq = hd_store_next_seq(s);
     char now[32];
     int counter = counter_of(type);
-    json_t *e;
+    struct hd_jbuf b;
 
-    hd_timeline_add(d, type, detail);
+    /* written as text: this runs for every outcome of the send path */
     hd_time_iso(hd_now_ms(), now, sizeof(now));
-    e = json_pack("{s:s, s:s, s:O}", "at", now, "type", type, "delivery_id",
-                  json_object_get(d, "id"));
+    hd_jbuf_init(&b, 320);
+    b.p[b.len++] = HD_STORE_FORMAT;
+    hd_jbuf_raw(&b, "{", 1);
+    hd_jbuf_key(&b, "at");
+    hd_jbuf_str(&b, now);
+    hd_jbuf_key(&b, "type");
+    hd_jbuf_str(&b, type);
+    hd_jbuf_key(&b, "delivery_id");
+    hd_jbuf_str(&b, src->delivery_id ? src->delivery_id : "");
     for (size_t i = 0; i < HD_NELEMS(copy); i++)
-        if (json_object_get(d, copy[i]))
-            json_object_set(e, copy[i], json_object_get(d, copy[i]));
-    if (detail)
-        json_object_set_new(e, "detail", json_string(detail));
-    put_be64(key, seq);
-    {
-        size_t len;
-        char *buf = hd_record_encode(e, &len);
-        hd_store_put(s, HD_DB_EVENTS, key, sizeof(key), buf, len);
-        free(buf);
+        if (copy[i][1] != NULL) {
+            hd_jbuf_key(&b, copy[i][0]);
+            hd_jbuf_str(&b, copy[i][1]);
+        }
+    if (detail) {
+        hd_jbuf_key(&b, "detail");
+        hd_jbuf_str(&b, detail);
     }
-    json_decref(e);
+    hd_jbuf_raw(&b, "}", 1);
+    put_be64(key, hd_store_next_seq(s));
+    hd_store_put(s, HD_DB_EVENTS, key, sizeof(key), b.p, b.len);
+    free(b.p);
 
     if (counter >= 0) {
         char k[160];
-        const char *cat = json_string_value(json_object_get(d, "category"));
-        const char *tpl = json_string_value(json_object_get(d, "template"));
         count(s, "all", counter);
-        if (cat) {
-            snprintf(k, sizeof(k), "category:%s", cat);
+        if (src->category) {
+            snprintf(k, sizeof(k), "category:%s", src->category);
             count(s, k, counter);
         }
-        if (tpl) {
-            snprintf(k, sizeof(k), "template:%s", tpl);
+        if (src->template_name) {
+            snprintf(k, sizeof(k), "template:%s", src->template_name);
             count(s, k, counter);
         }
     }
+}
+
+void
+hd_event_emit(struct hd_shard *s, json_t *d, const char *type,
+              const char *detail)
+{
+    struct hd_event_src src = {
+        json_string_value(json_object_get(d, "id")),
+        json_string_value(json_object_get(d, "notification_id")),
+        json_string_value(json_object_get(d, "user_id")),
+        json_string_value(json_object_get(d, "channel")),
+        json_string_value(json_object_get(d, "provider")),
+        json_string_value(json_object_get(d, "category")),
+        json_string_value(json_object_get(d, "template"))};
+
+    hd_timeline_add(d, type, detail);
+    hd_event_put(s, &src, type, detail);
 }
 
 json_t *

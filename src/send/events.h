@@ -10,6 +10,16 @@
 
 #include "store/store.h"
 
+/* The fields of a delivery an event carries (NULL: absent). */
+struct hd_event_src {
+    const char *delivery_id, *notification_id, *user_id, *channel, *provider,
+        *category, *template_name;
+};
+
+/* Appends the event to the shard's feed and counters (staged with the
+ * caller's other writes); the caller keeps the delivery's timeline. */
+void hd_event_put(struct hd_shard *s, const struct hd_event_src *src,
+                  const char *type, const char *detail);
 /* Adds {at, event, detail} to the delivery's timeline and appends the
  * event to the shard's feed and counters (staged with the caller's other
  * writes). Use instead of hd_timeline_add wherever a shard is at hand. */

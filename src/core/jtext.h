@@ -1,0 +1,59 @@
+/*
+ * jtext.h: reading and writing compact JSON as text, without building a
+ * tree. For the send path, which reads a few fields of each stored record
+ * and changes a few: jansson would allocate a node per value for that.
+ * Pure; a span borrows the text it points into.
+ */
+#ifndef HD_JTEXT_H
+#define HD_JTEXT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct hd_jspan {
+    const char *p;
+    size_t n;
+};
+
+/* One top-level member of an object: the key without its quotes (as
+ * written, escapes included) and the value's whole text. */
+struct hd_jmember {
+    struct hd_jspan key;
+    struct hd_jspan val;
+};
+
+/* Splits the object text p..p+n into its top-level members. Returns
+ * their count, or HD_ERROR when the text is not one well-formed object
+ * or has more than max members. */
+int hd_jtext_members(const char *p, size_t n, struct hd_jmember *m, int max);
+
+/* The value of key among m[0..n), or NULL. */
+const struct hd_jspan *hd_jtext_get(const struct hd_jmember *m, int n,
+                                    const char *key);
+
+/* Decodes the string value v into buf (NUL-terminated, at most size
+ * bytes with the NUL). Returns the length, or HD_ERROR when v is NULL,
+ * not a string, or does not fit. */
+int hd_jtext_str(const struct hd_jspan *v, char *buf, size_t size);
+
+/* The integer value v; 0 when v is NULL or not an integer. */
+int64_t hd_jtext_int(const struct hd_jspan *v);
+
+/* 1 when v is the literal true. */
+int hd_jtext_true(const struct hd_jspan *v);
+
+/* A growing output buffer; owned by its user, freed with free(b->p). */
+struct hd_jbuf {
+    char *p;
+    size_t len, size;
+};
+
+void hd_jbuf_init(struct hd_jbuf *b, size_t size);
+void hd_jbuf_raw(struct hd_jbuf *b, const char *s, size_t n);
+/* s (UTF-8) as a quoted, escaped JSON string */
+void hd_jbuf_str(struct hd_jbuf *b, const char *s);
+void hd_jbuf_int(struct hd_jbuf *b, int64_t v);
+/* ,"key": (the comma unless just after { or [) */
+void hd_jbuf_key(struct hd_jbuf *b, const char *key);
+
+#endif
