@@ -360,3 +360,60 @@ hd_jbuf_key(struct hd_jbuf *b, const char *key)
     b->p[b->len++] = '"';
     b->p[b->len++] = ':';
 }
+
+void
+hd_jbuf_json(struct hd_jbuf *b, const json_t *v)
+{
+    const char *k;
+    json_t *e;
+    size_t i;
+
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        hd_jbuf_raw(b, "{", 1);
+        json_object_foreach((json_t *)v, k, e)
+        {
+            hd_jbuf_key(b, k);
+            hd_jbuf_json(b, e);
+        }
+        hd_jbuf_raw(b, "}", 1);
+        break;
+    case JSON_ARRAY:
+        hd_jbuf_raw(b, "[", 1);
+        json_array_foreach(v, i, e)
+        {
+            if (i > 0)
+                hd_jbuf_raw(b, ",", 1);
+            hd_jbuf_json(b, e);
+        }
+        hd_jbuf_raw(b, "]", 1);
+        break;
+    case JSON_STRING:
+        hd_jbuf_str(b, json_string_value(v));
+        break;
+    case JSON_INTEGER:
+        hd_jbuf_int(b, json_integer_value(v));
+        break;
+    case JSON_REAL: {
+        int n;
+        reserve(b, 32);
+        n = snprintf(b->p + b->len, 32, "%.17g", json_real_value(v));
+        /* a real stays a real when read back */
+        if (strpbrk(b->p + b->len, ".eE") == NULL) {
+            memcpy(b->p + b->len + n, ".0", 2);
+            n += 2;
+        }
+        b->len += (size_t)n;
+        break;
+    }
+    case JSON_TRUE:
+        hd_jbuf_raw(b, "true", 4);
+        break;
+    case JSON_FALSE:
+        hd_jbuf_raw(b, "false", 5);
+        break;
+    default:
+        hd_jbuf_raw(b, "null", 4);
+        break;
+    }
+}

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 struct hd_jspan {
     const char *p;
     size_t n;
@@ -55,5 +57,7 @@ void hd_jbuf_str(struct hd_jbuf *b, const char *s);
 void hd_jbuf_int(struct hd_jbuf *b, int64_t v);
 /* ,"key": (the comma unless just after { or [) */
 void hd_jbuf_key(struct hd_jbuf *b, const char *key);
+/* v as compact JSON (objects in their insertion order, as jansson) */
+void hd_jbuf_json(struct hd_jbuf *b, const json_t *v);
 
 #endif

@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 
 #include "core/herald.h"
+#include "core/jtext.h"
 #include "core/time.h"
 #include "provider/apns.h"
 #include "provider/h2client.h"
@@ -294,11 +295,11 @@ hd_apns_id(const char *delivery_id, char *out)
 
 /* The APNs payload of content {title, subtitle, body, badge, sound,
  * thread_id, category, mutable_content, content_available,
- * interruption_level, data}. *background: no alert, a silent push. */
-json_t *
-hd_apns_payload(json_t *content, int *background)
+ * interruption_level, data}. *background: no alert, a silent push.
+ * Written as text straight from content: no tree is built per push. */
+char *
+hd_apns_payload(json_t *content, int *background, size_t *len)
 {
-    json_t *aps = json_object(), *alert = json_object(), *v, *out;
     static const char *alert_keys[][2] = {
         {"title", "title"}, {"subtitle", "subtitle"}, {"body", "body"}};
     static const char *aps_keys[][2] = {
@@ -309,32 +310,53 @@ hd_apns_payload(json_t *content, int *background)
         {"interruption_level", "interruption-level"},
         {"relevance_score", "relevance-score"},
         {"target_content_id", "target-content-id"}};
+    struct hd_jbuf b;
     const char *k;
+    json_t *v;
+    int alert = 0;
 
-    for (size_t i = 0; i < HD_NELEMS(alert_keys); i++)
-        if ((v = json_object_get(content, alert_keys[i][0])) &&
-            !json_is_null(v))
-            json_object_set(alert, alert_keys[i][1], v);
-    *background = json_object_size(alert) == 0;
-    if (*background)
-        json_decref(alert);
-    else
-        json_object_set_new(aps, "alert", alert);
-    for (size_t i = 0; i < HD_NELEMS(aps_keys); i++)
-        if ((v = json_object_get(content, aps_keys[i][0])) && !json_is_null(v))
-            json_object_set(aps, aps_keys[i][1], v);
-    if (json_is_true(json_object_get(content, "mutable_content")))
-        json_object_set_new(aps, "mutable-content", json_integer(1));
-    if (*background ||
-        json_is_true(json_object_get(content, "content_available")))
-        json_object_set_new(aps, "content-available", json_integer(1));
-
-    out = json_object();
+    hd_jbuf_init(&b, 512);
+    hd_jbuf_raw(&b, "{", 1);
+    /* custom data at the top level, aps last */
     json_object_foreach(json_object_get(content, "data"), k,
                         v) if (strcmp(k, "aps") != 0)
-        json_object_set(out, k, v);
-    json_object_set_new(out, "aps", aps);
-    return out;
+    {
+        hd_jbuf_key(&b, k);
+        hd_jbuf_json(&b, v);
+    }
+    hd_jbuf_key(&b, "aps");
+    hd_jbuf_raw(&b, "{", 1);
+    for (size_t i = 0; i < HD_NELEMS(alert_keys); i++)
+        if ((v = json_object_get(content, alert_keys[i][0])) &&
+            !json_is_null(v)) {
+            if (!alert++) {
+                hd_jbuf_key(&b, "alert");
+                hd_jbuf_raw(&b, "{", 1);
+            }
+            hd_jbuf_key(&b, alert_keys[i][1]);
+            hd_jbuf_json(&b, v);
+        }
+    if (alert)
+        hd_jbuf_raw(&b, "}", 1);
+    *background = !alert;
+    for (size_t i = 0; i < HD_NELEMS(aps_keys); i++)
+        if ((v = json_object_get(content, aps_keys[i][0])) &&
+            !json_is_null(v)) {
+            hd_jbuf_key(&b, aps_keys[i][1]);
+            hd_jbuf_json(&b, v);
+        }
+    if (json_is_true(json_object_get(content, "mutable_content"))) {
+        hd_jbuf_key(&b, "mutable-content");
+        hd_jbuf_int(&b, 1);
+    }
+    if (*background ||
+        json_is_true(json_object_get(content, "content_available"))) {
+        hd_jbuf_key(&b, "content-available");
+        hd_jbuf_int(&b, 1);
+    }
+    hd_jbuf_raw(&b, "}}", 3); /* with the NUL */
+    *len = b.len - 1;
+    return b.p;
 }
 
 static void
@@ -417,15 +439,11 @@ submit(struct apns_req *r)
     char path[300], id[37], exp[24];
     const char *collapse, *auth;
     struct hd_h2_pool *pool;
-    json_t *payload;
     int nh = 0, background, rc;
     char *body;
     size_t len;
 
-    payload = hd_apns_payload(j->content, &background);
-    body = json_dumps(payload, JSON_COMPACT);
-    json_decref(payload);
-    len = strlen(body);
+    body = hd_apns_payload(j->content, &background, &len);
     if (len > APNS_MAX_PAYLOAD) {
         char detail[80];
         free(body);

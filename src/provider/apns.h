@@ -16,9 +16,10 @@
  * stable across retries. out: 37 bytes. */
 void hd_apns_id(const char *delivery_id, char *out);
 
-/* The APNs JSON payload for a notification's content; new reference.
- * *background is set when there is no alert (a silent push). */
-json_t *hd_apns_payload(json_t *content, int *background);
+/* The APNs JSON payload for a notification's content, as text (malloc'd,
+ * NUL-terminated, *len bytes). *background is set when there is no alert
+ * (a silent push). */
+char *hd_apns_payload(json_t *content, int *background, size_t *len);
 
 /* What an APNs answer other than a lost stream means (protocols.md 1.8),
  * from its :status, body, retry-after value (or NULL) and the time. */

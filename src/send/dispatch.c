@@ -635,6 +635,19 @@ content_of(struct hd_shard *s, const char *nid, int ch)
                               HD_DELIVERY_MEMBERS)) >= 0 &&
         (c = hd_jtext_get(m, k, "content")) != NULL)
         content = json_loadb(c->p, c->n, 0, NULL);
+    if (json_object_size(content) > 0) {
+        const char *key;
+        json_t *val;
+        int plain = 1;
+        json_object_foreach(content, key, val)
+        {
+            if (strcmp(key, "title") != 0 && strcmp(key, "body") != 0 &&
+                strcmp(key, "data") != 0)
+                plain = 0;
+        }
+        if (plain)
+            return content; /* what hd_content_for would copy, ours alone */
+    }
     out = hd_content_for(content, ch);
     json_decref(content);
     return out;
@@ -762,8 +775,13 @@ scan(struct dshard *ds, int ch, int64_t now)
     MDB_cursor *cur;
     MDB_val k, v;
     int64_t next = INT64_MAX;
-    int rc;
+    int rc, cap = ds->d->w->conf->max_in_flight;
 
+    /* refill in batches: a pass walks again the in-flight entries at the
+     * front of the queue, so a pass per outcome would cost max_in_flight
+     * steps each; the outcomes still out kick again */
+    if (ds->n[ch] > cap - cap / 4)
+        return next;
     if (mdb_cursor_open(hd_store_snapshot(s), s->dbi[HD_DB_QUEUE + ch], &cur) !=
         0)
         return next;
@@ -780,7 +798,7 @@ scan(struct dshard *ds, int ch, int64_t now)
             next = due;
             break;
         }
-        if (ds->n[ch] >= ds->d->w->conf->max_in_flight)
+        if (ds->n[ch] >= cap)
             break; /* an outcome's commit kicks us again */
         memcpy(id, v.mv_data, v.mv_size);
         id[v.mv_size] = '\0';

@@ -268,9 +268,8 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
                    "ios") == 0) {
             /* APNs refuses payloads over 4 KiB: say so now, not later */
             int bg;
-            json_t *pl = hd_apns_payload(c, &bg);
-            size_t size = json_dumpb(pl, NULL, 0, JSON_COMPACT);
-            json_decref(pl);
+            size_t size;
+            free(hd_apns_payload(c, &bg, &size));
             if (size > HD_APNS_MAX_PAYLOAD) {
                 char msg[32];
                 snprintf(msg, sizeof(msg), "%zu", size);
@@ -379,7 +378,9 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
         } else if (due > now_ms) {
             hd_event_emit(s, d, "scheduled", NULL);
         }
-        hd_store_put_json(s, HD_DB_DELIVERIES, did, d);
+        /* not cached: the dispatcher reads it as text, and its outcome
+         * would only drop the cached tree again */
+        hd_store_put_json_nc(s, HD_DB_DELIVERIES, did, strlen(did), d);
 
         a = json_pack("{s:s, s:s, s:s, s:s}", "id", did, "channel",
                       hd_channel_name(tg->ch), "to", tg->to, "status", st);

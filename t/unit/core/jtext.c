@@ -133,6 +133,33 @@ test_strings_vs_jansson(void)
     }
 }
 
+static void
+test_json_writer(void)
+{
+    static const char *docs[] = {
+        "{}", "[]",
+        "{\"a\":[1,-2,3.5,1e300,-0.0,true,false,null,\"s\\\"q\"],"
+        "\"b\":{\"c\":{\"d\":[]}},\"u\":\"\u00e9\\n\"}",
+        "[[[\"deep\"]],{\"k\":2.0}]"};
+
+    for (size_t i = 0; i < HD_NELEMS(docs); i++) {
+        json_t *v = json_loads(docs[i], JSON_DECODE_ANY, NULL), *back;
+        struct hd_jbuf b;
+
+        hd_jbuf_init(&b, 2);
+        hd_jbuf_json(&b, v);
+        back = json_loadb(b.p, b.len, JSON_DECODE_ANY, NULL);
+        ok(v != NULL && json_equal(v, back), "round trip %zu: %.*s", i,
+           (int)b.len, b.p);
+        ok(json_is_real(json_object_get(back, "k")) || i != 3 ||
+               json_is_real(json_object_get(json_array_get(back, 1), "k")),
+           "a real stays a real");
+        json_decref(v);
+        json_decref(back);
+        free(b.p);
+    }
+}
+
 int
 main(void)
 {
@@ -140,6 +167,7 @@ main(void)
         {"members", test_members},
         {"bad", test_bad},
         {"strings vs jansson", test_strings_vs_jansson},
+        {"json writer", test_json_writer},
     };
     tap_run(cases, HD_NELEMS(cases));
     return done_testing();

@@ -13,7 +13,14 @@
 static json_t *
 payload_of(const char *content, int *bg)
 {
-    json_t *c = json_loads(content, 0, NULL), *p = hd_apns_payload(c, bg);
+    json_t *c = json_loads(content, 0, NULL), *p;
+    size_t len;
+    char *text = hd_apns_payload(c, bg, &len);
+
+    /* the text is the payload: jansson must read all of it back */
+    p = json_loadb(text, len, 0, NULL);
+    ok(p != NULL && strlen(text) == len, "payload text is JSON: %s", text);
+    free(text);
     json_decref(c);
     return p;
 }
