@@ -349,32 +349,29 @@ hd_jbuf_int(struct hd_jbuf *b, int64_t v)
 void
 hd_jbuf_key(struct hd_jbuf *b, const char *key)
 {
-    size_t n = strlen(key);
-
-    reserve(b, n + 4);
+    reserve(b, 1);
     if (b->len > 0 && b->p[b->len - 1] != '{' && b->p[b->len - 1] != '[')
         b->p[b->len++] = ',';
-    b->p[b->len++] = '"';
-    memcpy(b->p + b->len, key, n);
-    b->len += n;
-    b->p[b->len++] = '"';
+    hd_jbuf_str(b, key); /* keys may come from a request's data */
+    reserve(b, 1);
     b->p[b->len++] = ':';
 }
 
 void
 hd_jbuf_json(struct hd_jbuf *b, const json_t *v)
 {
-    const char *k;
+    void *it;
     json_t *e;
     size_t i;
 
     switch (json_typeof(v)) {
     case JSON_OBJECT:
+        /* the iterator itself: json_object_foreach looks each key up */
         hd_jbuf_raw(b, "{", 1);
-        json_object_foreach((json_t *)v, k, e)
-        {
-            hd_jbuf_key(b, k);
-            hd_jbuf_json(b, e);
+        for (it = json_object_iter((json_t *)v); it != NULL;
+             it = json_object_iter_next((json_t *)v, it)) {
+            hd_jbuf_key(b, json_object_iter_key(it));
+            hd_jbuf_json(b, json_object_iter_value(it));
         }
         hd_jbuf_raw(b, "}", 1);
         break;

@@ -9,6 +9,8 @@
 #include <stdio.h>
 
 #include "core/herald.h"
+#include "core/codec.h"
+#include "core/jtext.h"
 #include "core/shard.h"
 #include "core/time.h"
 #include "http/api.h"
@@ -424,11 +426,14 @@ hd_api_send(struct hd_req *r)
 /* ==== batch ==== */
 
 /* The batch lives on the origin worker; each item is one call to its
- * user's shard, and the answer goes out when the last one is back. */
+ * user's shard, and the answer goes out when the last one is back. Each
+ * item's result is kept as JSON text as soon as it is known: one tree of
+ * a thousand results, dumped and freed at once, cost more than the items
+ * themselves. */
 struct batch {
     struct hd_req *req;
-    json_t *results;
-    int pending;
+    struct hd_jbuf *results; /* by index */
+    int n, pending;
 };
 
 struct batch_op {
@@ -440,8 +445,36 @@ struct batch_op {
 static void
 batch_finish(struct batch *b)
 {
-    hd_http_reply(b->req, 200, json_pack("{s:o}", "results", b->results));
+    struct hd_jbuf out;
+
+    hd_jbuf_init(&out, 64);
+    hd_jbuf_raw(&out, "{\"results\":[", 12);
+    for (int i = 0; i < b->n; i++) {
+        if (i > 0)
+            hd_jbuf_raw(&out, ",", 1);
+        hd_jbuf_raw(&out, b->results[i].p, b->results[i].len);
+        free(b->results[i].p);
+    }
+    hd_jbuf_raw(&out, "]}", 2);
+    hd_http_reply_text(b->req, 200, "application/json", out.p, out.len);
+    free(out.p);
+    free(b->results);
     free(b);
+}
+
+/* {"index":i,"status":status, then the rest of one item's result */
+static struct hd_jbuf *
+result_start(struct batch *b, int i, int status)
+{
+    struct hd_jbuf *r = &b->results[i];
+
+    hd_jbuf_init(r, 256);
+    hd_jbuf_raw(r, "{", 1);
+    hd_jbuf_key(r, "index");
+    hd_jbuf_int(r, i);
+    hd_jbuf_key(r, "status");
+    hd_jbuf_int(r, status);
+    return r;
 }
 
 static void
@@ -449,14 +482,16 @@ on_batch_item(struct hd_call *c)
 {
     struct batch_op *bo = (struct batch_op *)c;
     struct batch *b = bo->b;
-    json_t *res =
-        json_pack("{s:i, s:i}", "index", bo->index, "status", bo->op.status);
+    struct hd_jbuf *res = result_start(b, bo->index, bo->op.status);
+    json_t *v = bo->op.status >= 400 ? json_object_get(bo->op.out, "error")
+                                     : bo->op.out;
 
-    if (bo->op.status >= 400)
-        json_object_set(res, "error", json_object_get(bo->op.out, "error"));
+    hd_jbuf_key(res, bo->op.status >= 400 ? "error" : "notification");
+    if (v != NULL)
+        hd_jbuf_json(res, v);
     else
-        json_object_set(res, "notification", bo->op.out);
-    json_array_set_new(b->results, (size_t)bo->index, res);
+        hd_jbuf_raw(res, "null", 4);
+    hd_jbuf_raw(res, "}", 1);
     json_decref(bo->op.out);
     json_decref(bo->op.in);
     free(bo->op.user_id);
@@ -497,10 +532,9 @@ hd_api_send_batch(struct hd_req *r)
     }
     b = hd_calloc(sizeof(*b));
     b->req = r;
-    b->results = json_array();
+    b->results = hd_calloc(n * sizeof(*b->results));
+    b->n = (int)n;
     b->pending = (int)n + 1; /* +1: held until every item is submitted */
-    for (i = 0; i < n; i++)
-        json_array_append_new(b->results, json_null());
     json_array_foreach(in, i, item)
     {
         struct verr e;
@@ -520,13 +554,19 @@ hd_api_send_batch(struct hd_req *r)
             r->idempotency_key = saved;
         }
         if (op == NULL) {
-            json_t *err =
-                json_pack("{s:s, s:s}", "code", e.code, "message", e.msg);
-            if (e.field)
-                json_object_set_new(err, "field", json_string(e.field));
-            json_array_set_new(b->results, i,
-                               json_pack("{s:i, s:i, s:o}", "index", (int)i,
-                                         "status", 400, "error", err));
+            struct hd_jbuf *res = result_start(b, (int)i, 400);
+            /* names from the request, maybe cut inside a character */
+            hd_jbuf_key(res, "error");
+            hd_jbuf_raw(res, "{", 1);
+            hd_jbuf_key(res, "code");
+            hd_jbuf_str(res, e.code);
+            hd_jbuf_key(res, "message");
+            hd_jbuf_str(res, hd_utf8_fix(e.msg));
+            if (e.field) {
+                hd_jbuf_key(res, "field");
+                hd_jbuf_str(res, hd_utf8_fix(e._field));
+            }
+            hd_jbuf_raw(res, "}}", 2);
             b->pending--;
             continue;
         }
