@@ -140,8 +140,7 @@ test_json_writer(void)
         "{}", "[]",
         "{\"a\":[1,-2,3.5,1e300,-0.0,true,false,null,\"s\\\"q\"],"
         "\"b\":{\"c\":{\"d\":[]}},\"u\":\"\u00e9\\n\"}",
-        "[[[\"deep\"]],{\"k\":2.0}]",
-        "{\"key \\\" with \\\\ and \\n\":1}"};
+        "[[[\"deep\"]],{\"k\":2.0}]", "{\"key \\\" with \\\\ and \\n\":1}"};
 
     for (size_t i = 0; i < HD_NELEMS(docs); i++) {
         json_t *v = json_loads(docs[i], JSON_DECODE_ANY, NULL), *back;
