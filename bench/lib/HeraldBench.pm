@@ -107,7 +107,8 @@ sub post_all
                 $used += @b;
                 $c->write(join('', @b))
                     or do { $bad += @b; next };
-                my @res = eval { $c->read_responses(scalar @b, timeout => 60) };
+                my @res = eval { $c->read_responses(scalar @b, timeout => 60,
+                    raw => 1) };
                 my $ok = grep { $_->{status} >= 200 && $_->{status} < 300 } @res;
                 $bad += @b - $ok;
                 $used = 1e9 if @res < @b;

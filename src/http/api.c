@@ -21,7 +21,13 @@ on_op_done(struct hd_call *c)
         snprintf(h, sizeof(h), "Retry-After: %d", op->retry_after);
         hd_http_header(op->req, h);
     }
-    hd_http_reply(op->req, op->status, op->out);
+    if (op->out_text.p != NULL) {
+        hd_http_reply_text(op->req, op->status, "application/json",
+                           op->out_text.p, op->out_text.len);
+        free(op->out_text.p);
+    } else {
+        hd_http_reply(op->req, op->status, op->out);
+    }
     json_decref(op->in);
     free(op->user_id);
     free(op->id);
@@ -74,6 +80,8 @@ on_durable(void *arg, int status)
 
     if (status != HD_COMMIT_OK) {
         json_decref(op->out);
+        free(op->out_text.p);
+        op->out_text.p = NULL;
         if (status == HD_COMMIT_FULL) {
             op->status = 507;
             op->out = hd_api_error("store_full", NULL,
@@ -94,6 +102,17 @@ hd_api_op_finish_durable(struct hd_api_op *op, int status, json_t *out)
 {
     op->status = status;
     op->out = out;
+    hd_store_after_commit(hd_call_shard(&op->call), on_durable, op);
+}
+
+void
+hd_api_op_finish_durable_text(struct hd_api_op *op, int status,
+                              struct hd_jbuf *text)
+{
+    op->status = status;
+    op->out = NULL;
+    op->out_text = *text;
+    text->p = NULL;
     hd_store_after_commit(hd_call_shard(&op->call), on_durable, op);
 }
 

@@ -7,6 +7,8 @@
 
 #include <jansson.h>
 
+#include "core/jtext.h"
+
 #include "core/worker.h"
 #include "http/http.h"
 #include "store/store.h"
@@ -23,6 +25,9 @@ struct hd_api_op {
     char key_id[64];
     int status;
     json_t *out;
+    /* or the answer as JSON text already (out NULL): the send path's,
+     * written without a tree */
+    struct hd_jbuf out_text;
     int retry_after; /* seconds; > 0 adds a Retry-After header */
 };
 
@@ -35,6 +40,9 @@ void hd_api_op_finish(struct hd_api_op *op, int status, json_t *out);
 /* Owner side: answer once everything staged so far is durable (a failed
  * commit turns the answer into 507 or 500). */
 void hd_api_op_finish_durable(struct hd_api_op *op, int status, json_t *out);
+/* The same with the answer as JSON text; takes text->p. */
+void hd_api_op_finish_durable_text(struct hd_api_op *op, int status,
+                                   struct hd_jbuf *text);
 json_t *hd_api_error(const char *code, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* name=value from a query string, copied into buf (truncated to size);

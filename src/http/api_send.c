@@ -37,7 +37,8 @@ exec_send(struct hd_call *c)
     struct hd_api_op *op = (struct hd_api_op *)c;
     struct hd_notify_in in;
     struct hd_notify_err err;
-    json_t *answer, *a = op->in;
+    struct hd_jbuf answer;
+    json_t *a = op->in;
     int status;
 
     if (hd_api_op_busy(op))
@@ -59,7 +60,7 @@ exec_send(struct hd_call *c)
                          hd_api_error(err.code, err.field, "%s", err.message));
         return;
     }
-    hd_api_op_finish_durable(op, status, answer);
+    hd_api_op_finish_durable_text(op, status, &answer);
 }
 
 /* ==== validation ==== */
@@ -487,11 +488,14 @@ on_batch_item(struct hd_call *c)
                                      : bo->op.out;
 
     hd_jbuf_key(res, bo->op.status >= 400 ? "error" : "notification");
-    if (v != NULL)
+    if (bo->op.out_text.p != NULL)
+        hd_jbuf_raw(res, bo->op.out_text.p, bo->op.out_text.len);
+    else if (v != NULL)
         hd_jbuf_json(res, v);
     else
         hd_jbuf_raw(res, "null", 4);
     hd_jbuf_raw(res, "}", 1);
+    free(bo->op.out_text.p);
     json_decref(bo->op.out);
     json_decref(bo->op.in);
     free(bo->op.user_id);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "core/herald.h"
+#include "core/jtext.h"
 #include "core/metrics.h"
 #include "core/time.h"
 #include "provider/provider.h"
@@ -101,12 +102,6 @@ idem_key(char *buf, size_t size, const char *user, const char *key_id,
     return (size_t)n;
 }
 
-struct target {
-    int ch;
-    const char *to;
-    json_t *device; /* borrowed from the device list, or NULL */
-};
-
 static void
 fail(struct hd_notify_err *err, int status, const char *code, const char *field,
      const char *fmt, const char *a, const char *b)
@@ -117,35 +112,116 @@ fail(struct hd_notify_err *err, int status, const char *code, const char *field,
     snprintf(err->message, sizeof(err->message), fmt, a, b);
 }
 
+/* A device of the user as its record's text says: spans borrow the
+ * range's copy of the record, and go into the new records as they are
+ * (they are JSON values already). */
+struct device_view {
+    struct hd_jspan id, token, platform, app, sandbox;
+};
+
+struct target {
+    int ch;
+    const char *to;             /* email, sms: the user's address */
+    struct device_view *device; /* push, web */
+};
+
+static int
+span_is(const struct hd_jspan *v, const char *json)
+{
+    size_t n = strlen(json);
+    return v->p != NULL && v->n == n && memcmp(v->p, json, n) == 0;
+}
+
+/* The device fields ingest needs, or HD_ERROR for a record without an id
+ * and a token. */
+static int
+device_view(const struct hd_kv *kv, struct device_view *dv)
+{
+    struct hd_jmember m[32];
+    const struct hd_jspan *v;
+    struct {
+        const char *key;
+        struct hd_jspan *out;
+    } want[] = {{"id", &dv->id},
+                {"token", &dv->token},
+                {"platform", &dv->platform},
+                {"app", &dv->app},
+                {"sandbox", &dv->sandbox}};
+    int n;
+
+    memset(dv, 0, sizeof(*dv));
+    if (kv->vlen < 2 || kv->val[0] != HD_STORE_FORMAT ||
+        (n = hd_jtext_members(kv->val + 1, kv->vlen - 1, m, 32)) < 0)
+        return HD_ERROR;
+    for (size_t i = 0; i < HD_NELEMS(want); i++)
+        if ((v = hd_jtext_get(m, n, want[i].key)) != NULL &&
+            !(v->n == 4 && memcmp(v->p, "null", 4) == 0))
+            *want[i].out = *v;
+    return dv->id.p && dv->token.p && dv->token.p[0] == '"' ? HD_OK : HD_ERROR;
+}
+
+static void
+put_member_str(struct hd_jbuf *b, const char *key, const char *val)
+{
+    hd_jbuf_key(b, key);
+    hd_jbuf_str(b, val);
+}
+
+static void
+put_member_raw(struct hd_jbuf *b, const char *key, const struct hd_jspan *v)
+{
+    hd_jbuf_key(b, key);
+    hd_jbuf_raw(b, v->p, v->n);
+}
+
+static void
+put_timeline_entry(struct hd_jbuf *b, const char *at, const char *event,
+                   const char *detail)
+{
+    if (b->p[b->len - 1] != '[')
+        hd_jbuf_raw(b, ",", 1);
+    hd_jbuf_raw(b, "{", 1);
+    put_member_str(b, "at", at);
+    put_member_str(b, "event", event);
+    if (detail)
+        put_member_str(b, "detail", detail);
+    hd_jbuf_raw(b, "}", 1);
+}
+
 int
 hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
-                 const struct hd_notify_in *in, json_t **answer, int *status,
-                 struct hd_notify_err *err)
+                 const struct hd_notify_in *in, struct hd_jbuf *answer,
+                 int *status, struct hd_notify_err *err)
 {
-    json_t *user, *prefs, *devices, *notif, *dels, *ans_dels, *dev;
+    json_t *user, *prefs;
     json_t *content; /* in->content, or the template rendered over it */
     struct target targets[64];
-    int ntargets = 0, n = 0;
+    struct device_view devs[64];
+    struct hd_kv *kv = NULL;
+    int ntargets = 0, ndevs = 0, nkv = 0, n = 0;
     char id[24], did[40], now[32], ikey[1024];
     size_t iklen = 0;
     int64_t now_ms = hd_now_ms(), due, expires;
-    size_t i;
+    struct hd_jbuf rec, notif;
 
     if (in->idempotency_key) {
-        json_t *rec;
+        json_t *rec_idem, *a;
         iklen = idem_key(ikey, sizeof(ikey), in->user_id, in->key_id,
                          in->idempotency_key);
-        rec = hd_store_get_json_n(s, HD_DB_IDEMPOTENCY, ikey, iklen);
-        if (rec != NULL &&
-            json_integer_value(json_object_get(rec, "expires_at")) > now_ms) {
-            *answer = json_deep_copy(json_object_get(rec, "answer"));
-            json_object_set_new(*answer, "duplicate", json_true());
+        rec_idem = hd_store_get_json_n(s, HD_DB_IDEMPOTENCY, ikey, iklen);
+        if (rec_idem != NULL && json_integer_value(json_object_get(
+                                    rec_idem, "expires_at")) > now_ms) {
+            a = json_deep_copy(json_object_get(rec_idem, "answer"));
+            json_object_set_new(a, "duplicate", json_true());
+            hd_jbuf_init(answer, 512);
+            hd_jbuf_json(answer, a);
+            json_decref(a);
             *status = 200;
-            json_decref(rec);
+            json_decref(rec_idem);
             HD_COUNT(hd_metrics_self()->notifications_duplicate, 1);
             return HD_OK;
         }
-        json_decref(rec);
+        json_decref(rec_idem);
     }
 
     user = hd_user_load(s, in->user_id);
@@ -191,7 +267,13 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
     } else {
         content = json_incref(in->content);
     }
-    devices = hd_devices_list(s, in->user_id);
+    if (!in->channels ||
+        (in->channels & ((1u << HD_CH_PUSH) | (1u << HD_CH_WEB)))) {
+        nkv = hd_devices_raw(s, in->user_id, &kv);
+        for (int i = 0; i < nkv && ndevs < (int)HD_NELEMS(devs); i++)
+            if (device_view(&kv[i], &devs[ndevs]) == HD_OK)
+                ndevs++;
+    }
 
     for (int ch = 0; ch < HD_CH_MAX; ch++) {
         int before = ntargets;
@@ -203,37 +285,27 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
             if (to != NULL)
                 targets[ntargets++] = (struct target){ch, to, NULL};
         } else {
-            json_array_foreach(devices, i, dev)
-            {
-                const char *pf =
-                    json_string_value(json_object_get(dev, "platform"));
-                int web = pf && strcmp(pf, "web") == 0;
+            for (int i = 0; i < ndevs; i++) {
+                int web = span_is(&devs[i].platform, "\"web\"");
                 if (ntargets == (int)HD_NELEMS(targets))
                     break;
                 if (web != (ch == HD_CH_WEB))
                     continue;
-                targets[ntargets++] = (struct target){
-                    ch, json_string_value(json_object_get(dev, "token")), dev};
+                targets[ntargets++] = (struct target){ch, NULL, &devs[i]};
             }
         }
         if (in->channels && ntargets == before) {
             fail(err, 422, "no_address", "channels",
                  "user \"%s\" has no address or device for channel \"%s\"",
                  in->user_id, hd_channel_name(ch));
-            json_decref(user);
-            json_decref(devices);
-            json_decref(content);
-            return HD_ERROR;
+            goto fail;
         }
     }
     if (ntargets == 0) {
         fail(err, 422, "no_address", "user_id",
              "user \"%s\" has no address or device on any channel%s",
              in->user_id, "");
-        json_decref(user);
-        json_decref(devices);
-        json_decref(content);
-        return HD_ERROR;
+        goto fail;
     }
 
     /* every channel about to be used must have something to say */
@@ -254,18 +326,13 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
                      enc == HD_SMS_UCS2 ? "UCS-2: 67 characters each"
                                         : "GSM-7: 153 characters each");
                 json_decref(c);
-                json_decref(user);
-                json_decref(devices);
-                json_decref(content);
-                return HD_ERROR;
+                goto fail;
             }
         } else
             empty = !json_object_get(c, "title") &&
                     !json_object_get(c, "body") && !json_object_get(c, "data");
         if (!empty && ch == HD_CH_PUSH && targets[t].device &&
-            strcmp(json_string_value(
-                       json_object_get(targets[t].device, "platform")),
-                   "ios") == 0) {
+            span_is(&targets[t].device->platform, "\"ios\"")) {
             /* APNs refuses payloads over 4 KiB: say so now, not later */
             int bg;
             size_t size;
@@ -277,10 +344,7 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
                      "the APNs payload would be %s bytes, over %s", msg,
                      "4096");
                 json_decref(c);
-                json_decref(user);
-                json_decref(devices);
-                json_decref(content);
-                return HD_ERROR;
+                goto fail;
             }
         }
         json_decref(c);
@@ -289,10 +353,7 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
                  "nothing to send on channel \"%s\": give \"body\" (and "
                  "\"title\") or a \"%s\" part",
                  hd_channel_name(ch), hd_channel_name(ch));
-            json_decref(user);
-            json_decref(devices);
-            json_decref(content);
-            return HD_ERROR;
+            goto fail;
         }
     }
 
@@ -301,50 +362,104 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
     hd_time_iso(now_ms, now, sizeof(now));
     due = in->send_at_ms > now_ms ? in->send_at_ms : now_ms;
     expires = in->ttl_ms ? due + in->ttl_ms : 0;
-    dels = json_array();
-    ans_dels = json_array();
+
+    /* the records and the answer are written as text as they are decided:
+     * no tree per delivery on the ingest path */
+    hd_jbuf_init(&notif, 1024);
+    notif.p[notif.len++] = HD_STORE_FORMAT;
+    hd_jbuf_raw(&notif, "{", 1);
+    put_member_str(&notif, "id", id);
+    put_member_str(&notif, "user_id", in->user_id);
+    put_member_str(&notif, "key_id", in->key_id);
+    put_member_str(&notif, "created_at", now);
+    put_member_str(&notif, "priority", hd_priority_name(in->priority));
+    hd_jbuf_key(&notif, "content");
+    hd_jbuf_json(&notif, content);
+    if (in->category)
+        put_member_str(&notif, "category", in->category);
+    if (in->send_at_ms) {
+        char at[32];
+        hd_time_iso(in->send_at_ms, at, sizeof(at));
+        put_member_str(&notif, "send_at", at);
+    }
+    if (in->ttl_ms) {
+        hd_jbuf_key(&notif, "ttl");
+        hd_jbuf_int(&notif, in->ttl_ms / 1000);
+    }
+    hd_jbuf_key(&notif, "deliveries");
+    hd_jbuf_raw(&notif, "[", 1);
+
+    hd_jbuf_init(answer, 512);
+    hd_jbuf_raw(answer, "{", 1);
+    put_member_str(answer, "id", id);
+    put_member_str(answer, "user_id", in->user_id);
+    put_member_str(answer, "status", "accepted");
+    hd_jbuf_key(answer, "duplicate");
+    hd_jbuf_raw(answer, "false", 5);
+    hd_jbuf_key(answer, "deliveries");
+    hd_jbuf_raw(answer, "[", 1);
+
     /* frequency caps count notifications per channel, not devices: one
      * decision per channel, taken at the first delivery of it */
     int capped[HD_CH_MAX] = {-1, -1, -1, -1};
 
+    hd_jbuf_init(&rec, 1024);
     for (int t = 0; t < ntargets; t++) {
         struct target *tg = &targets[t];
+        struct device_view *dv = tg->device;
         const char *st, *reason = NULL;
-        json_t *d, *a;
+        struct hd_event_src src;
 
         snprintf(did, sizeof(did), "%s-%d", id, n++);
-        d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:I}", "id", did,
-                      "notification_id", id, "user_id", in->user_id, "channel",
-                      hd_channel_name(tg->ch), "to", tg->to, "attempts", 0,
-                      "priority", hd_priority_name(in->priority), "due",
-                      (json_int_t)due);
-        if (tg->device) {
-            static const char *dk[] = {"platform", "app", "sandbox"};
-            json_object_set(d, "device_id", json_object_get(tg->device, "id"));
-            for (size_t k = 0; k < HD_NELEMS(dk); k++)
-                if (json_object_get(tg->device, dk[k]))
-                    json_object_set(d, dk[k],
-                                    json_object_get(tg->device, dk[k]));
+        src = (struct hd_event_src){
+            did,  id,           in->user_id,      hd_channel_name(tg->ch),
+            NULL, in->category, in->template_name};
+        rec.len = 0;
+        rec.p[rec.len++] = HD_STORE_FORMAT;
+        hd_jbuf_raw(&rec, "{", 1);
+        put_member_str(&rec, "id", did);
+        put_member_str(&rec, "notification_id", id);
+        put_member_str(&rec, "user_id", in->user_id);
+        put_member_str(&rec, "channel", hd_channel_name(tg->ch));
+        if (dv)
+            put_member_raw(&rec, "to", &dv->token);
+        else
+            put_member_str(&rec, "to", tg->to);
+        hd_jbuf_key(&rec, "attempts");
+        hd_jbuf_int(&rec, 0);
+        put_member_str(&rec, "priority", hd_priority_name(in->priority));
+        hd_jbuf_key(&rec, "due");
+        hd_jbuf_int(&rec, due);
+        if (dv) {
+            put_member_raw(&rec, "device_id", &dv->id);
+            if (dv->platform.p)
+                put_member_raw(&rec, "platform", &dv->platform);
+            if (dv->app.p)
+                put_member_raw(&rec, "app", &dv->app);
+            if (dv->sandbox.p)
+                put_member_raw(&rec, "sandbox", &dv->sandbox);
         }
-        if (expires)
-            json_object_set_new(d, "expires_at", json_integer(expires));
+        if (expires) {
+            hd_jbuf_key(&rec, "expires_at");
+            hd_jbuf_int(&rec, expires);
+        }
         /* events and stats are counted per category and template */
         if (in->category)
-            json_object_set_new(d, "category", json_string(in->category));
+            put_member_str(&rec, "category", in->category);
         if (in->template_name)
-            json_object_set_new(d, "template", json_string(in->template_name));
+            put_member_str(&rec, "template", in->template_name);
         if (tg->ch == HD_CH_SMS) {
             json_t *c = hd_content_for(content, HD_CH_SMS);
             int enc, segs = hd_sms_segments(
                          json_string_value(json_object_get(c, "body")), &enc);
-            json_object_set_new(d, "segments", json_integer(segs));
-            json_object_set_new(d, "encoding",
-                                json_string(hd_sms_encoding_name(enc)));
+            hd_jbuf_key(&rec, "segments");
+            hd_jbuf_int(&rec, segs);
+            put_member_str(&rec, "encoding", hd_sms_encoding_name(enc));
             json_decref(c);
         }
-        hd_event_emit(s, d, "accepted", NULL);
+        hd_event_put(s, &src, "accepted", NULL);
 
-        if (tg->device == NULL && hd_user_address_flagged(user, tg->ch)) {
+        if (dv == NULL && hd_user_address_flagged(user, tg->ch)) {
             st = "suppressed";
             reason = tg->ch == HD_CH_EMAIL ? "bouncing" : "invalid_address";
         } else if (!hd_prefs_allow(prefs, cf, tg->ch, in->category)) {
@@ -360,10 +475,11 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
         } else {
             uint64_t qseq = hd_store_next_seq(s);
             st = due > now_ms ? "scheduled" : "queued";
-            json_object_set_new(d, "qseq", json_integer((json_int_t)qseq));
+            hd_jbuf_key(&rec, "qseq");
+            hd_jbuf_int(&rec, (int64_t)qseq);
             hd_queue_push(s, tg->ch, due, qseq, did);
         }
-        json_object_set_new(d, "status", json_string(st));
+        put_member_str(&rec, "status", st);
         {
             struct hd_metrics *m = hd_metrics_self();
             HD_COUNT(m->deliveries_created[tg->ch], 1);
@@ -372,65 +488,82 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
             else if (st[0] == 't')
                 HD_COUNT(m->throttled[tg->ch], 1);
         }
-        if (reason) {
-            json_object_set_new(d, "reason", json_string(reason));
-            hd_event_emit(s, d, st, reason);
-        } else if (due > now_ms) {
-            hd_event_emit(s, d, "scheduled", NULL);
-        }
-        /* not cached: the dispatcher reads it as text, and its outcome
-         * would only drop the cached tree again */
-        hd_store_put_json_nc(s, HD_DB_DELIVERIES, did, strlen(did), d);
-
-        a = json_pack("{s:s, s:s, s:s, s:s}", "id", did, "channel",
-                      hd_channel_name(tg->ch), "to", tg->to, "status", st);
-        if (tg->device)
-            json_object_set(a, "device_id", json_object_get(tg->device, "id"));
         if (reason)
-            json_object_set_new(a, "reason", json_string(reason));
-        json_array_append_new(ans_dels, a);
-        json_array_append_new(dels, json_string(did));
-        json_decref(d);
-    }
+            put_member_str(&rec, "reason", reason);
+        hd_jbuf_key(&rec, "timeline");
+        hd_jbuf_raw(&rec, "[", 1);
+        put_timeline_entry(&rec, now, "accepted", NULL);
+        if (reason) {
+            put_timeline_entry(&rec, now, st, reason);
+            hd_event_put(s, &src, st, reason);
+        } else if (due > now_ms) {
+            put_timeline_entry(&rec, now, "scheduled", NULL);
+            hd_event_put(s, &src, "scheduled", NULL);
+        }
+        hd_jbuf_raw(&rec, "]}", 2);
+        /* not cached: the dispatcher reads it as text */
+        hd_store_put(s, HD_DB_DELIVERIES, did, strlen(did), rec.p, rec.len);
 
-    notif = json_pack(
-        "{s:s, s:s, s:s, s:s, s:s, s:O, s:o}", "id", id, "user_id", in->user_id,
-        "key_id", in->key_id, "created_at", now, "priority",
-        hd_priority_name(in->priority), "content", content, "deliveries", dels);
-    if (in->category)
-        json_object_set_new(notif, "category", json_string(in->category));
-    if (in->send_at_ms) {
-        char at[32];
-        hd_time_iso(in->send_at_ms, at, sizeof(at));
-        json_object_set_new(notif, "send_at", json_string(at));
+        if (t > 0)
+            hd_jbuf_raw(&notif, ",", 1);
+        hd_jbuf_str(&notif, did);
+
+        if (t > 0)
+            hd_jbuf_raw(answer, ",", 1);
+        hd_jbuf_raw(answer, "{", 1);
+        put_member_str(answer, "id", did);
+        put_member_str(answer, "channel", hd_channel_name(tg->ch));
+        if (dv)
+            put_member_raw(answer, "to", &dv->token);
+        else
+            put_member_str(answer, "to", tg->to);
+        put_member_str(answer, "status", st);
+        if (dv)
+            put_member_raw(answer, "device_id", &dv->id);
+        if (reason)
+            put_member_str(answer, "reason", reason);
+        hd_jbuf_raw(answer, "}", 1);
     }
-    if (in->ttl_ms)
-        json_object_set_new(notif, "ttl", json_integer(in->ttl_ms / 1000));
-    hd_store_put_json(s, HD_DB_NOTIFICATIONS, id, notif);
-    json_decref(notif);
+    free(rec.p);
+    hd_jbuf_raw(answer, "]}", 2);
+    hd_jbuf_raw(&notif, "]}", 2);
+    /* not cached: read back by status requests and the dispatcher, which
+     * decodes only the content */
+    hd_store_put(s, HD_DB_NOTIFICATIONS, id, strlen(id), notif.p, notif.len);
+    free(notif.p);
     {
         char ukey[HD_USER_ID_MAX + 32];
         int k = snprintf(ukey, sizeof(ukey), "%s%c%s", in->user_id, 0, id);
         hd_store_put(s, HD_DB_USER_NOTIFICATIONS, ukey, (size_t)k, "", 0);
     }
 
-    *answer =
-        json_pack("{s:s, s:s, s:s, s:b, s:o}", "id", id, "user_id", in->user_id,
-                  "status", "accepted", "duplicate", 0, "deliveries", ans_dels);
     *status = 202;
     HD_COUNT(hd_metrics_self()->notifications_accepted, 1);
     if (in->idempotency_key) {
-        json_t *rec = json_pack("{s:s, s:I, s:O}", "id", id, "expires_at",
-                                (json_int_t)(now_ms + cf->idempotency_ttl_ms),
-                                "answer", *answer);
-        hd_store_put_json_n(s, HD_DB_IDEMPOTENCY, ikey, iklen, rec);
-        json_decref(rec);
+        struct hd_jbuf ir;
+        hd_jbuf_init(&ir, answer->len + 128);
+        ir.p[ir.len++] = HD_STORE_FORMAT;
+        hd_jbuf_raw(&ir, "{", 1);
+        put_member_str(&ir, "id", id);
+        hd_jbuf_key(&ir, "expires_at");
+        hd_jbuf_int(&ir, now_ms + cf->idempotency_ttl_ms);
+        hd_jbuf_key(&ir, "answer");
+        hd_jbuf_raw(&ir, answer->p, answer->len);
+        hd_jbuf_raw(&ir, "}", 1);
+        hd_store_put(s, HD_DB_IDEMPOTENCY, ikey, iklen, ir.p, ir.len);
+        free(ir.p);
     }
     json_decref(prefs);
-    json_decref(devices);
+    hd_kv_free(kv, nkv);
     json_decref(user);
     json_decref(content);
     return HD_OK;
+
+fail:
+    hd_kv_free(kv, nkv);
+    json_decref(user);
+    json_decref(content);
+    return HD_ERROR;
 }
 
 static int

@@ -8,6 +8,8 @@
 
 #include <jansson.h>
 
+#include "core/jtext.h"
+
 #include "store/store.h"
 
 struct hd_notify_in {
@@ -32,11 +34,11 @@ struct hd_notify_err {
     char message[256];
 };
 
-/* Stages the notification; *answer is the body, *status 202 (or 200 for an
- * idempotent repeat). HD_OK, or HD_ERROR with err filled (nothing
- * staged). */
+/* Stages the notification; answer gets the body as JSON text (the
+ * caller frees answer->p), *status 202 (or 200 for an idempotent repeat).
+ * HD_OK, or HD_ERROR with err filled (nothing staged, answer untouched). */
 int hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
-                     const struct hd_notify_in *in, json_t **answer,
+                     const struct hd_notify_in *in, struct hd_jbuf *answer,
                      int *status, struct hd_notify_err *err);
 /* Notification with each delivery's status, or NULL when unknown. */
 json_t *hd_notify_get(struct hd_shard *s, const char *id);

@@ -389,6 +389,15 @@ hd_devices_list(struct hd_shard *s, const char *user_id)
     return list;
 }
 
+int
+hd_devices_raw(struct hd_shard *s, const char *user_id, struct hd_kv **kv)
+{
+    char prefix[HD_USER_ID_MAX + 2];
+    size_t plen = ukey(prefix, sizeof(prefix), user_id, NULL);
+
+    return hd_store_range(s, HD_DB_DEVICES, prefix, plen, NULL, 0, 0, 1000, kv);
+}
+
 json_t *
 hd_device_get(struct hd_shard *s, const char *user_id, const char *device_id)
 {

@@ -33,6 +33,10 @@ int hd_user_erase(struct hd_shard *s, const char *user_id, json_t **out);
 int hd_device_register(struct hd_shard *s, const char *user_id, json_t *device,
                        json_t **out);
 json_t *hd_devices_list(struct hd_shard *s, const char *user_id);
+/* The stored records of user_id's devices (at most 1000) as they are, in
+ * *kv (free with hd_kv_free): for ingest, which reads a few fields of
+ * each as text. Returns the count. */
+int hd_devices_raw(struct hd_shard *s, const char *user_id, struct hd_kv **kv);
 int hd_device_remove(struct hd_shard *s, const char *user_id,
                      const char *device_id);
 /* The device's record for a delivery (a reference the caller drops; read

@@ -857,7 +857,8 @@ sub read_response
             $self->{buf} = '';
         }
         $res{body} = $body;
-        $res{json} = Herald::Test::json_decode($body);
+        # raw => 1: no decoding (benchmarks: JSON::PP costs more than herald)
+        $res{json} = Herald::Test::json_decode($body) unless $opt{raw};
         return \%res;
     }
 }
