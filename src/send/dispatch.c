@@ -635,7 +635,10 @@ content_of(struct hd_shard *s, const char *nid, int ch)
                               HD_DELIVERY_MEMBERS)) >= 0 &&
         (c = hd_jtext_get(m, k, "content")) != NULL)
         content = json_loadb(c->p, c->n, 0, NULL);
-    if (json_object_size(content) > 0) {
+    /* push and web add nothing to the shorthand (email and sms fill
+     * subject, text or body from it: hd_content_for) */
+    if ((ch == HD_CH_PUSH || ch == HD_CH_WEB) &&
+        json_object_size(content) > 0) {
         const char *key;
         json_t *val;
         int plain = 1;

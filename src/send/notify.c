@@ -67,6 +67,8 @@ hd_timeline_add(json_t *delivery, const char *event, const char *detail)
     json_array_append_new(tl, e);
 }
 
+/* content_get (below) reads by the same rules without building: keep
+ * the two in step */
 json_t *
 hd_content_for(json_t *content, int ch)
 {
@@ -188,17 +190,74 @@ put_timeline_entry(struct hd_jbuf *b, const char *at, const char *event,
     hd_jbuf_raw(b, "}", 1);
 }
 
+/* What ingest needs of the user record, read from its text (a tree only
+ * when a template renders over it). */
+struct user_view {
+    char email[256], phone[32]; /* "" when none (validated: 254, 16) */
+    int flagged[HD_CH_MAX];     /* the address stopped working */
+};
+
+static int
+user_view(struct hd_shard *s, const char *user_id, struct user_view *uv)
+{
+    struct hd_jmember m[32];
+    MDB_val v;
+    int n;
+
+    memset(uv, 0, sizeof(*uv));
+    if (hd_store_get(s, HD_DB_USERS, user_id, strlen(user_id), &v) != HD_OK ||
+        v.mv_size < 2 || ((char *)v.mv_data)[0] != HD_STORE_FORMAT ||
+        (n = hd_jtext_members((char *)v.mv_data + 1, v.mv_size - 1, m, 32)) < 0)
+        return HD_DECLINED;
+    if (hd_jtext_str(hd_jtext_get(m, n, "email"), uv->email,
+                     sizeof(uv->email)) < 0)
+        uv->email[0] = '\0';
+    if (hd_jtext_str(hd_jtext_get(m, n, "phone"), uv->phone,
+                     sizeof(uv->phone)) < 0)
+        uv->phone[0] = '\0';
+    uv->flagged[HD_CH_EMAIL] =
+        hd_jtext_true(hd_jtext_get(m, n, hd_user_flag_name(HD_CH_EMAIL)));
+    uv->flagged[HD_CH_SMS] =
+        hd_jtext_true(hd_jtext_get(m, n, hd_user_flag_name(HD_CH_SMS)));
+    return HD_OK;
+}
+
+/* content's key as channel ch sees it: what hd_content_for(content,
+ * ch) would hold, without building it (keep the two in step) */
+static json_t *
+content_get(json_t *content, int ch, const char *key)
+{
+    json_t *v =
+        json_object_get(json_object_get(content, hd_channel_name(ch)), key);
+
+    if (v != NULL)
+        return v;
+    if ((strcmp(key, "title") == 0 || strcmp(key, "body") == 0 ||
+         strcmp(key, "data") == 0) &&
+        (v = json_object_get(content, key)) != NULL)
+        return v;
+    if (ch == HD_CH_EMAIL && strcmp(key, "subject") == 0)
+        return content_get(content, ch, "title");
+    if (ch == HD_CH_EMAIL && strcmp(key, "text") == 0 &&
+        content_get(content, ch, "html") == NULL)
+        return content_get(content, ch, "body");
+    if (ch == HD_CH_SMS && strcmp(key, "body") == 0)
+        return content_get(content, ch, "title");
+    return NULL;
+}
+
 int
 hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
                  const struct hd_notify_in *in, struct hd_jbuf *answer,
                  int *status, struct hd_notify_err *err)
 {
-    json_t *user, *prefs;
+    struct user_view user;
+    json_t *prefs;
     json_t *content; /* in->content, or the template rendered over it */
     struct target targets[64];
     struct device_view devs[64];
     struct hd_kv *kv = NULL;
-    int ntargets = 0, ndevs = 0, nkv = 0, n = 0;
+    int ntargets = 0, ndevs = 0, nkv = 0, n = 0, ios_checked = 0;
     char id[24], did[40], now[32], ikey[1024];
     size_t iklen = 0;
     int64_t now_ms = hd_now_ms(), due, expires;
@@ -224,8 +283,7 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
         json_decref(rec_idem);
     }
 
-    user = hd_user_load(s, in->user_id);
-    if (user == NULL) {
+    if (user_view(s, in->user_id, &user) != HD_OK) {
         fail(err, 404, "not_found", "user_id",
              "unknown user \"%s\": create it with PUT /v1/users/%s",
              in->user_id, in->user_id);
@@ -235,13 +293,13 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
         json_t *rendered, *inl = in->content;
         char missing[160];
         const char *k;
-        json_t *v;
-        int rc = hd_template_render(in->template_name, user, in->template_data,
+        json_t *v, *u = hd_user_load(s, in->user_id);
+        int rc = hd_template_render(in->template_name, u, in->template_data,
                                     &rendered, missing, sizeof(missing));
+        json_decref(u);
         if (rc == HD_DECLINED) {
             fail(err, 422, "unknown_template", "template",
                  "no template \"%s\"%s", in->template_name, "");
-            json_decref(user);
             return HD_ERROR;
         }
         if (rc != HD_OK) {
@@ -249,7 +307,6 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
                  "template \"%s\" needs \"%s\", which data and the user "
                  "lack (or is not a text value)",
                  in->template_name, missing);
-            json_decref(user);
             return HD_ERROR;
         }
         /* what the request says itself wins over the template */
@@ -280,9 +337,8 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
         if (in->channels && !(in->channels & (1u << ch)))
             continue;
         if (ch == HD_CH_EMAIL || ch == HD_CH_SMS) {
-            const char *to = json_string_value(
-                json_object_get(user, ch == HD_CH_EMAIL ? "email" : "phone"));
-            if (to != NULL)
+            const char *to = ch == HD_CH_EMAIL ? user.email : user.phone;
+            if (to[0] != '\0')
                 targets[ntargets++] = (struct target){ch, to, NULL};
         } else {
             for (int i = 0; i < ndevs; i++) {
@@ -310,44 +366,45 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
 
     /* every channel about to be used must have something to say */
     for (int t = 0; t < ntargets; t++) {
-        json_t *c = hd_content_for(content, targets[t].ch);
         int ch = targets[t].ch, empty, enc;
         if (ch == HD_CH_EMAIL)
-            empty = !json_object_get(c, "text") && !json_object_get(c, "html");
+            empty = !content_get(content, ch, "text") &&
+                    !content_get(content, ch, "html");
         else if (ch == HD_CH_SMS) {
-            empty = !json_object_get(c, "body");
-            if (!empty &&
-                hd_sms_segments(json_string_value(json_object_get(c, "body")),
-                                &enc) > cf->sms_max_segments) {
+            json_t *body = content_get(content, ch, "body");
+            empty = body == NULL;
+            if (!empty && hd_sms_segments(json_string_value(body), &enc) >
+                              cf->sms_max_segments) {
                 char msg[64];
                 snprintf(msg, sizeof(msg), "%d", cf->sms_max_segments);
                 fail(err, 422, "sms_too_long", "sms.body",
                      "the SMS body needs more than %s segments (%s)", msg,
                      enc == HD_SMS_UCS2 ? "UCS-2: 67 characters each"
                                         : "GSM-7: 153 characters each");
-                json_decref(c);
                 goto fail;
             }
         } else
-            empty = !json_object_get(c, "title") &&
-                    !json_object_get(c, "body") && !json_object_get(c, "data");
+            empty = !content_get(content, ch, "title") &&
+                    !content_get(content, ch, "body") &&
+                    !content_get(content, ch, "data");
         if (!empty && ch == HD_CH_PUSH && targets[t].device &&
-            span_is(&targets[t].device->platform, "\"ios\"")) {
+            span_is(&targets[t].device->platform, "\"ios\"") &&
+            !ios_checked++) {
             /* APNs refuses payloads over 4 KiB: say so now, not later */
+            json_t *c = hd_content_for(content, ch);
             int bg;
             size_t size;
             free(hd_apns_payload(c, &bg, &size));
+            json_decref(c);
             if (size > HD_APNS_MAX_PAYLOAD) {
                 char msg[32];
                 snprintf(msg, sizeof(msg), "%zu", size);
                 fail(err, 422, "payload_too_large", "push",
                      "the APNs payload would be %s bytes, over %s", msg,
                      "4096");
-                json_decref(c);
                 goto fail;
             }
         }
-        json_decref(c);
         if (empty) {
             fail(err, 422, "missing_content", hd_channel_name(ch),
                  "nothing to send on channel \"%s\": give \"body\" (and "
@@ -449,17 +506,17 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
         if (in->template_name)
             put_member_str(&rec, "template", in->template_name);
         if (tg->ch == HD_CH_SMS) {
-            json_t *c = hd_content_for(content, HD_CH_SMS);
-            int enc, segs = hd_sms_segments(
-                         json_string_value(json_object_get(c, "body")), &enc);
+            int enc,
+                segs = hd_sms_segments(
+                    json_string_value(content_get(content, HD_CH_SMS, "body")),
+                    &enc);
             hd_jbuf_key(&rec, "segments");
             hd_jbuf_int(&rec, segs);
             put_member_str(&rec, "encoding", hd_sms_encoding_name(enc));
-            json_decref(c);
         }
         hd_event_put(s, &src, "accepted", NULL);
 
-        if (dv == NULL && hd_user_address_flagged(user, tg->ch)) {
+        if (dv == NULL && user.flagged[tg->ch]) {
             st = "suppressed";
             reason = tg->ch == HD_CH_EMAIL ? "bouncing" : "invalid_address";
         } else if (!hd_prefs_allow(prefs, cf, tg->ch, in->category)) {
@@ -555,13 +612,11 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
     }
     json_decref(prefs);
     hd_kv_free(kv, nkv);
-    json_decref(user);
     json_decref(content);
     return HD_OK;
 
 fail:
     hd_kv_free(kv, nkv);
-    json_decref(user);
     json_decref(content);
     return HD_ERROR;
 }

@@ -475,6 +475,12 @@ hd_user_flag_address(struct hd_shard *s, const char *user_id, int ch,
     json_decref(rec);
 }
 
+const char *
+hd_user_flag_name(int ch)
+{
+    return flag_of(ch);
+}
+
 int
 hd_user_address_flagged(json_t *user, int ch)
 {

@@ -60,6 +60,9 @@ void hd_user_flag_address(struct hd_shard *s, const char *user_id, int ch,
                           const char *to);
 /* Whether the user's address on channel is flagged. */
 int hd_user_address_flagged(json_t *user, int ch);
+/* The member of a user record that flags the address of ch (email, sms)
+ * as no longer working. */
+const char *hd_user_flag_name(int ch);
 
 /* Preferences: {channels: {ch: bool}, categories: {name: {ch: bool}}}. */
 /* Sets one channel switch, keeping the rest. */
