@@ -7,6 +7,7 @@
  * and renews it about every 50 minutes. Knows nothing of the store or of
  * HTTP ingest: outcomes go back through job->done.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <openssl/evp.h>
 
@@ -269,6 +270,16 @@ apns_destroy(struct hd_provider *p)
 
 /* apns-id: a UUID (version 5, RFC 4122) of the delivery id, so a retry of
  * the same delivery carries the same apns-id. out: 37 bytes. */
+static const EVP_MD *sha1;
+static pthread_once_t sha1_once = PTHREAD_ONCE_INIT;
+
+/* fetched once: EVP_sha1() makes OpenSSL 3 fetch it again on every init */
+static void
+sha1_fetch(void)
+{
+    sha1 = EVP_MD_fetch(NULL, "SHA1", NULL);
+}
+
 void
 hd_apns_id(const char *delivery_id, char *out)
 {
@@ -279,7 +290,8 @@ hd_apns_id(const char *delivery_id, char *out)
     unsigned int mdlen = 0;
     EVP_MD_CTX *c = EVP_MD_CTX_new();
 
-    EVP_DigestInit_ex(c, EVP_sha1(), NULL);
+    pthread_once(&sha1_once, sha1_fetch);
+    EVP_DigestInit_ex(c, sha1 ? sha1 : EVP_sha1(), NULL);
     EVP_DigestUpdate(c, ns, sizeof(ns));
     EVP_DigestUpdate(c, delivery_id, strlen(delivery_id));
     EVP_DigestFinal_ex(c, md, &mdlen);
@@ -293,12 +305,48 @@ hd_apns_id(const char *delivery_id, char *out)
              md[9], md[10], md[11], md[12], md[13], md[14], md[15]);
 }
 
-/* The APNs payload of content {title, subtitle, body, badge, sound,
- * thread_id, category, mutable_content, content_available,
- * interruption_level, data}. *background: no alert, a silent push.
- * Written as text straight from content: no tree is built per push. */
+/* A notification's content as APNs sees it, read from the text of its
+ * content object: the "push" part's keys over the shorthand title, body
+ * and data (the rule of hd_content_for). */
+struct apns_content {
+    struct hd_jmember c[32], p[32];
+    int cn, pn;
+};
+
+static int
+content_open(struct apns_content *ac, const char *text, size_t len)
+{
+    const struct hd_jspan *part;
+
+    ac->pn = 0;
+    ac->cn = hd_jtext_members(text, len, ac->c, HD_NELEMS(ac->c));
+    if (ac->cn < 0)
+        return HD_ERROR;
+    part = hd_jtext_get(ac->c, ac->cn, "push");
+    if (part != NULL && part->n > 0 && part->p[0] == '{') {
+        ac->pn = hd_jtext_members(part->p, part->n, ac->p, HD_NELEMS(ac->p));
+        if (ac->pn < 0)
+            return HD_ERROR;
+    }
+    return HD_OK;
+}
+
+/* key's value, or NULL (also for null: nothing to send) */
+static const struct hd_jspan *
+content_get(const struct apns_content *ac, const char *key)
+{
+    const struct hd_jspan *v = hd_jtext_get(ac->p, ac->pn, key);
+
+    if (v == NULL && (strcmp(key, "title") == 0 || strcmp(key, "body") == 0 ||
+                      strcmp(key, "data") == 0))
+        v = hd_jtext_get(ac->c, ac->cn, key);
+    if (v != NULL && v->n == 4 && memcmp(v->p, "null", 4) == 0)
+        return NULL;
+    return v;
+}
+
 char *
-hd_apns_payload(json_t *content, int *background, size_t *len)
+hd_apns_payload(const char *content, size_t clen, int *background, size_t *len)
 {
     static const char *alert_keys[][2] = {
         {"title", "title"}, {"subtitle", "subtitle"}, {"body", "body"}};
@@ -310,53 +358,76 @@ hd_apns_payload(json_t *content, int *background, size_t *len)
         {"interruption_level", "interruption-level"},
         {"relevance_score", "relevance-score"},
         {"target_content_id", "target-content-id"}};
+    struct apns_content ac;
+    struct hd_jmember *dm;
+    const struct hd_jspan *v;
     struct hd_jbuf b;
-    const char *k;
-    json_t *v;
-    int alert = 0;
+    int alert = 0, dn;
 
+    if (content_open(&ac, content, clen) != HD_OK)
+        return NULL;
     hd_jbuf_init(&b, 512);
     hd_jbuf_raw(&b, "{", 1);
-    /* custom data at the top level, aps last */
-    json_object_foreach(json_object_get(content, "data"), k,
-                        v) if (strcmp(k, "aps") != 0)
-    {
-        hd_jbuf_key(&b, k);
-        hd_jbuf_json(&b, v);
+    /* custom data at the top level, aps last; values copied as written */
+    v = content_get(&ac, "data");
+    if (v != NULL && v->p[0] == '{') {
+        /* a member takes 5 bytes at least ("k":1,) */
+        dm = hd_alloc((v->n / 5 + 1) * sizeof(*dm));
+        dn = hd_jtext_members(v->p, v->n, dm, (int)(v->n / 5 + 1));
+        for (int i = 0; i < dn; i++) {
+            if (dm[i].key.n == 3 && memcmp(dm[i].key.p, "aps", 3) == 0)
+                continue;
+            if (b.len > 1)
+                hd_jbuf_raw(&b, ",", 1);
+            hd_jbuf_raw(&b, "\"", 1);
+            hd_jbuf_raw(&b, dm[i].key.p, dm[i].key.n);
+            hd_jbuf_raw(&b, "\":", 2);
+            hd_jbuf_raw(&b, dm[i].val.p, dm[i].val.n);
+        }
+        free(dm);
     }
     hd_jbuf_key(&b, "aps");
     hd_jbuf_raw(&b, "{", 1);
     for (size_t i = 0; i < HD_NELEMS(alert_keys); i++)
-        if ((v = json_object_get(content, alert_keys[i][0])) &&
-            !json_is_null(v)) {
+        if ((v = content_get(&ac, alert_keys[i][0])) != NULL) {
             if (!alert++) {
                 hd_jbuf_key(&b, "alert");
                 hd_jbuf_raw(&b, "{", 1);
             }
             hd_jbuf_key(&b, alert_keys[i][1]);
-            hd_jbuf_json(&b, v);
+            hd_jbuf_raw(&b, v->p, v->n);
         }
     if (alert)
         hd_jbuf_raw(&b, "}", 1);
     *background = !alert;
     for (size_t i = 0; i < HD_NELEMS(aps_keys); i++)
-        if ((v = json_object_get(content, aps_keys[i][0])) &&
-            !json_is_null(v)) {
+        if ((v = content_get(&ac, aps_keys[i][0])) != NULL) {
             hd_jbuf_key(&b, aps_keys[i][1]);
-            hd_jbuf_json(&b, v);
+            hd_jbuf_raw(&b, v->p, v->n);
         }
-    if (json_is_true(json_object_get(content, "mutable_content"))) {
+    if (hd_jtext_true(content_get(&ac, "mutable_content"))) {
         hd_jbuf_key(&b, "mutable-content");
         hd_jbuf_int(&b, 1);
     }
-    if (*background ||
-        json_is_true(json_object_get(content, "content_available"))) {
+    if (*background || hd_jtext_true(content_get(&ac, "content_available"))) {
         hd_jbuf_key(&b, "content-available");
         hd_jbuf_int(&b, 1);
     }
     hd_jbuf_raw(&b, "}}", 3); /* with the NUL */
     *len = b.len - 1;
     return b.p;
+}
+
+int
+hd_apns_collapse_id(const char *content, size_t clen, char *buf, size_t size)
+{
+    struct apns_content ac;
+
+    if (content_open(&ac, content, clen) != HD_OK)
+        return HD_ERROR;
+    return hd_jtext_str(content_get(&ac, "collapse_id"), buf, size) < 0
+               ? HD_DECLINED
+               : HD_OK;
 }
 
 static void
@@ -437,13 +508,19 @@ submit(struct apns_req *r)
     struct hd_job *j = r->j;
     struct hd_h2_header h[8];
     char path[300], id[37], exp[24];
-    const char *collapse, *auth;
+    const char *auth;
+    char collapse[256]; /* APNs allows 64 bytes */
     struct hd_h2_pool *pool;
     int nh = 0, background, rc;
     char *body;
     size_t len;
 
-    body = hd_apns_payload(j->content, &background, &len);
+    body = hd_apns_payload(j->content_text, j->content_len, &background, &len);
+    if (body == NULL) {
+        j->done(j, HD_OUT_FAILED, 0,
+                "the notification's content is unreadable");
+        return HD_ERROR;
+    }
     if (len > APNS_MAX_PAYLOAD) {
         char detail[80];
         free(body);
@@ -468,8 +545,8 @@ submit(struct apns_req *r)
                  (long long)(j->expires_at_ms / 1000));
         h[nh++] = (struct hd_h2_header){"apns-expiration", exp, 1};
     }
-    collapse = json_string_value(json_object_get(j->content, "collapse_id"));
-    if (collapse)
+    if (hd_apns_collapse_id(j->content_text, j->content_len, collapse,
+                            sizeof(collapse)) == HD_OK)
         h[nh++] = (struct hd_h2_header){"apns-collapse-id", collapse, 1};
     if (a->token_auth) {
         auth = bearer(a, r->aw, 0);
@@ -630,5 +707,5 @@ apns_exit_worker(struct hd_provider *p, struct hd_worker *w)
 
 const struct hd_provider_type hd_apns_provider = {
     "apns",    apns_accepts,     apns_check,   apns_create,
-    apns_send, apns_exit_worker, apns_destroy,
+    apns_send, apns_exit_worker, apns_destroy, .text_content = 1,
 };

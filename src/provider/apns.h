@@ -16,10 +16,16 @@
  * stable across retries. out: 37 bytes. */
 void hd_apns_id(const char *delivery_id, char *out);
 
-/* The APNs JSON payload for a notification's content, as text (malloc'd,
- * NUL-terminated, *len bytes). *background is set when there is no alert
- * (a silent push). */
-char *hd_apns_payload(json_t *content, int *background, size_t *len);
+/* The APNs JSON payload of a notification's content, given as the JSON
+ * text of its content object ({title, body, data, push: {...}, ...}), as
+ * text (malloc'd, NUL-terminated, *len bytes), or NULL when the content
+ * is not an object. *background is set when there is no alert (a silent
+ * push). */
+char *hd_apns_payload(const char *content, size_t clen, int *background,
+                      size_t *len);
+/* The collapse id content sets, into buf: HD_OK, HD_DECLINED when none. */
+int hd_apns_collapse_id(const char *content, size_t clen, char *buf,
+                        size_t size);
 
 /* What an APNs answer other than a lost stream means (protocols.md 1.8),
  * from its :status, body, retry-after value (or NULL) and the time. */

@@ -47,6 +47,11 @@ struct hd_job {
     int channel;
     int attempt;     /* 1 for the first */
     json_t *content; /* {title, body, ...}: what to say */
+    /* or, for a provider type with text_content, the notification's
+     * content object as JSON text (push: its "push" part over the
+     * shorthand), content_len bytes */
+    const char *content_text;
+    size_t content_len;
     /* push and web: the device */
     const char *platform; /* "ios", "android", "web", or NULL */
     const char *app;      /* the device's app, or NULL: the default */
@@ -83,6 +88,9 @@ struct hd_provider_type {
     void (*flush)(struct hd_provider *p, struct hd_worker *w);
     /* main thread, on SIGUSR1: reopen files (logrotate) */
     int (*reopen)(struct hd_provider *p);
+    /* send() reads the content as text (j->content_text), never as a
+     * tree: the dispatcher does not decode one (j->content is NULL) */
+    int text_content;
 };
 
 /* Settings every provider block may carry, whatever its type:

@@ -69,7 +69,8 @@ struct job_ctx {
     struct job_ctx *next; /* in the in-flight set */
     struct dshard *ds;
     struct hd_provider *provider;
-    json_t *content; /* what this channel says */
+    json_t *content;    /* what this channel says */
+    char *content_text; /* or its text, for a text_content provider */
     json_t *device;
     int64_t due;
     uint64_t qseq;
@@ -278,6 +279,7 @@ on_outcome_durable(void *arg, int status)
     ds->n[jc->job.channel]--;
     ds->total--;
     json_decref(jc->content);
+    free(jc->content_text);
     json_decref(jc->device);
     free(jc);
     kick(ds->d);
@@ -609,6 +611,30 @@ take(struct job_ctx *jc, const struct hd_jmember *m, int n, const char *key)
     return out;
 }
 
+/* The text of the notification's content object (malloc'd, *len
+ * bytes; "{}" when the record is gone), for a provider that reads text. */
+static char *
+content_text_of(struct hd_shard *s, const char *nid, size_t *len)
+{
+    struct hd_jmember m[HD_DELIVERY_MEMBERS];
+    const struct hd_jspan *c = NULL;
+    MDB_val v;
+    int k;
+
+    if (nid != NULL &&
+        hd_store_get(s, HD_DB_NOTIFICATIONS, nid, strlen(nid), &v) == HD_OK &&
+        v.mv_size > 1 && ((char *)v.mv_data)[0] == HD_STORE_FORMAT &&
+        (k = hd_jtext_members((char *)v.mv_data + 1, v.mv_size - 1, m,
+                              HD_DELIVERY_MEMBERS)) >= 0)
+        c = hd_jtext_get(m, k, "content");
+    if (c == NULL || c->p[0] != '{') {
+        *len = 2;
+        return hd_strdup("{}");
+    }
+    *len = c->n;
+    return hd_strndup(c->p, c->n);
+}
+
 /* What the notification says on channel ch (a new object), read from
  * its record's text: only "content" is decoded. */
 static json_t *
@@ -742,8 +768,14 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
     }
     jc->provider = p;
 
-    jc->content = content_of(s, jc->job.notification_id, ch);
-    jc->job.content = jc->content;
+    if (p->type->text_content) {
+        jc->content_text =
+            content_text_of(s, jc->job.notification_id, &jc->job.content_len);
+        jc->job.content_text = jc->content_text;
+    } else {
+        jc->content = content_of(s, jc->job.notification_id, ch);
+        jc->job.content = jc->content;
+    }
     if (ch == HD_CH_EMAIL && ds->d->w->conf->tracking_url &&
         json_is_string(json_object_get(jc->content, "html"))) {
         /* opens and clicks come back through signed links */

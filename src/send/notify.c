@@ -261,7 +261,7 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
     char id[24], did[40], now[32], ikey[1024];
     size_t iklen = 0;
     int64_t now_ms = hd_now_ms(), due, expires;
-    struct hd_jbuf rec, notif;
+    struct hd_jbuf rec, notif, ctext = {NULL, 0, 0};
 
     if (in->idempotency_key) {
         json_t *rec_idem, *a;
@@ -364,6 +364,10 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
         goto fail;
     }
 
+    /* the content as it is stored, and as APNs reads it */
+    hd_jbuf_init(&ctext, 512);
+    hd_jbuf_json(&ctext, content);
+
     /* every channel about to be used must have something to say */
     for (int t = 0; t < ntargets; t++) {
         int ch = targets[t].ch, empty, enc;
@@ -391,11 +395,9 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
             span_is(&targets[t].device->platform, "\"ios\"") &&
             !ios_checked++) {
             /* APNs refuses payloads over 4 KiB: say so now, not later */
-            json_t *c = hd_content_for(content, ch);
             int bg;
-            size_t size;
-            free(hd_apns_payload(c, &bg, &size));
-            json_decref(c);
+            size_t size = 0;
+            free(hd_apns_payload(ctext.p, ctext.len, &bg, &size));
             if (size > HD_APNS_MAX_PAYLOAD) {
                 char msg[32];
                 snprintf(msg, sizeof(msg), "%zu", size);
@@ -431,7 +433,7 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
     put_member_str(&notif, "created_at", now);
     put_member_str(&notif, "priority", hd_priority_name(in->priority));
     hd_jbuf_key(&notif, "content");
-    hd_jbuf_json(&notif, content);
+    hd_jbuf_raw(&notif, ctext.p, ctext.len);
     if (in->category)
         put_member_str(&notif, "category", in->category);
     if (in->send_at_ms) {
@@ -611,11 +613,13 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
         free(ir.p);
     }
     json_decref(prefs);
+    free(ctext.p);
     hd_kv_free(kv, nkv);
     json_decref(content);
     return HD_OK;
 
 fail:
+    free(ctext.p);
     hd_kv_free(kv, nkv);
     json_decref(content);
     return HD_ERROR;

@@ -13,15 +13,15 @@
 static json_t *
 payload_of(const char *content, int *bg)
 {
-    json_t *c = json_loads(content, 0, NULL), *p;
-    size_t len;
-    char *text = hd_apns_payload(c, bg, &len);
+    json_t *p;
+    size_t len = 0;
+    char *text = hd_apns_payload(content, strlen(content), bg, &len);
 
     /* the text is the payload: jansson must read all of it back */
-    p = json_loadb(text, len, 0, NULL);
-    ok(p != NULL && strlen(text) == len, "payload text is JSON: %s", text);
+    p = text ? json_loadb(text, len, 0, NULL) : NULL;
+    ok(p != NULL && strlen(text) == len, "payload text is JSON: %s",
+       text ? text : "(null)");
     free(text);
-    json_decref(c);
     return p;
 }
 
@@ -68,17 +68,56 @@ test_payload(void)
     check_payload("{\"title\":\"T\",\"body\":\"B\"}",
                   "{\"aps\":{\"alert\":{\"title\":\"T\",\"body\":\"B\"}}}", 0,
                   "title and body");
-    check_payload("{\"body\":\"B\",\"badge\":3,\"sound\":\"default\","
+    check_payload("{\"push\":{\"body\":\"B\",\"badge\":3,\"sound\":\"default\","
                   "\"thread_id\":\"t1\",\"collapse_id\":\"c\","
-                  "\"data\":{\"k\":\"v\",\"aps\":\"no\"}}",
+                  "\"data\":{\"k\":\"v\",\"aps\":\"no\"}}}",
                   "{\"aps\":{\"alert\":{\"body\":\"B\"},\"badge\":3,"
                   "\"sound\":\"default\",\"thread-id\":\"t1\"},\"k\":\"v\"}",
                   0, "badge, sound, thread-id, data; aps in data ignored");
     check_payload("{\"data\":{\"sync\":\"1\"}}",
                   "{\"aps\":{\"content-available\":1},\"sync\":\"1\"}", 1,
                   "no alert: background");
-    check_payload("{\"title\":\"T\",\"mutable_content\":true,"
-                  "\"interruption_level\":\"time-sensitive\"}",
+    check_payload("{\"title\":\"T\",\"body\":\"B\",\"data\":{\"k\":\"1\"},"
+                  "\"push\":{\"body\":\"P\",\"data\":{\"j\":\"2\"},"
+                  "\"badge\":1},\"email\":{\"subject\":\"no\"}}",
+                  "{\"aps\":{\"alert\":{\"title\":\"T\",\"body\":\"P\"},"
+                  "\"badge\":1},\"j\":\"2\"}",
+                  0, "the push part wins over the shorthand, whole data too");
+    check_payload("{\"title\":null,\"body\":\"B\",\"push\":{\"sound\":null}}",
+                  "{\"aps\":{\"alert\":{\"body\":\"B\"}}}", 0,
+                  "null values are left out");
+    check_payload("{\"body\":\"q \\\" \\u00e9\"}",
+                  "{\"aps\":{\"alert\":{\"body\":\"q \\\" \\u00e9\"}}}", 0,
+                  "escapes copied as written");
+    {
+        /* more data members than any fixed table would hold */
+        char content[4096], want[4096];
+        size_t n = 0, w = 0;
+        n += (size_t)sprintf(content + n, "{\"body\":\"B\",\"data\":{");
+        w += (size_t)sprintf(want + w, "{");
+        for (int i = 0; i < 200; i++) {
+            n += (size_t)sprintf(content + n, "%s\"k%d\":\"%d\"", i ? "," : "",
+                                 i, i);
+            w += (size_t)sprintf(want + w, "\"k%d\":\"%d\",", i, i);
+        }
+        sprintf(content + n, "}}");
+        sprintf(want + w, "\"aps\":{\"alert\":{\"body\":\"B\"}}}");
+        check_payload(content, want, 0, "200 data members");
+    }
+    {
+        char buf[64];
+        const char *c = "{\"push\":{\"collapse_id\":\"c\\\"1\"}}";
+        is_int(hd_apns_collapse_id(c, strlen(c), buf, sizeof(buf)), HD_OK,
+               "collapse id from the push part");
+        is_str(buf, "c\"1", "decoded");
+        c = "{\"body\":\"B\"}";
+        is_int(hd_apns_collapse_id(c, strlen(c), buf, sizeof(buf)), HD_DECLINED,
+               "no collapse id");
+        ok(hd_apns_payload("[]", 2, &(int){0}, &(size_t){0}) == NULL,
+           "content that is no object: NULL");
+    }
+    check_payload("{\"push\":{\"title\":\"T\",\"mutable_content\":true,"
+                  "\"interruption_level\":\"time-sensitive\"}}",
                   "{\"aps\":{\"alert\":{\"title\":\"T\"},\"mutable-content\":"
                   "1,\"interruption-level\":\"time-sensitive\"}}",
                   0, "mutable-content, interruption-level");
