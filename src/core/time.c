@@ -60,12 +60,43 @@ hd_now_ms(void)
 void
 hd_time_iso(int64_t ms, char *buf, size_t size)
 {
-    time_t sec = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&sec, &tm);
-    snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-             tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+    /* every event of the send path is stamped: the second's text is
+     * made once per thread and second, the milliseconds by hand */
+    static __thread int64_t last_sec = -1;
+    static __thread char last[80]; /* "YYYY-MM-DDTHH:MM:SS." */
+    static __thread int last_len;
+    int64_t sec = ms / 1000;
+    int frac = (int)(ms % 1000);
+
+    if (ms < 0 || size < 25) {
+        time_t t = (time_t)sec;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                 tm.tm_min, tm.tm_sec, frac);
+        return;
+    }
+    if (sec != last_sec) {
+        time_t t = (time_t)sec;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        last_len =
+            snprintf(last, sizeof(last), "%04d-%02d-%02dT%02d:%02d:%02d.",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                     tm.tm_min, tm.tm_sec);
+        last_sec = sec;
+    }
+    if (last_len != 20) { /* past year 9999 */
+        snprintf(buf, size, "%s%03dZ", last, frac);
+        return;
+    }
+    memcpy(buf, last, 20);
+    buf[20] = (char)('0' + frac / 100);
+    buf[21] = (char)('0' + frac / 10 % 10);
+    buf[22] = (char)('0' + frac % 10);
+    buf[23] = 'Z';
+    buf[24] = '\0';
 }
 
 /* Reads exactly n digits at *p. */

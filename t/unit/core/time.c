@@ -122,6 +122,14 @@ test_format(void)
     hd_time_iso(951868799999LL, buf, sizeof(buf));
     is_str(buf, "2000-02-29T23:59:59.999Z", "leap day, .999");
 
+    /* the second's text is kept between calls: change second and back */
+    hd_time_iso(T0 + 1999, buf, sizeof(buf));
+    is_str(buf, "2026-11-23T07:40:01.999Z", "next second");
+    hd_time_iso(T0 + 5, buf, sizeof(buf));
+    is_str(buf, "2026-11-23T07:40:00.005Z", "and back");
+    hd_time_iso(T0 + 42, buf, sizeof(buf));
+    is_str(buf, "2026-11-23T07:40:00.042Z", "same second again");
+
     hd_time_iso(T0 + 7, buf, 11);
     is_str(buf, "2026-11-23", "truncates to the buffer size");
 
