@@ -416,7 +416,7 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
         }
     }
 
-    prefs = hd_prefs_get(s, in->user_id);
+    prefs = hd_prefs_load(s, in->user_id);
     hd_store_make_id(s, hd_store_next_seq(s), id);
     hd_time_iso(now_ms, now, sizeof(now));
     due = in->send_at_ms > now_ms ? in->send_at_ms : now_ms;

@@ -513,9 +513,15 @@ hd_prefs_put(struct hd_shard *s, const char *user_id, json_t *prefs)
 }
 
 json_t *
+hd_prefs_load(struct hd_shard *s, const char *user_id)
+{
+    return hd_store_get_json(s, HD_DB_PREFS, user_id);
+}
+
+json_t *
 hd_prefs_get(struct hd_shard *s, const char *user_id)
 {
-    json_t *p = hd_store_get_json(s, HD_DB_PREFS, user_id);
+    json_t *p = hd_prefs_load(s, user_id);
     if (p == NULL)
         p = json_pack("{s:{}, s:{}}", "channels", "categories");
     return p;

@@ -70,9 +70,12 @@ void hd_prefs_set_channel(struct hd_shard *s, const char *user_id, int ch,
                           int on);
 void hd_prefs_put(struct hd_shard *s, const char *user_id, json_t *prefs);
 json_t *hd_prefs_get(struct hd_shard *s, const char *user_id);
+/* The stored preferences, or NULL when the user has none (ingest: no
+ * default object built per notification). */
+json_t *hd_prefs_load(struct hd_shard *s, const char *user_id);
 /* Whether user_id may get category on channel: an explicit "false" for
  * the channel or for (category, channel) opts out; a category whose
- * config says opt_in off needs an explicit true. */
+ * config says opt_in off needs an explicit true. prefs NULL: none set. */
 int hd_prefs_allow(json_t *prefs, const struct hd_conf *cf, int channel,
                    const char *category);
 
