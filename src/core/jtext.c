@@ -358,6 +358,13 @@ hd_jbuf_key(struct hd_jbuf *b, const char *key)
 }
 
 void
+hd_jbuf_kv(struct hd_jbuf *b, const char *key, const char *val)
+{
+    hd_jbuf_key(b, key);
+    hd_jbuf_str(b, val);
+}
+
+void
 hd_jbuf_json(struct hd_jbuf *b, const json_t *v)
 {
     void *it;

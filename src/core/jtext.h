@@ -57,6 +57,8 @@ void hd_jbuf_str(struct hd_jbuf *b, const char *s);
 void hd_jbuf_int(struct hd_jbuf *b, int64_t v);
 /* ,"key": (the comma unless just after { or [) */
 void hd_jbuf_key(struct hd_jbuf *b, const char *key);
+/* ,"key":"val" (val escaped) */
+void hd_jbuf_kv(struct hd_jbuf *b, const char *key, const char *val);
 /* v as compact JSON (objects in their insertion order, as jansson) */
 void hd_jbuf_json(struct hd_jbuf *b, const json_t *v);
 

@@ -562,13 +562,10 @@ hd_api_send_batch(struct hd_req *r)
             /* names from the request, maybe cut inside a character */
             hd_jbuf_key(res, "error");
             hd_jbuf_raw(res, "{", 1);
-            hd_jbuf_key(res, "code");
-            hd_jbuf_str(res, e.code);
-            hd_jbuf_key(res, "message");
-            hd_jbuf_str(res, hd_utf8_fix(e.msg));
+            hd_jbuf_kv(res, "code", e.code);
+            hd_jbuf_kv(res, "message", hd_utf8_fix(e.msg));
             if (e.field) {
-                hd_jbuf_key(res, "field");
-                hd_jbuf_str(res, hd_utf8_fix(e._field));
+                hd_jbuf_kv(res, "field", hd_utf8_fix(e._field));
             }
             hd_jbuf_raw(res, "}}", 2);
             b->pending--;

@@ -382,27 +382,22 @@ write_outcome(struct hd_jbuf *b, const struct hd_jmember *m, int n,
     hd_jbuf_key(b, "attempts");
     hd_jbuf_int(b, o->attempts);
     if (o->provider) {
-        hd_jbuf_key(b, "provider");
-        hd_jbuf_str(b, o->provider);
+        hd_jbuf_kv(b, "provider", o->provider);
     }
     if (o->detail) {
-        hd_jbuf_key(b, o->detail_key);
-        hd_jbuf_str(b, o->detail);
+        hd_jbuf_kv(b, o->detail_key, o->detail);
     }
     if (o->avoid) {
-        hd_jbuf_key(b, "avoid");
-        hd_jbuf_str(b, o->avoid);
+        hd_jbuf_kv(b, "avoid", o->avoid);
         hd_jbuf_key(b, "due");
         hd_jbuf_int(b, o->due);
         hd_jbuf_key(b, "qseq");
         hd_jbuf_int(b, (int64_t)o->qseq);
     }
     if (o->reason) {
-        hd_jbuf_key(b, "reason");
-        hd_jbuf_str(b, o->reason);
+        hd_jbuf_kv(b, "reason", o->reason);
     }
-    hd_jbuf_key(b, "status");
-    hd_jbuf_str(b, o->status);
+    hd_jbuf_kv(b, "status", o->status);
     /* the timeline as it was, one entry longer (as hd_timeline_add) */
     hd_jbuf_key(b, "timeline");
     if (tl != NULL && tl->n > 2 && tl->p[0] == '[') {
@@ -413,13 +408,10 @@ write_outcome(struct hd_jbuf *b, const struct hd_jmember *m, int n,
     }
     hd_time_iso(hd_now_ms(), now, sizeof(now));
     hd_jbuf_raw(b, "{", 1);
-    hd_jbuf_key(b, "at");
-    hd_jbuf_str(b, now);
-    hd_jbuf_key(b, "event");
-    hd_jbuf_str(b, o->status);
+    hd_jbuf_kv(b, "at", now);
+    hd_jbuf_kv(b, "event", o->status);
     if (o->detail) {
-        hd_jbuf_key(b, "detail");
-        hd_jbuf_str(b, o->detail);
+        hd_jbuf_kv(b, "detail", o->detail);
     }
     hd_jbuf_raw(b, "}]}", 3);
 }

@@ -127,20 +127,15 @@ hd_event_put(struct hd_shard *s, const struct hd_event_src *src,
     hd_jbuf_init(&b, 320);
     b.p[b.len++] = HD_STORE_FORMAT;
     hd_jbuf_raw(&b, "{", 1);
-    hd_jbuf_key(&b, "at");
-    hd_jbuf_str(&b, now);
-    hd_jbuf_key(&b, "type");
-    hd_jbuf_str(&b, type);
-    hd_jbuf_key(&b, "delivery_id");
-    hd_jbuf_str(&b, src->delivery_id ? src->delivery_id : "");
+    hd_jbuf_kv(&b, "at", now);
+    hd_jbuf_kv(&b, "type", type);
+    hd_jbuf_kv(&b, "delivery_id", src->delivery_id ? src->delivery_id : "");
     for (size_t i = 0; i < HD_NELEMS(copy); i++)
         if (copy[i][1] != NULL) {
-            hd_jbuf_key(&b, copy[i][0]);
-            hd_jbuf_str(&b, copy[i][1]);
+            hd_jbuf_kv(&b, copy[i][0], copy[i][1]);
         }
     if (detail) {
-        hd_jbuf_key(&b, "detail");
-        hd_jbuf_str(&b, detail);
+        hd_jbuf_kv(&b, "detail", detail);
     }
     hd_jbuf_raw(&b, "}", 1);
     put_be64(key, hd_store_next_seq(s));

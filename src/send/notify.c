@@ -163,13 +163,6 @@ device_view(const struct hd_kv *kv, struct device_view *dv)
 }
 
 static void
-put_member_str(struct hd_jbuf *b, const char *key, const char *val)
-{
-    hd_jbuf_key(b, key);
-    hd_jbuf_str(b, val);
-}
-
-static void
 put_member_raw(struct hd_jbuf *b, const char *key, const struct hd_jspan *v)
 {
     hd_jbuf_key(b, key);
@@ -183,10 +176,10 @@ put_timeline_entry(struct hd_jbuf *b, const char *at, const char *event,
     if (b->p[b->len - 1] != '[')
         hd_jbuf_raw(b, ",", 1);
     hd_jbuf_raw(b, "{", 1);
-    put_member_str(b, "at", at);
-    put_member_str(b, "event", event);
+    hd_jbuf_kv(b, "at", at);
+    hd_jbuf_kv(b, "event", event);
     if (detail)
-        put_member_str(b, "detail", detail);
+        hd_jbuf_kv(b, "detail", detail);
     hd_jbuf_raw(b, "}", 1);
 }
 
@@ -427,19 +420,19 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
     hd_jbuf_init(&notif, 1024);
     notif.p[notif.len++] = HD_STORE_FORMAT;
     hd_jbuf_raw(&notif, "{", 1);
-    put_member_str(&notif, "id", id);
-    put_member_str(&notif, "user_id", in->user_id);
-    put_member_str(&notif, "key_id", in->key_id);
-    put_member_str(&notif, "created_at", now);
-    put_member_str(&notif, "priority", hd_priority_name(in->priority));
+    hd_jbuf_kv(&notif, "id", id);
+    hd_jbuf_kv(&notif, "user_id", in->user_id);
+    hd_jbuf_kv(&notif, "key_id", in->key_id);
+    hd_jbuf_kv(&notif, "created_at", now);
+    hd_jbuf_kv(&notif, "priority", hd_priority_name(in->priority));
     hd_jbuf_key(&notif, "content");
     hd_jbuf_raw(&notif, ctext.p, ctext.len);
     if (in->category)
-        put_member_str(&notif, "category", in->category);
+        hd_jbuf_kv(&notif, "category", in->category);
     if (in->send_at_ms) {
         char at[32];
         hd_time_iso(in->send_at_ms, at, sizeof(at));
-        put_member_str(&notif, "send_at", at);
+        hd_jbuf_kv(&notif, "send_at", at);
     }
     if (in->ttl_ms) {
         hd_jbuf_key(&notif, "ttl");
@@ -450,9 +443,9 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
 
     hd_jbuf_init(answer, 512);
     hd_jbuf_raw(answer, "{", 1);
-    put_member_str(answer, "id", id);
-    put_member_str(answer, "user_id", in->user_id);
-    put_member_str(answer, "status", "accepted");
+    hd_jbuf_kv(answer, "id", id);
+    hd_jbuf_kv(answer, "user_id", in->user_id);
+    hd_jbuf_kv(answer, "status", "accepted");
     hd_jbuf_key(answer, "duplicate");
     hd_jbuf_raw(answer, "false", 5);
     hd_jbuf_key(answer, "deliveries");
@@ -476,17 +469,17 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
         rec.len = 0;
         rec.p[rec.len++] = HD_STORE_FORMAT;
         hd_jbuf_raw(&rec, "{", 1);
-        put_member_str(&rec, "id", did);
-        put_member_str(&rec, "notification_id", id);
-        put_member_str(&rec, "user_id", in->user_id);
-        put_member_str(&rec, "channel", hd_channel_name(tg->ch));
+        hd_jbuf_kv(&rec, "id", did);
+        hd_jbuf_kv(&rec, "notification_id", id);
+        hd_jbuf_kv(&rec, "user_id", in->user_id);
+        hd_jbuf_kv(&rec, "channel", hd_channel_name(tg->ch));
         if (dv)
             put_member_raw(&rec, "to", &dv->token);
         else
-            put_member_str(&rec, "to", tg->to);
+            hd_jbuf_kv(&rec, "to", tg->to);
         hd_jbuf_key(&rec, "attempts");
         hd_jbuf_int(&rec, 0);
-        put_member_str(&rec, "priority", hd_priority_name(in->priority));
+        hd_jbuf_kv(&rec, "priority", hd_priority_name(in->priority));
         hd_jbuf_key(&rec, "due");
         hd_jbuf_int(&rec, due);
         if (dv) {
@@ -504,9 +497,9 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
         }
         /* events and stats are counted per category and template */
         if (in->category)
-            put_member_str(&rec, "category", in->category);
+            hd_jbuf_kv(&rec, "category", in->category);
         if (in->template_name)
-            put_member_str(&rec, "template", in->template_name);
+            hd_jbuf_kv(&rec, "template", in->template_name);
         if (tg->ch == HD_CH_SMS) {
             int enc,
                 segs = hd_sms_segments(
@@ -514,7 +507,7 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
                     &enc);
             hd_jbuf_key(&rec, "segments");
             hd_jbuf_int(&rec, segs);
-            put_member_str(&rec, "encoding", hd_sms_encoding_name(enc));
+            hd_jbuf_kv(&rec, "encoding", hd_sms_encoding_name(enc));
         }
         hd_event_put(s, &src, "accepted", NULL);
 
@@ -538,7 +531,7 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
             hd_jbuf_int(&rec, (int64_t)qseq);
             hd_queue_push(s, tg->ch, due, qseq, did);
         }
-        put_member_str(&rec, "status", st);
+        hd_jbuf_kv(&rec, "status", st);
         {
             struct hd_metrics *m = hd_metrics_self();
             HD_COUNT(m->deliveries_created[tg->ch], 1);
@@ -548,7 +541,7 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
                 HD_COUNT(m->throttled[tg->ch], 1);
         }
         if (reason)
-            put_member_str(&rec, "reason", reason);
+            hd_jbuf_kv(&rec, "reason", reason);
         hd_jbuf_key(&rec, "timeline");
         hd_jbuf_raw(&rec, "[", 1);
         put_timeline_entry(&rec, now, "accepted", NULL);
@@ -570,17 +563,17 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
         if (t > 0)
             hd_jbuf_raw(answer, ",", 1);
         hd_jbuf_raw(answer, "{", 1);
-        put_member_str(answer, "id", did);
-        put_member_str(answer, "channel", hd_channel_name(tg->ch));
+        hd_jbuf_kv(answer, "id", did);
+        hd_jbuf_kv(answer, "channel", hd_channel_name(tg->ch));
         if (dv)
             put_member_raw(answer, "to", &dv->token);
         else
-            put_member_str(answer, "to", tg->to);
-        put_member_str(answer, "status", st);
+            hd_jbuf_kv(answer, "to", tg->to);
+        hd_jbuf_kv(answer, "status", st);
         if (dv)
             put_member_raw(answer, "device_id", &dv->id);
         if (reason)
-            put_member_str(answer, "reason", reason);
+            hd_jbuf_kv(answer, "reason", reason);
         hd_jbuf_raw(answer, "}", 1);
     }
     free(rec.p);
@@ -603,7 +596,7 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
         hd_jbuf_init(&ir, answer->len + 128);
         ir.p[ir.len++] = HD_STORE_FORMAT;
         hd_jbuf_raw(&ir, "{", 1);
-        put_member_str(&ir, "id", id);
+        hd_jbuf_kv(&ir, "id", id);
         hd_jbuf_key(&ir, "expires_at");
         hd_jbuf_int(&ir, now_ms + cf->idempotency_ttl_ms);
         hd_jbuf_key(&ir, "answer");
