@@ -328,6 +328,17 @@ dead_letter(struct hd_shard *s, json_t *d, const char *reason)
     }
 }
 
+/* The top-level members of a stored record (format byte, JSON object),
+ * at most HD_DELIVERY_MEMBERS of them: their count, or HD_ERROR. */
+static int
+members_of(const MDB_val *v, struct hd_jmember *m)
+{
+    if (v->mv_size < 2 || ((const char *)v->mv_data)[0] != HD_STORE_FORMAT)
+        return HD_ERROR;
+    return hd_jtext_members((const char *)v->mv_data + 1, v->mv_size - 1, m,
+                            HD_DELIVERY_MEMBERS);
+}
+
 /* The members of the outcome that on_job_done writes over. */
 struct outcome {
     const char *status, *reason, *detail_key, *detail, *provider, *avoid;
@@ -454,13 +465,16 @@ on_job_done(struct hd_job *j, int outcome, int64_t retry_after_ms,
                             (double)(hd_now_ms() - jc->due) / 1e3);
     }
     hd_queue_remove(s, j->channel, jc->due, jc->qseq);
-    /* the user may have been erased while the provider worked; the
-     * record is read again, as it is now */
-    if (hd_store_get(s, HD_DB_DELIVERIES, jc->id, strlen(jc->id), &v) !=
-            HD_OK ||
-        v.mv_size < 2 || ((char *)v.mv_data)[0] != HD_STORE_FORMAT ||
-        (n = hd_jtext_members((char *)v.mv_data + 1, v.mv_size - 1, m,
-                              HD_DELIVERY_MEMBERS)) < 0) {
+    /* the record is read again, as it is now: the user may have been
+     * erased while the provider worked */
+    if (hd_store_get(s, HD_DB_DELIVERIES, jc->id, strlen(jc->id), &v) != HD_OK)
+        n = HD_DECLINED;
+    else if ((n = members_of(&v, m)) < 0)
+        hd_log(HD_LOG_ERR, &s->log, 0,
+               "undecodable delivery record \"%s\": its outcome (%s) is not "
+               "recorded",
+               jc->id, outcome == HD_OUT_DELIVERED ? "delivered" : "failed");
+    if (n < 0) {
         if (jc->provider)
             hd_provider_release(jc->provider, disp->w);
         hd_store_after_commit(s, on_outcome_durable, jc);
@@ -615,9 +629,7 @@ content_text_of(struct hd_shard *s, const char *nid, size_t *len)
 
     if (nid != NULL &&
         hd_store_get(s, HD_DB_NOTIFICATIONS, nid, strlen(nid), &v) == HD_OK &&
-        v.mv_size > 1 && ((char *)v.mv_data)[0] == HD_STORE_FORMAT &&
-        (k = hd_jtext_members((char *)v.mv_data + 1, v.mv_size - 1, m,
-                              HD_DELIVERY_MEMBERS)) >= 0)
+        (k = members_of(&v, m)) >= 0)
         c = hd_jtext_get(m, k, "content");
     if (c == NULL || c->p[0] != '{') {
         *len = 2;
@@ -648,9 +660,7 @@ content_of(struct hd_shard *s, const char *nid, int ch)
     }
     content = NULL;
     if (hd_store_get(s, HD_DB_NOTIFICATIONS, nid, strlen(nid), &v) == HD_OK &&
-        v.mv_size > 1 && ((char *)v.mv_data)[0] == HD_STORE_FORMAT &&
-        (k = hd_jtext_members((char *)v.mv_data + 1, v.mv_size - 1, m,
-                              HD_DELIVERY_MEMBERS)) >= 0 &&
+        (k = members_of(&v, m)) >= 0 &&
         (c = hd_jtext_get(m, k, "content")) != NULL)
         content = json_loadb(c->p, c->n, 0, NULL);
     /* push and web add nothing to the shorthand (email and sms fill
@@ -691,14 +701,23 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
     int n, declined;
     MDB_val v;
 
-    if (hd_store_get(s, HD_DB_DELIVERIES, id, strlen(id), &v) != HD_OK ||
-        v.mv_size < 2 || ((char *)v.mv_data)[0] != HD_STORE_FORMAT ||
-        (n = hd_jtext_members((char *)v.mv_data + 1, v.mv_size - 1, m,
-                              HD_DELIVERY_MEMBERS)) < 0 ||
-        hd_jtext_str(hd_jtext_get(m, n, "status"), status, sizeof(status)) <
+    if (hd_store_get(s, HD_DB_DELIVERIES, id, strlen(id), &v) != HD_OK) {
+        /* a queue entry left by an erase */
+        hd_queue_remove(s, ch, due, qseq);
+        return HD_OK;
+    }
+    if ((n = members_of(&v, m)) < 0) {
+        /* kept for inspection (mdb_dump), never sent */
+        hd_log(HD_LOG_ERR, &s->log, 0,
+               "undecodable delivery record \"%s\": dropped from the queue",
+               id);
+        hd_queue_remove(s, ch, due, qseq);
+        return HD_OK;
+    }
+    if (hd_jtext_str(hd_jtext_get(m, n, "status"), status, sizeof(status)) <
             0 ||
         terminal(status)) {
-        /* a queue entry left by an erase or a finished delivery */
+        /* a queue entry left by a finished delivery */
         hd_queue_remove(s, ch, due, qseq);
         return HD_OK;
     }

@@ -622,7 +622,8 @@ static int
 terminal(const char *st)
 {
     static const char *done[] = {"delivered", "failed",  "suppressed",
-                                 "throttled", "expired", "cancelled"};
+                                 "throttled", "expired", "cancelled",
+                                 "unreadable"};
     for (size_t i = 0; i < HD_NELEMS(done); i++)
         if (st && strcmp(st, done[i]) == 0)
             return 1;
@@ -652,6 +653,13 @@ hd_notify_get(struct hd_shard *s, const char *id)
         const char *did = json_string_value(v);
         json_t *shared = hd_store_get_json(s, HD_DB_DELIVERIES, did), *d;
         const char *st;
+        MDB_val raw;
+        if (shared == NULL && hd_store_get(s, HD_DB_DELIVERIES, did,
+                                           strlen(did), &raw) == HD_OK) {
+            /* stored but no longer readable (the dispatcher drops it from
+             * its queue): say so, do not hide it */
+            shared = json_pack("{s:s, s:s}", "id", did, "status", "unreadable");
+        }
         if (shared == NULL)
             continue;
         d = json_copy(shared); /* only top-level keys change below */
@@ -669,6 +677,10 @@ hd_notify_get(struct hd_shard *s, const char *id)
         if (hd_dispatch_inflight(s, did))
             json_object_set_new(d, "status", json_string("sending"));
         st = json_string_value(json_object_get(d, "status"));
+        if (st == NULL) {
+            json_object_set_new(d, "status", json_string("unreadable"));
+            st = "unreadable";
+        }
         total++;
         if (strcmp(st, "delivered") == 0)
             delivered++;
