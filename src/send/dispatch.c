@@ -27,8 +27,8 @@
 #include "send/users.h"
 #include "store/queue.h"
 
-#define SET_BUCKETS 16384      /* a few times max_in_flight: short chains */
-#define HD_DELIVERY_MEMBERS 48 /* a delivery record has about 20 */
+#define SET_BUCKETS 16384    /* a few times max_in_flight: short chains */
+#define HD_RECORD_MEMBERS 48 /* a stored record has about 20 */
 
 struct job_ctx;
 
@@ -329,14 +329,14 @@ dead_letter(struct hd_shard *s, json_t *d, const char *reason)
 }
 
 /* The top-level members of a stored record (format byte, JSON object),
- * at most HD_DELIVERY_MEMBERS of them: their count, or HD_ERROR. */
+ * at most HD_RECORD_MEMBERS of them: their count, or HD_ERROR. */
 static int
 members_of(const MDB_val *v, struct hd_jmember *m)
 {
     if (v->mv_size < 2 || ((const char *)v->mv_data)[0] != HD_STORE_FORMAT)
         return HD_ERROR;
     return hd_jtext_members((const char *)v->mv_data + 1, v->mv_size - 1, m,
-                            HD_DELIVERY_MEMBERS);
+                            HD_RECORD_MEMBERS);
 }
 
 /* The members of the outcome that on_job_done writes over. */
@@ -437,7 +437,7 @@ on_job_done(struct hd_job *j, int outcome, int64_t retry_after_ms,
     char fixed[512];
     const struct hd_provider_policy *pol =
         jc->provider ? &jc->provider->policy : NULL;
-    struct hd_jmember m[HD_DELIVERY_MEMBERS];
+    struct hd_jmember m[HD_RECORD_MEMBERS];
     struct outcome o = {NULL};
     struct hd_jbuf b;
     MDB_val v;
@@ -622,7 +622,7 @@ take(struct job_ctx *jc, const struct hd_jmember *m, int n, const char *key)
 static char *
 content_text_of(struct hd_shard *s, const char *nid, size_t *len)
 {
-    struct hd_jmember m[HD_DELIVERY_MEMBERS];
+    struct hd_jmember m[HD_RECORD_MEMBERS];
     const struct hd_jspan *c = NULL;
     MDB_val v;
     int k;
@@ -644,7 +644,7 @@ content_text_of(struct hd_shard *s, const char *nid, size_t *len)
 static json_t *
 content_of(struct hd_shard *s, const char *nid, int ch)
 {
-    struct hd_jmember m[HD_DELIVERY_MEMBERS];
+    struct hd_jmember m[HD_RECORD_MEMBERS];
     const struct hd_jspan *c;
     json_t *n, *content, *out;
     MDB_val v;
@@ -692,7 +692,7 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
       int64_t now)
 {
     struct hd_shard *s = ds->s;
-    struct hd_jmember m[HD_DELIVERY_MEMBERS];
+    struct hd_jmember m[HD_RECORD_MEMBERS];
     struct job_ctx *jc;
     struct hd_provider *p;
     const char *avoid, *prio;
