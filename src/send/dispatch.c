@@ -8,7 +8,11 @@
  * in memory. An outcome is staged as one change (queue entry removed or
  * moved, delivery record updated) and the delivery leaves the in-flight
  * set only once that change is durable, so a crash can repeat only what
- * was in flight.
+ * was in flight. It refills a queue once a quarter of its cap is free.
+ *
+ * Records are read and written as JSON text (core/jtext.h), never as
+ * jansson trees: this is the path every push takes, and a tree of small
+ * nodes per record cost more than the rest of the send.
  */
 #include <stdio.h>
 

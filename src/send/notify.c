@@ -5,6 +5,10 @@
  * entry and its idempotency key. Opt-outs and frequency caps are decided
  * here, in the owning shard, and recorded on the delivery: a delivery is
  * never dropped silently. Owner thread of the shard.
+ *
+ * Accepting writes its records and its answer as JSON text and reads the
+ * user and the devices from theirs (core/jtext.h): the request's content
+ * is the only tree, and templates the only reason to build the user's.
  */
 #include <stdio.h>
 
