@@ -25,7 +25,12 @@ struct hd_cache_entry {
 
 struct hd_cache {
     struct hd_cache_entry slot[CACHE_SLOTS];
+    /* the dbs anything was ever cached for: a write to another (queues,
+     * events, indexes: most writes of the send path) has nothing to drop */
+    uint64_t dbs;
 };
+
+_Static_assert(HD_DB_MAX <= 64, "one bit per db in hd_cache.dbs");
 
 static uint64_t
 chash(int db, const void *key, size_t klen)
@@ -78,6 +83,7 @@ hd_cache_set(struct hd_shard *s, int db, const void *key, size_t klen,
     struct hd_cache_entry *e = slot_of(s, h);
 
     clear_slot(e);
+    s->_cache->dbs |= 1ULL << db;
     e->hash = h;
     e->db = db;
     e->klen = klen;
@@ -91,7 +97,7 @@ hd_cache_drop(struct hd_shard *s, int db, const void *key, size_t klen)
     uint64_t h;
     struct hd_cache_entry *e;
 
-    if (s->_cache == NULL)
+    if (s->_cache == NULL || !(s->_cache->dbs & (1ULL << db)))
         return;
     h = chash(db, key, klen);
     e = slot_of(s, h);
