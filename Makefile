@@ -137,6 +137,9 @@ FUZZ_SRC_provider_response := provider/apns provider/fcm provider/twilio \
     provider/vonage provider/sendgrid provider/smtp provider/h2client \
     provider/rest
 
+FUZZ_LINK_jtext := 1
+FUZZ_INCL_jtext := core/jtext
+
 fuzz_links = $(if $(FUZZ_LINK_$(1)),$(filter-out \
     $(patsubst %,$(OBJS)/%.o,$(FUZZ_INCL_$(1)) $(FUZZ_SRC_$(1))),$(LIB)))
 fuzz_one = echo "  FUZZ  $(1) ($(FUZZ_SECONDS) s)" && \
