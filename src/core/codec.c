@@ -88,6 +88,18 @@ hd_base64_encode(const unsigned char *src, size_t len, char *dst, int url)
     return n;
 }
 
+int
+hd_hex_digit(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 void
 hd_hex_encode(const unsigned char *src, size_t len, char *dst)
 {

@@ -16,6 +16,8 @@ int hd_base64_decode(const char *src, size_t srclen, unsigned char *dst,
 size_t hd_base64_encode(const unsigned char *src, size_t len, char *dst,
                         int url);
 void hd_hex_encode(const unsigned char *src, size_t len, char *dst);
+/* The value of one hex digit (either case), or -1. */
+int hd_hex_digit(int c);
 /* SHA-256 of a || b (either may be empty). */
 void hd_sha256_2(const void *a, size_t alen, const void *b, size_t blen,
                  unsigned char out[32]);

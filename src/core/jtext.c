@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "core/herald.h"
+#include "core/codec.h"
 #include "core/jtext.h"
 
 #define JTEXT_DEPTH 64
@@ -139,16 +140,10 @@ hex4(const char *p, unsigned *out)
     unsigned v = 0;
 
     for (int i = 0; i < 4; i++) {
-        char c = p[i];
-        v <<= 4;
-        if (c >= '0' && c <= '9')
-            v |= (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            v |= (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F')
-            v |= (unsigned)(c - 'A' + 10);
-        else
+        int d = hd_hex_digit((unsigned char)p[i]);
+        if (d < 0)
             return HD_ERROR;
+        v = v << 4 | (unsigned)d;
     }
     *out = v;
     return HD_OK;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "core/herald.h"
+#include "core/codec.h"
 #include "http/api.h"
 #include "http/auth.h"
 #include "http/http.h"
@@ -127,18 +128,6 @@ key_allow(const struct hd_api_key *k, int64_t *retry_ms)
     return ok;
 }
 
-static int
-unhex(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes %XX in [s, s+n) into a new string; NULL on a bad escape or a
  * NUL byte. */
 static char *
@@ -153,8 +142,8 @@ decode(const char *s, size_t n)
                 free(out);
                 return NULL;
             }
-            hi = unhex(s[i + 1]);
-            lo = unhex(s[i + 2]);
+            hi = hd_hex_digit(s[i + 1]);
+            lo = hd_hex_digit(s[i + 2]);
             if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
                 free(out);
                 return NULL;

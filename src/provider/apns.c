@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 
 #include "core/herald.h"
+#include "core/codec.h"
 #include "core/jtext.h"
 #include "core/time.h"
 #include "provider/apns.h"
@@ -298,16 +299,17 @@ hd_apns_id(const char *delivery_id, char *out)
     EVP_MD_CTX_free(c);
     md[6] = (md[6] & 0x0f) | 0x50; /* version 5 */
     md[8] = (md[8] & 0x3f) | 0x80; /* RFC 4122 variant */
-    /* 8-4-4-4-12 lower-case hex, by hand: snprintf of 16 fields cost more
-     * than the digest */
-    for (int i = 0, o = 0; i < 16; i++) {
-        static const char hex[] = "0123456789abcdef";
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            out[o++] = '-';
-        out[o++] = hex[md[i] >> 4];
-        out[o++] = hex[md[i] & 15];
-        out[o] = '\0';
-    }
+    /* 8-4-4-4-12 lower-case hex (snprintf of 16 fields cost more than the
+     * digest) */
+    hd_hex_encode(md, 4, out);
+    out[8] = '-';
+    hd_hex_encode(md + 4, 2, out + 9);
+    out[13] = '-';
+    hd_hex_encode(md + 6, 2, out + 14);
+    out[18] = '-';
+    hd_hex_encode(md + 8, 2, out + 19);
+    out[23] = '-';
+    hd_hex_encode(md + 10, 6, out + 24);
 }
 
 /* A notification's content as APNs sees it, read from the text of its

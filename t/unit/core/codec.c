@@ -159,6 +159,22 @@ test_hex(void)
     is_str(buf, "666f6f626172", "hex of \"foobar\" (RFC 4648 section 10)");
 }
 
+static void
+test_hex_digit(void)
+{
+    static const char digits[] = "0123456789abcdefABCDEF";
+    int bad = 0;
+
+    for (int i = 0; digits[i]; i++)
+        if (hd_hex_digit(digits[i]) != (i < 16 ? i : i - 6))
+            bad++;
+    is_int(bad, 0, "every hex digit, both cases");
+    for (int c = 0; c < 256; c++)
+        if (!strchr(digits, c) && hd_hex_digit(c) != -1)
+            bad++;
+    is_int(bad, 0, "every other byte is -1 (g, G, /, :, @, `, 0xff)");
+}
+
 static const struct tap_case cases[] = {
     {"base64 encode, RFC 4648 section 10", test_encode_vectors},
     {"base64 decode, RFC 4648 section 10", test_decode_vectors},
@@ -166,6 +182,7 @@ static const struct tap_case cases[] = {
     {"round trip", test_round_trip},
     {"invalid input", test_invalid},
     {"hex", test_hex},
+    {"hex digit", test_hex_digit},
 };
 
 int
