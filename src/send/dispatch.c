@@ -332,17 +332,6 @@ dead_letter(struct hd_shard *s, json_t *d, const char *reason)
     }
 }
 
-/* The top-level members of a stored record (format byte, JSON object),
- * at most HD_RECORD_MEMBERS of them: their count, or HD_ERROR. */
-static int
-members_of(const MDB_val *v, struct hd_jmember *m)
-{
-    if (v->mv_size < 2 || ((const char *)v->mv_data)[0] != HD_STORE_FORMAT)
-        return HD_ERROR;
-    return hd_jtext_members((const char *)v->mv_data + 1, v->mv_size - 1, m,
-                            HD_RECORD_MEMBERS);
-}
-
 /* The members of the outcome that on_job_done writes over. */
 struct outcome {
     const char *status, *reason, *detail_key, *detail, *provider, *avoid;
@@ -473,7 +462,7 @@ on_job_done(struct hd_job *j, int outcome, int64_t retry_after_ms,
      * erased while the provider worked */
     if (hd_store_get(s, HD_DB_DELIVERIES, jc->id, strlen(jc->id), &v) != HD_OK)
         n = HD_DECLINED;
-    else if ((n = members_of(&v, m)) < 0)
+    else if ((n = hd_record_members(&v, m, HD_RECORD_MEMBERS)) < 0)
         hd_log(HD_LOG_ERR, &s->log, 0,
                "undecodable delivery record \"%s\": its outcome (%s) is not "
                "recorded",
@@ -621,26 +610,39 @@ take(struct job_ctx *jc, const struct hd_jmember *m, int n, const char *key)
     return out;
 }
 
-/* The text of the notification's content object (malloc'd, *len
- * bytes; "{}" when the record is gone), for a provider that reads text. */
+/* The text of the notification's content object, borrowed from the
+ * store (valid until the next write): HD_DECLINED when the record is gone
+ * or holds no object there. */
+static int
+content_span(struct hd_shard *s, const char *nid, struct hd_jspan *c)
+{
+    struct hd_jmember m[HD_RECORD_MEMBERS];
+    const struct hd_jspan *v;
+    MDB_val rec;
+    int k;
+
+    if (nid == NULL ||
+        hd_store_get(s, HD_DB_NOTIFICATIONS, nid, strlen(nid), &rec) != HD_OK ||
+        (k = hd_record_members(&rec, m, HD_RECORD_MEMBERS)) < 0 ||
+        (v = hd_jtext_get(m, k, "content")) == NULL || v->p[0] != '{')
+        return HD_DECLINED;
+    *c = *v;
+    return HD_OK;
+}
+
+/* The content's text (malloc'd, *len bytes; "{}" when the record is
+ * gone), for a provider that reads text. */
 static char *
 content_text_of(struct hd_shard *s, const char *nid, size_t *len)
 {
-    struct hd_jmember m[HD_RECORD_MEMBERS];
-    const struct hd_jspan *c = NULL;
-    MDB_val v;
-    int k;
+    struct hd_jspan c;
 
-    if (nid != NULL &&
-        hd_store_get(s, HD_DB_NOTIFICATIONS, nid, strlen(nid), &v) == HD_OK &&
-        (k = members_of(&v, m)) >= 0)
-        c = hd_jtext_get(m, k, "content");
-    if (c == NULL || c->p[0] != '{') {
+    if (content_span(s, nid, &c) != HD_OK) {
         *len = 2;
         return hd_strdup("{}");
     }
-    *len = c->n;
-    return hd_strndup(c->p, c->n);
+    *len = c.n;
+    return hd_strndup(c.p, c.n);
 }
 
 /* What the notification says on channel ch (a new object), read from
@@ -648,25 +650,17 @@ content_text_of(struct hd_shard *s, const char *nid, size_t *len)
 static json_t *
 content_of(struct hd_shard *s, const char *nid, int ch)
 {
-    struct hd_jmember m[HD_RECORD_MEMBERS];
-    const struct hd_jspan *c;
+    struct hd_jspan c;
     json_t *n, *content, *out;
-    MDB_val v;
-    int k;
 
-    if (nid == NULL)
-        return hd_content_for(NULL, ch);
-    n = hd_cache_get(s, HD_DB_NOTIFICATIONS, nid, strlen(nid));
+    n = nid ? hd_cache_get(s, HD_DB_NOTIFICATIONS, nid, strlen(nid)) : NULL;
     if (n != NULL) {
         out = hd_content_for(json_object_get(n, "content"), ch);
         json_decref(n);
         return out;
     }
-    content = NULL;
-    if (hd_store_get(s, HD_DB_NOTIFICATIONS, nid, strlen(nid), &v) == HD_OK &&
-        (k = members_of(&v, m)) >= 0 &&
-        (c = hd_jtext_get(m, k, "content")) != NULL)
-        content = json_loadb(c->p, c->n, 0, NULL);
+    content = content_span(s, nid, &c) == HD_OK ? json_loadb(c.p, c.n, 0, NULL)
+                                                : NULL;
     /* push and web add nothing to the shorthand (email and sms fill
      * subject, text or body from it: hd_content_for) */
     if ((ch == HD_CH_PUSH || ch == HD_CH_WEB) &&
@@ -710,7 +704,7 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
         hd_queue_remove(s, ch, due, qseq);
         return HD_OK;
     }
-    if ((n = members_of(&v, m)) < 0) {
+    if ((n = hd_record_members(&v, m, HD_RECORD_MEMBERS)) < 0) {
         /* kept for inspection (mdb_dump), never sent */
         hd_log(HD_LOG_ERR, &s->log, 0,
                "undecodable delivery record \"%s\": dropped from the queue",

@@ -153,11 +153,11 @@ device_view(const struct hd_kv *kv, struct device_view *dv)
                 {"platform", &dv->platform},
                 {"app", &dv->app},
                 {"sandbox", &dv->sandbox}};
+    MDB_val rec = {kv->vlen, kv->val};
     int n;
 
     memset(dv, 0, sizeof(*dv));
-    if (kv->vlen < 2 || kv->val[0] != HD_STORE_FORMAT ||
-        (n = hd_jtext_members(kv->val + 1, kv->vlen - 1, m, 32)) < 0)
+    if ((n = hd_record_members(&rec, m, 32)) < 0)
         return HD_ERROR;
     for (size_t i = 0; i < HD_NELEMS(want); i++)
         if ((v = hd_jtext_get(m, n, want[i].key)) != NULL &&
@@ -203,8 +203,7 @@ user_view(struct hd_shard *s, const char *user_id, struct user_view *uv)
 
     memset(uv, 0, sizeof(*uv));
     if (hd_store_get(s, HD_DB_USERS, user_id, strlen(user_id), &v) != HD_OK ||
-        v.mv_size < 2 || ((char *)v.mv_data)[0] != HD_STORE_FORMAT ||
-        (n = hd_jtext_members((char *)v.mv_data + 1, v.mv_size - 1, m, 32)) < 0)
+        (n = hd_record_members(&v, m, 32)) < 0)
         return HD_DECLINED;
     if (hd_jtext_str(hd_jtext_get(m, n, "email"), uv->email,
                      sizeof(uv->email)) < 0)

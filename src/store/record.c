@@ -52,6 +52,16 @@ hd_record_decode(const MDB_val *val)
     return json_loadb(p + 1, val->mv_size - 1, 0, NULL);
 }
 
+int
+hd_record_members(const MDB_val *val, struct hd_jmember *m, int max)
+{
+    const char *p = val->mv_data;
+
+    if (val->mv_size < 2 || p[0] != HD_STORE_FORMAT)
+        return HD_ERROR;
+    return hd_jtext_members(p + 1, val->mv_size - 1, m, max);
+}
+
 /* get + decode; a miss goes into the cache when cache is set */
 static json_t *
 load(struct hd_shard *s, int db, const char *key, size_t klen, int cache,

@@ -20,6 +20,7 @@
 
 #include "core/herald.h"
 #include "core/conf.h"
+#include "core/jtext.h"
 #include "core/log.h"
 
 enum hd_db {
@@ -191,6 +192,11 @@ void hd_cache_clear(struct hd_shard *s);
  * returned buffer is malloc'd. */
 char *hd_record_encode(json_t *obj, size_t *len);
 json_t *hd_record_decode(const MDB_val *val);
+/* The top-level members of a record read as text (core/jtext.h), at most
+ * max: their count, or HD_ERROR for a record that is not an object. The
+ * hot path's way to read a few fields without a tree; the spans borrow
+ * val. */
+int hd_record_members(const MDB_val *val, struct hd_jmember *m, int max);
 /* get + decode; NULL when absent. The object is shared with the cache:
  * read it, or json_copy/json_deep_copy it before changing anything. */
 json_t *hd_store_get_json(struct hd_shard *s, int db, const char *key);
