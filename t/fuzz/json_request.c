@@ -7,6 +7,7 @@
  * checked again against the documented limits and what is refused must
  * make a well-formed JSON error naming the field: a failed check aborts.
  */
+#include "fuzz.h"
 #include "http/api_send.c"
 #include "http/api_users.c"
 #include "http/validate.c"
@@ -24,14 +25,6 @@ enum {
     M_PREFS,
     M_MAX
 };
-
-#define CHECK(x)                                                               \
-    do {                                                                       \
-        if (!(x)) {                                                            \
-            fprintf(stderr, "check failed: %s (line %d)\n", #x, __LINE__);     \
-            abort();                                                           \
-        }                                                                      \
-    } while (0)
 
 /* The 4xx body a refusal makes: JSON with the message and the field. */
 static void

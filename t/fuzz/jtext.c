@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "core/jtext.c"
+#include "fuzz.h"
 #include "provider/apns.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -66,8 +67,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_t *back;
 
         /* the members jansson saw, values decoded the same */
-        if (n != (int)json_object_size(j))
-            abort();
+        CHECK(n == (int)json_object_size(j));
         for (int i = 0; i < n; i++) {
             json_t *v;
             memcpy(buf, m[i].key.p, m[i].key.n);
@@ -75,22 +75,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (memchr(m[i].key.p, '\\', m[i].key.n) != NULL)
                 continue; /* an escaped key: compared as written only */
             v = json_object_get(j, buf);
-            if (v == NULL)
-                abort();
-            if (json_is_string(v) &&
-                memchr(json_string_value(v), '\0', json_string_length(v)) ==
-                    NULL &&
-                (hd_jtext_str(&m[i].val, buf, size + 1) < 0 ||
-                 strcmp(buf, json_string_value(v)) != 0))
-                abort();
+            CHECK(v != NULL);
+            if (json_is_string(v) && memchr(json_string_value(v), '\0',
+                                            json_string_length(v)) == NULL)
+                CHECK(hd_jtext_str(&m[i].val, buf, size + 1) >= 0 &&
+                      strcmp(buf, json_string_value(v)) == 0);
         }
 
         /* the writer: what it writes reads back equal */
         hd_jbuf_init(&b, 16);
         hd_jbuf_json(&b, j);
         back = json_loadb(b.p, b.len, 0, NULL);
-        if (back == NULL || !json_equal(back, j))
-            abort();
+        CHECK(back != NULL && json_equal(back, j));
         json_decref(back);
         free(b.p);
 
@@ -101,8 +97,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             char *pl = hd_apns_payload(p, size, &bg, &len);
             if (pl != NULL) {
                 json_t *x = json_loadb(pl, len, 0, NULL);
-                if (x == NULL)
-                    abort();
+                CHECK(x != NULL);
                 json_decref(x);
                 free(pl);
             }

@@ -9,6 +9,7 @@
  * with its Retry-After through hd_h2_retry_after_ms. A classification
  * must be one of the four outcomes with a bounded delay and a detail.
  */
+#include "fuzz.h"
 #include "provider/http1.c"
 
 #include "provider/apns.h"
@@ -22,14 +23,6 @@
 #include "provider/vonage.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                               \
-    do {                                                                       \
-        if (!(x)) {                                                            \
-            fprintf(stderr, "check failed: %s (line %d)\n", #x, __LINE__);     \
-            abort();                                                           \
-        }                                                                      \
-    } while (0)
 
 #define NOW_MS 1795420800000LL /* 2026-11-23 */
 
