@@ -35,10 +35,21 @@ struct hd_waiter {
     void *arg;
 };
 
+/* entries live exactly as long as their batch, so they come from chunks the
+ * batch frees at once: no malloc and free per staged write */
+#define HD_BATCH_CHUNK (64 * 1024)
+
+struct hd_chunk {
+    struct hd_chunk *next;
+    unsigned char data[];
+};
+
 struct hd_batch {
     struct hd_msg msg; /* commit thread -> owner; first member */
     struct hd_shard *shard;
     struct hd_ov_entry *head, *tail;
+    struct hd_chunk *chunks;
+    unsigned char *free_at, *end; /* the room left in chunks */
     size_t nrecords;
     struct hd_waiter *waiters;
     size_t nwaiters, cwaiters;
@@ -107,6 +118,29 @@ ov_unlink(struct hd_shard *s, struct hd_ov_entry *e)
 
 /* ==== staging ==== */
 
+static void *
+batch_alloc(struct hd_batch *b, size_t size)
+{
+    unsigned char *p;
+
+    size = (size + 7) & ~(size_t)7;
+    if ((size_t)(b->end - b->free_at) < size) {
+        size_t room = size > HD_BATCH_CHUNK / 4 ? size : HD_BATCH_CHUNK;
+        struct hd_chunk *c = hd_alloc(sizeof(*c) + room);
+        c->next = b->chunks;
+        b->chunks = c;
+        if (room == HD_BATCH_CHUNK) {
+            b->free_at = c->data;
+            b->end = c->data + room;
+        } else {
+            return c->data; /* a large value keeps the current chunk's room */
+        }
+    }
+    p = b->free_at;
+    b->free_at += size;
+    return p;
+}
+
 static void on_committed(struct hd_msg *m, void *ctx);
 
 static void
@@ -154,7 +188,7 @@ stage(struct hd_shard *s, int db, const void *key, size_t klen, const void *val,
 
     HD_ASSERT(klen > 0 && klen <= 511); /* LMDB's default key limit */
     hd_cache_drop(s, db, key, klen);
-    e = hd_alloc(sizeof(*e) + klen + vlen);
+    e = batch_alloc(b, sizeof(*e) + klen + vlen);
     e->_chain = e->_bnext = NULL;
     e->hash = ov_hash(db, key, klen);
     e->db = (unsigned char)db;
@@ -356,13 +390,14 @@ hd_store_flush(struct hd_shard *s)
 static void
 free_batch(struct hd_shard *s, struct hd_batch *b)
 {
-    struct hd_ov_entry *e, *next;
+    struct hd_chunk *c, *next;
 
-    for (e = b->head; e; e = next) {
-        next = e->_bnext;
+    for (struct hd_ov_entry *e = b->head; e; e = e->_bnext)
         if (e->linked)
             ov_unlink(s, e);
-        free(e);
+    for (c = b->chunks; c; c = next) {
+        next = c->next;
+        free(c);
     }
     free(b->waiters);
     free(b);
