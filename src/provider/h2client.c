@@ -68,6 +68,8 @@ struct req {
     int status;
     struct hd_h2_header rh[HD_H2_MAX_RESPONSE_HEADERS];
     int nrh;
+    size_t hused;
+    char hbuf[256]; /* the response headers' bytes, while they fit */
     unsigned char *rbody;
     size_t rlen, rcap;
     const char *error;
@@ -213,14 +215,40 @@ complete(struct req *r, const char *error)
     kick(p);
 }
 
+static int
+in_hbuf(const struct req *r, const char *p)
+{
+    uintptr_t a = (uintptr_t)p, b = (uintptr_t)r->hbuf;
+    return a >= b && a < b + sizeof(r->hbuf);
+}
+
+static char *
+header_copy(struct req *r, const uint8_t *s, size_t n)
+{
+    char *p;
+
+    if (sizeof(r->hbuf) - r->hused > n) {
+        p = r->hbuf + r->hused;
+        r->hused += n + 1;
+    } else {
+        p = hd_alloc(n + 1);
+    }
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
 static void
 reset_response(struct req *r)
 {
     for (int i = 0; i < r->nrh; i++) {
-        free((char *)r->rh[i].name);
-        free((char *)r->rh[i].value);
+        if (!in_hbuf(r, r->rh[i].name))
+            free((char *)r->rh[i].name);
+        if (!in_hbuf(r, r->rh[i].value))
+            free((char *)r->rh[i].value);
     }
     r->nrh = 0;
+    r->hused = 0;
     r->status = 0;
     r->rlen = 0;
     r->off = 0;
@@ -233,7 +261,6 @@ req_free(struct req *r)
 {
     reset_response(r);
     free(r->rbody);
-    free(r->nva);
     free(r);
 }
 
@@ -349,8 +376,8 @@ on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name,
     }
     if (name[0] == ':' || r->nrh == HD_H2_MAX_RESPONSE_HEADERS)
         return 0;
-    r->rh[r->nrh].name = hd_strndup((const char *)name, namelen);
-    r->rh[r->nrh].value = hd_strndup((const char *)value, valuelen);
+    r->rh[r->nrh].name = header_copy(r, name, namelen);
+    r->rh[r->nrh].value = header_copy(r, value, valuelen);
     r->nrh++;
     return 0;
 }
@@ -1324,12 +1351,13 @@ hd_h2_request(struct hd_h2_pool *p, const char *method, const char *path,
     for (int i = 0; i < nh; i++)
         need += strlen(h[i].name) + strlen(h[i].value);
 
-    r = hd_calloc(sizeof(*r));
+    /* one block: the request, the nv array, the header bytes, the body */
+    r = hd_alloc(sizeof(*r) + nnv * sizeof(nghttp2_nv) + need + len);
+    memset(r, 0, sizeof(*r));
     r->pool = p;
     r->cb = cb;
     r->arg = arg;
-    /* one block: the nv array, the header bytes, the body */
-    r->nva = hd_alloc(nnv * sizeof(nghttp2_nv) + need + len);
+    r->nva = (nghttp2_nv *)(r + 1);
     buf = (char *)(r->nva + nnv);
     nv_set(&r->nva[0], &buf, ":method", method, 0);
     nv_set(&r->nva[1], &buf, ":scheme", "https", 0);
