@@ -20,11 +20,28 @@ skip_ws(const char *p, const char *end)
     return p;
 }
 
-/* past the string that starts at p ("), or NULL */
+/* past the string that starts at p ("), or NULL. Records are mostly string
+ * bytes: eight are tested at once for '"', '\\' and control bytes. */
 static const char *
 skip_string(const char *p, const char *end)
 {
+    const uint64_t ones = 0x0101010101010101ULL;
+    const uint64_t highs = 0x8080808080808080ULL;
+
     for (p++; p < end; p++) {
+        while (end - p >= 8) {
+            uint64_t v, q, b;
+            memcpy(&v, p, 8);
+            q = v ^ (ones * '"');
+            b = v ^ (ones * '\\');
+            if ((((q - ones) & ~q) | ((b - ones) & ~b) |
+                 ((v - ones * 0x20) & ~v)) &
+                highs)
+                break;
+            p += 8;
+        }
+        if (p >= end)
+            break;
         if (*p == '\\') {
             p++;
             continue;
