@@ -12,10 +12,22 @@
 
 #include <jansson.h>
 
+/* The deepest nesting of containers hd_jtext_valid accepts. */
+#define HD_JTEXT_DEPTH 64
+
 struct hd_jspan {
     const char *p;
     size_t n;
 };
+
+/* Whether p[0..n) is one JSON object or array, with optional whitespace
+ * around it, that jansson's json_loadb(p, n, JSON_REJECT_DUPLICATES, &e)
+ * accepts, nested at most HD_JTEXT_DEPTH (64) containers deep. Returns
+ * HD_OK, HD_DECLINED when it is well-formed but nested deeper, or
+ * HD_ERROR. One difference, meant: jansson skips a raw NUL byte right
+ * after a number or literal; here every raw NUL is an error, as stored
+ * text is used as a C string. */
+int hd_jtext_valid(const char *p, size_t n);
 
 /* One top-level member of an object: the key without its quotes (as
  * written, escapes included) and the value's whole text. */
@@ -29,6 +41,12 @@ struct hd_jmember {
  * or has more than max members. */
 int hd_jtext_members(const char *p, size_t n, struct hd_jmember *m, int max);
 
+/* Splits the array text p..p+n into its elements' spans (whitespace
+ * around each trimmed). Returns their count, or HD_ERROR when the text is
+ * not one array or has more than max elements. Like hd_jtext_members it
+ * checks only the structure: validate first with hd_jtext_valid. */
+int hd_jtext_items(const char *p, size_t n, struct hd_jspan *v, int max);
+
 /* The value of key among m[0..n), or NULL. */
 const struct hd_jspan *hd_jtext_get(const struct hd_jmember *m, int n,
                                     const char *key);
@@ -37,6 +55,12 @@ const struct hd_jspan *hd_jtext_get(const struct hd_jmember *m, int n,
  * bytes with the NUL). Returns the length, or HD_ERROR when v is NULL,
  * not a string, or does not fit. */
 int hd_jtext_str(const struct hd_jspan *v, char *buf, size_t size);
+
+/* The byte length of the string value v once decoded (escapes resolved,
+ * \uXXXX as its UTF-8 bytes), or HD_ERROR when v is NULL or not a
+ * string (a bad escape or \u0000 included, as hd_jtext_str). Used to
+ * check length limits without a buffer. */
+long hd_jtext_strlen(const struct hd_jspan *v);
 
 /* The integer value v; 0 when v is NULL or not an integer. */
 int64_t hd_jtext_int(const struct hd_jspan *v);
@@ -52,6 +76,9 @@ struct hd_jbuf {
 
 void hd_jbuf_init(struct hd_jbuf *b, size_t size);
 void hd_jbuf_raw(struct hd_jbuf *b, const char *s, size_t n);
+/* Appends the JSON text p[0..n) (already valid) with the whitespace
+ * outside strings left out, so stored text is compact. */
+void hd_jbuf_compact(struct hd_jbuf *b, const char *p, size_t n);
 /* s (UTF-8) as a quoted, escaped JSON string */
 void hd_jbuf_str(struct hd_jbuf *b, const char *s);
 void hd_jbuf_int(struct hd_jbuf *b, int64_t v);

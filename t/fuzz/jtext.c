@@ -5,7 +5,12 @@
  * - an object jansson reads (no duplicate keys, not too deep): jtext finds
  *   the same members, and decodes each string member to jansson's value;
  * - hd_jbuf_json of it reads back (jansson) equal to it;
- * - as a notification's content, its APNs payload is JSON jansson reads.
+ * - as a notification's content, its APNs payload is JSON jansson reads;
+ * - any bytes: hd_jtext_valid says HD_OK exactly when jansson reads them
+ *   (JSON_REJECT_DUPLICATES) at most HD_JTEXT_DEPTH deep, HD_DECLINED when
+ *   jansson reads them deeper (or refuses them), HD_ERROR otherwise;
+ * - valid text: hd_jbuf_compact of it reads back equal, hd_jtext_items of
+ *   an array gives jansson's elements, hd_jtext_strlen its string lengths.
  */
 #include <stdio.h>
 #include <jansson.h>
@@ -45,6 +50,65 @@ depth_of(json_t *v)
     return 0;
 }
 
+/* what hd_jtext_valid accepts, j as jansson read it: compacted it reads
+ * back equal; an array's items are jansson's elements */
+static void
+check_accepted(const char *p, size_t size, json_t *j)
+{
+    struct hd_jbuf b, again;
+    struct hd_jspan *v;
+    json_t *back;
+    int n;
+
+    hd_jbuf_init(&b, 16);
+    hd_jbuf_compact(&b, p, size);
+    back = json_loadb(b.p, b.len, JSON_REJECT_DUPLICATES, NULL);
+    CHECK(back != NULL && json_equal(back, j));
+    CHECK(b.len <= size);
+    json_decref(back);
+    hd_jbuf_init(&again, 16);
+    hd_jbuf_compact(&again, b.p, b.len);
+    CHECK(again.len == b.len); /* no whitespace was left outside strings */
+    free(again.p);
+    free(b.p);
+
+    v = hd_alloc((size / 2 + 1) * sizeof(*v));
+    n = hd_jtext_items(p, size, v, (int)(size / 2 + 1));
+    CHECK(json_is_array(j) ? n == (int)json_array_size(j) : n == HD_ERROR);
+    for (int i = 0; i < n; i++) {
+        json_t *e = json_array_get(j, (size_t)i);
+        CHECK(v[i].n > 0 && memchr(" \t\n\r", v[i].p[0], 4) == NULL &&
+              memchr(" \t\n\r", v[i].p[v[i].n - 1], 4) == NULL);
+        back = json_loadb(v[i].p, v[i].n,
+                          JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
+        CHECK(back != NULL && json_equal(back, e));
+        json_decref(back);
+        if (json_is_string(e))
+            CHECK(hd_jtext_strlen(&v[i]) == (long)json_string_length(e));
+    }
+    free(v);
+}
+
+/* hd_jtext_valid against jansson (j: what it read of the input, or NULL).
+ * One difference is meant: jansson skips a NUL byte right after a number
+ * or literal (load.c: lex_unget_unsave() steps back onto it, and
+ * stream_get() takes a NUL in its buffer for "nothing buffered" and reads
+ * on), jtext refuses every raw NUL: stored text is used as a C string. */
+static void
+check_valid(const char *p, size_t size, json_t *j)
+{
+    int rc = hd_jtext_valid(p, size);
+    int deep = j != NULL && depth_of(j) > HD_JTEXT_DEPTH;
+    int nul = j != NULL && memchr(p, '\0', size) != NULL;
+
+    CHECK(rc == HD_OK || rc == HD_DECLINED || rc == HD_ERROR);
+    CHECK((rc == HD_OK) == (j != NULL && !deep && !nul));
+    CHECK(rc != HD_DECLINED || j == NULL || deep);
+    CHECK(!deep || nul || rc == HD_DECLINED);
+    if (rc == HD_OK)
+        check_accepted(p, size, j);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -61,8 +125,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     j = json_loadb(p, size, JSON_REJECT_DUPLICATES, NULL);
+    check_valid(p, size, j);
     if (json_is_object(j) && json_object_size(j) <= MAX_MEMBERS &&
-        depth_of(j) < JTEXT_DEPTH) {
+        depth_of(j) < HD_JTEXT_DEPTH) {
         struct hd_jbuf b;
         json_t *back;
 
@@ -80,6 +145,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                             json_string_length(v)) == NULL)
                 CHECK(hd_jtext_str(&m[i].val, buf, size + 1) >= 0 &&
                       strcmp(buf, json_string_value(v)) == 0);
+            if (json_is_string(v))
+                CHECK(hd_jtext_strlen(&m[i].val) ==
+                      (long)json_string_length(v));
         }
 
         /* the writer: what it writes reads back equal */
