@@ -305,6 +305,106 @@ bad_send({ %ok, user_id => 'send-nobody' }, 'not_found', 'user_id',
         or diag(explain $r);
 }
 
+# ==== the body as text =====================================================
+# Send bodies are checked and stored as text (src/core/jtext.c), not as a
+# jansson tree: whatever jansson would refuse is refused the same way, keys
+# compare as they decode, and the content is stored compact.
+
+{
+    my $raw = sub {
+        my ($body, $path) = @_;
+        return $t->http(POST => $path // '/v1/notifications', body => $body);
+    };
+    my $r = $raw->(qq({"user_id":"$U","channels":["email"],)
+        . q("bo\u0064y":"escaped key"}));
+    my $j = accepted($r, 'a key written with an escape');
+    my @l = $t->wait_deliveries($j->{id} // 'none', 1);
+    is($l[0] && $l[0]{body}, 'escaped key', 'the escaped key is "body"');
+
+    $r = $raw->(qq({"user_id":"$U","body":"a","body":"b"}));
+    $t->api_error($r, 400, 'invalid_json', undef, 'a key given twice');
+    $r = $raw->(qq({"user_id":"$U","body":"a","bo\\u0064y":"b"}));
+    $t->api_error($r, 400, 'invalid_json', undef,
+        'a key given twice, once escaped');
+    $r = $raw->(qq({"user_id":"$U","body":"a","push":{"data":{"k":"1","k":"2"}}}));
+    $t->api_error($r, 400, 'invalid_json', undef, 'a nested key given twice');
+    $r = $raw->(qq({"user_id":"$U","body":"a"} x));
+    $t->api_error($r, 400, 'invalid_json', undef, 'text after the object');
+    $r = $raw->(qq({"user_id":"$U","body":"a","ttl":99999999999999999999}));
+    $t->api_error($r, 400, 'invalid_json', undef,
+        'an integer beyond 64 bits');
+    $r = $raw->(qq({"user_id":"$U","body":"a","ttl":1e400}));
+    $t->api_error($r, 400, 'invalid_json', undef, 'a real beyond a double');
+    $r = $raw->(qq({"user_id":"$U","body":"a\\u0000b"}));
+    $t->api_error($r, 400, 'invalid_json', undef, 'an escaped NUL');
+    $r = $raw->(qq({"user_id":"$U","body":"a\\ud800b"}));
+    $t->api_error($r, 400, 'invalid_json', undef, 'a lone surrogate');
+    $r = $raw->(qq({"user_id":"$U","body":"a\xff\xfeb"}));
+    $t->api_error($r, 400, 'invalid_json', undef, 'bytes that are not UTF-8');
+    $r = $raw->(qq({"user_id":"$U","body":"a","ttl":5\0}));
+    $t->api_error($r, 400, 'invalid_json', undef,
+        'a NUL byte after a number (jansson would skip it)');
+    $r = $raw->(qq({"user_id":"$U","body":"a","ttl":01}));
+    $t->api_error($r, 400, 'invalid_json', undef, 'a number with a leading 0');
+    my $deep = ('[' x 70) . (']' x 70);
+    $r = $raw->(qq({"user_id":"$U","body":"a","push":{"data":$deep}}));
+    $t->api_error($r, 400, 'invalid_json', undef, 'nested 72 deep');
+    like($r->{json} && $r->{json}{error}{message}, qr/deeper than 64/,
+        'nested 72 deep: the message says the limit');
+    $r = $raw->('[' . ('{"a":' x 70) . '1' . ('}' x 70) . ']',
+        '/v1/notifications/batch');
+    $t->api_error($r, 400, 'invalid_json', undef, 'a batch nested 71 deep');
+
+    my %many = map { ("extra$_" => 1) } 1 .. 40;
+    $r = $t->send_note({ %ok, %many });
+    $t->api_error($r, 400, 'invalid_field', undef, '40 unknown fields');
+    like($r->{json} && $r->{json}{error}{field}, qr/^extra\d+$/,
+        '40 unknown fields: one is named');
+    my %pmany = map { ("x$_" => 'y') } 1 .. 40;
+    $r = $t->send_note({ %ok, push => { body => 'b', %pmany } });
+    like($r->{json} && $r->{json}{error}{field} // '', qr/^push\.x\d+$/,
+        '40 unknown fields in push: one is named');
+    $r = $t->send_note({ %ok, channels => [('email') x 65] });
+    $t->api_error($r, 400, 'invalid_field', 'channels', '65 channel names');
+    $r = $t->send_note({ %ok, channels => [('email') x 64] });
+    accepted($r, '64 channel names, all email');
+
+    # -0 is 0 for jansson: a valid badge
+    $r = $raw->(qq({"user_id":"$U","channels":["email"],"body":"z",)
+        . q("push":{"body":"p","badge":-0}}));
+    accepted($r, 'badge -0');
+    $r = $raw->(qq({"user_id":"$U","channels":["email"],"body":"z",)
+        . q("push":{"body":"p","badge":-1}}));
+    $t->api_error($r, 400, 'invalid_field', 'push.badge', 'badge -1');
+
+    # spaces everywhere, escapes kept: the content reads back the same
+    my $body = qq({ "user_id" : "$U" , "channels" : [ "email" ] ,\n)
+        . qq(  "title" : "t \\" q" , "body" : "l1\\nl2 \\u00e9 \\/ \\\\" ,\n)
+        . qq(  "data" : { "k" : "v w" , "e" : "" } }\n);
+    $r = $raw->($body);
+    $j = accepted($r, 'spaces and escapes');
+    @l = $t->wait_deliveries($j->{id} // 'none', 1);
+    is($l[0] && $l[0]{title}, 't " q', 'spaces and escapes: title');
+    is($l[0] && $l[0]{body}, "l1\nl2 \x{e9} / \\", 'spaces and escapes: body');
+    is_deeply($l[0] && $l[0]{data}, { k => 'v w', e => '' },
+        'spaces and escapes: data');
+
+    # a batch too large names its size
+    my @many = map { { user_id => $U, body => "m$_" } } 1 .. 1003;
+    $r = $t->http(POST => '/v1/notifications/batch', body => \@many);
+    $t->api_error($r, 413, 'batch_too_large', undef, 'a batch of 1003');
+    like($r->{json} && $r->{json}{error}{message}, qr/not 1003/,
+        'a batch of 1003: the message says 1003');
+    $r = $raw->('[]', '/v1/notifications/batch');
+    $t->api_error($r, 400, 'invalid_json', undef, 'an empty batch');
+    $r = $raw->(qq([{"user_id":"$U","body":"ok"}, 7, "x"]),
+        '/v1/notifications/batch');
+    is($r->{status}, 200, 'a batch with items that are not objects: 200');
+    is_deeply([map { $_->{status} } @{$r->{json}{results} // []}],
+        [202, 400, 400], 'each item answered for itself')
+        or diag(explain $r->{json});
+}
+
 # ==== no_address ===========================================================
 
 {

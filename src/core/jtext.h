@@ -38,7 +38,7 @@ struct hd_jmember {
 
 /* Splits the object text p..p+n into its top-level members. Returns
  * their count, or HD_ERROR when the text is not one well-formed object
- * or has more than max members. */
+ * or has more than max members (then m[0..max) hold the first max). */
 int hd_jtext_members(const char *p, size_t n, struct hd_jmember *m, int max);
 
 /* Splits the array text p..p+n into its elements' spans (whitespace

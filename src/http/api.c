@@ -29,6 +29,7 @@ on_op_done(struct hd_call *c)
         hd_http_reply(op->req, op->status, op->out);
     }
     json_decref(op->in);
+    free(op->in_block);
     free(op->user_id);
     free(op->id);
     free(op);
@@ -160,6 +161,54 @@ hd_api_body(struct hd_req *r)
         return NULL;
     }
     return j;
+}
+
+int
+hd_api_body_text(struct hd_req *r, char open)
+{
+    const char *p = r->body, *end = p + r->body_len;
+    json_error_t e;
+    json_t *j;
+    int rc;
+
+    if (r->body_len == 0) {
+        hd_http_error(r, 400, "invalid_json", NULL,
+                      open == '{' ? "a JSON object body is required"
+                                  : "a JSON array body is required");
+        return HD_ERROR;
+    }
+    rc = hd_jtext_valid(r->body, r->body_len);
+    if (rc == HD_DECLINED) {
+        hd_http_error(r, 400, "invalid_json", NULL,
+                      "JSON nested deeper than %d levels", HD_JTEXT_DEPTH);
+        return HD_ERROR;
+    }
+    if (rc != HD_OK) {
+        /* rare: jansson says where and what */
+        j = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &e);
+        if (j != NULL) {
+            /* jansson skips a NUL byte after a number; stored text may not
+             * hold one (hd_jtext_valid) */
+            json_decref(j);
+            hd_http_error(r, 400, "invalid_json", NULL,
+                          "invalid JSON: a NUL byte");
+            return HD_ERROR;
+        }
+        hd_http_error(r, 400, "invalid_json", NULL,
+                      "invalid JSON at line %d column %d: %s", e.line, e.column,
+                      e.text);
+        return HD_ERROR;
+    }
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    if (*p != open) {
+        hd_http_error(r, 400, "invalid_json", NULL,
+                      open == '{' ? "the body must be a JSON object"
+                                  : "the body must be a non-empty JSON array "
+                                    "of notifications");
+        return HD_ERROR;
+    }
+    return HD_OK;
 }
 
 /* ==== fan-out: one call per shard, answered when the last is back ==== */

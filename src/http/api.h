@@ -20,6 +20,7 @@ struct hd_api_op {
     struct hd_call call; /* first member */
     struct hd_req *req;
     json_t *in;
+    void *in_block; /* or a handler's input in one block (free()) */
     char *user_id;
     char *id;
     char key_id[64];
@@ -51,6 +52,10 @@ const char *hd_api_query_arg(const char *q, const char *name, char *buf,
                              size_t size);
 /* Parses r's body as a JSON object; answers 400 and returns NULL if not. */
 json_t *hd_api_body(struct hd_req *r);
+/* Checks r's body as JSON text whose top level opens with open ('{' or
+ * '['), without building a tree; answers 400 (jansson's words for what
+ * is wrong) and returns HD_ERROR if it is not. */
+int hd_api_body_text(struct hd_req *r, char open);
 
 /* A question for every shard at once: exec runs on each owner (args is
  * shared: read only) and leaves its answer in *out; finish runs on the

@@ -24,36 +24,44 @@
 #define HD_BATCH_MAX 1000
 #define HD_IDEMPOTENCY_KEY_MAX 255
 
-/* The validated send, as it travels to the owner (op->in). */
+/* The validated send, as it travels to the owner: one block
+ * (op->in_block), its strings and the content's compact JSON text after
+ * the struct. */
 struct send_args {
     unsigned channels;
     int priority;
     int64_t send_at_ms, ttl_ms;
+    const char *category, *template_name, *idem; /* or NULL */
+    const char *content;                         /* JSON object text */
+    const char *tdata; /* the template's values (JSON object), or NULL */
+    size_t content_len, tdata_len;
 };
 
 static void
 exec_send(struct hd_call *c)
 {
     struct hd_api_op *op = (struct hd_api_op *)c;
+    const struct send_args *a = op->in_block;
     struct hd_notify_in in;
     struct hd_notify_err err;
     struct hd_jbuf answer;
-    json_t *a = op->in;
     int status;
 
     if (hd_api_op_busy(op))
         return;
     in.user_id = op->user_id;
     in.key_id = op->key_id;
-    in.channels = (unsigned)json_integer_value(json_object_get(a, "ch"));
-    in.category = json_string_value(json_object_get(a, "category"));
-    in.priority = (int)json_integer_value(json_object_get(a, "priority"));
-    in.send_at_ms = json_integer_value(json_object_get(a, "send_at"));
-    in.ttl_ms = json_integer_value(json_object_get(a, "ttl"));
-    in.idempotency_key = json_string_value(json_object_get(a, "idem"));
-    in.content = json_object_get(a, "content");
-    in.template_name = json_string_value(json_object_get(a, "template"));
-    in.template_data = json_object_get(a, "tdata");
+    in.channels = a->channels;
+    in.category = a->category;
+    in.priority = a->priority;
+    in.send_at_ms = a->send_at_ms;
+    in.ttl_ms = a->ttl_ms;
+    in.idempotency_key = a->idem;
+    in.content = a->content;
+    in.content_len = a->content_len;
+    in.template_name = a->template_name;
+    in.template_data = a->tdata;
+    in.template_data_len = a->tdata_len;
     if (hd_notify_accept(hd_call_shard(c), hd_current_worker->conf, &in,
                          &answer, &status, &err) != HD_OK) {
         hd_api_op_finish(op, err.status,
@@ -64,6 +72,14 @@ exec_send(struct hd_call *c)
 }
 
 /* ==== validation ==== */
+
+/* The body is read as text (src/core/jtext.c), checked whole with
+ * hd_jtext_valid first, so every span below is well-formed JSON: no tree
+ * is built for a send. A member's key is compared as it decodes ("a" and
+ * "\u0061" are one key, as for jansson). */
+
+#define SEND_MEMBERS 32 /* more than the 15 known keys: some are unknown */
+#define SEND_CHANNELS 64
 
 /* A validation error; the field name is copied: it may point into the
  * body, which is freed before the answer is sent. */
@@ -91,17 +107,118 @@ bad(struct verr *e, const char *code, const char *field, const char *fmt,
     return HD_ERROR;
 }
 
+/* The key k (as written, without its quotes) as a string value. */
+static struct hd_jspan
+key_value(const struct hd_jspan *k)
+{
+    struct hd_jspan q = {k->p - 1, k->n + 2};
+    return q;
+}
+
+static int
+key_is(const struct hd_jspan *k, const char *s)
+{
+    char buf[72];
+    struct hd_jspan q;
+
+    if (memchr(k->p, '\\', k->n) == NULL)
+        return k->n == strlen(s) && memcmp(k->p, s, k->n) == 0;
+    q = key_value(k);
+    return hd_jtext_str(&q, buf, sizeof(buf)) >= 0 && strcmp(buf, s) == 0;
+}
+
+static const struct hd_jspan *
+member(const struct hd_jmember *m, int n, const char *key)
+{
+    for (int i = 0; i < n; i++)
+        if (key_is(&m[i].key, key))
+            return &m[i].val;
+    return NULL;
+}
+
+/* Refuses the first key of m[0..n) not in allowed: "unknown field
+ * \"prefix.key\"". */
+static int
+check_keys(const struct hd_jmember *m, int n, const char *const *allowed,
+           const char *prefix, struct verr *e)
+{
+    for (int i = 0; i < n; i++) {
+        struct hd_jspan q;
+        char *key;
+        int j;
+
+        for (j = 0; allowed[j] && !key_is(&m[i].key, allowed[j]); j++)
+            ;
+        if (allowed[j] != NULL)
+            continue;
+        q = key_value(&m[i].key);
+        key = hd_alloc(q.n);
+        if (hd_jtext_str(&q, key, q.n) < 0)
+            key[0] = '\0';
+        e->code = "invalid_field";
+        snprintf(e->_field, sizeof(e->_field), "%s%s%s", prefix,
+                 prefix[0] ? "." : "", key);
+        e->field = e->_field;
+        snprintf(e->msg, sizeof(e->msg), "unknown field \"%s%s%s\"", prefix,
+                 prefix[0] ? "." : "", key);
+        free(key);
+        return HD_ERROR;
+    }
+    return HD_OK;
+}
+
+static int
+is_string(const struct hd_jspan *v)
+{
+    return v->p[0] == '"';
+}
+
+static int
+is_object(const struct hd_jspan *v)
+{
+    return v->p[0] == '{';
+}
+
+static int
+is_integer(const struct hd_jspan *v)
+{
+    return (v->p[0] == '-' || (v->p[0] >= '0' && v->p[0] <= '9')) &&
+           memchr(v->p, '.', v->n) == NULL && memchr(v->p, 'e', v->n) == NULL &&
+           memchr(v->p, 'E', v->n) == NULL;
+}
+
+/* An integer >= 0 ("-0" is 0, as jansson reads it). */
+static int
+is_nonneg_integer(const struct hd_jspan *v)
+{
+    if (!is_integer(v))
+        return 0;
+    if (v->p[0] != '-')
+        return 1;
+    for (size_t i = 1; i < v->n; i++)
+        if (v->p[i] != '0')
+            return 0;
+    return 1;
+}
+
+/* The string v decoded into buf; HD_ERROR when not a string or longer
+ * than size - 1 bytes. */
+static int
+str_of(const struct hd_jspan *v, char *buf, size_t size)
+{
+    return is_string(v) ? hd_jtext_str(v, buf, size) : HD_ERROR;
+}
+
 /* A string field of at most max bytes, or absent. */
 static int
-check_str(json_t *obj, const char *key, const char *field, size_t max,
+check_str(const struct hd_jspan *v, const char *field, size_t max,
           struct verr *e)
 {
-    json_t *v = json_object_get(obj, key);
     if (v == NULL)
         return HD_OK;
-    if (!json_is_string(v))
+    if (!is_string(v))
         return bad(e, "invalid_field", field, "\"%s\" must be a string", field);
-    if (json_string_length(v) > max) {
+    if ((size_t)hd_jtext_strlen(v) > max) {
         e->code = "invalid_field";
         set_field(e, field);
         snprintf(e->msg, sizeof(e->msg), "\"%s\" is longer than %zu bytes",
@@ -111,95 +228,122 @@ check_str(json_t *obj, const char *key, const char *field, size_t max,
     return HD_OK;
 }
 
+/* An object of strings, or absent. */
 static int
-check_data(json_t *v, const char *field, struct verr *e)
+check_data(const struct hd_jspan *v, const char *field, struct verr *e)
 {
-    const char *k;
-    json_t *x;
+    struct hd_jmember *m;
+    int n;
 
     if (v == NULL)
         return HD_OK;
-    if (!json_is_object(v))
+    if (!is_object(v))
         return bad(e, "invalid_field", field,
                    "\"%s\" must be an object of strings", field);
-    json_object_foreach(v, k, x)
-    {
-        if (!json_is_string(x))
+    /* at most one member per two bytes of its text */
+    m = hd_alloc((v->n / 2 + 1) * sizeof(*m));
+    n = hd_jtext_members(v->p, v->n, m, (int)(v->n / 2 + 1));
+    for (int i = 0; i < n; i++) {
+        if (!is_string(&m[i].val)) {
+            free(m);
             return bad(e, "invalid_field", field,
                        "\"%s\" must be an object of strings", field);
+        }
     }
+    free(m);
     return HD_OK;
 }
 
 /* Checks a channel part: allowed string keys and their limits. */
 static int
-check_part(json_t *body, const char *name, const char *const *keys,
-           struct verr *e)
+check_part(const struct hd_jspan *part, const char *name,
+           const char *const *keys, struct verr *e)
 {
-    json_t *part = json_object_get(body, name);
-    const char *k;
+    struct hd_jmember m[SEND_MEMBERS];
     char field[64];
+    int n;
 
     if (part == NULL)
         return HD_OK;
-    if (!json_is_object(part))
+    if (!is_object(part))
         return bad(e, "invalid_field", name, "\"%s\" must be an object", name);
-    if ((k = hd_valid_keys(part, keys)) != NULL) {
-        e->code = "invalid_field";
-        snprintf(field, sizeof(field), "%s.%s", name, k);
-        set_field(e, field);
-        snprintf(e->msg, sizeof(e->msg), "unknown field \"%s.%s\"", name, k);
+    /* too many members: the first SEND_MEMBERS hold an unknown one */
+    n = hd_jtext_members(part->p, part->n, m, SEND_MEMBERS);
+    if (check_keys(m, n < 0 ? SEND_MEMBERS : n, keys, name, e) != HD_OK)
         return HD_ERROR;
-    }
     for (int i = 0; keys[i]; i++) {
-        json_t *v = json_object_get(part, keys[i]);
+        const struct hd_jspan *v = member(m, n, keys[i]);
         snprintf(field, sizeof(field), "%s.%s", name, keys[i]);
         if (v == NULL)
             continue;
         if (strcmp(keys[i], "badge") == 0) {
-            if (!json_is_integer(v) || json_integer_value(v) < 0) {
-                e->code = "invalid_field";
-                set_field(e, field);
-                snprintf(e->msg, sizeof(e->msg),
-                         "\"%s\" must be a non-negative integer", field);
-                return HD_ERROR;
-            }
+            if (!is_nonneg_integer(v))
+                return bad(e, "invalid_field", field,
+                           "\"%s\" must be a non-negative integer", field);
             continue;
         }
         if (strcmp(keys[i], "data") == 0) {
-            if (!json_is_object(v)) {
-                e->code = "invalid_field";
-                set_field(e, field);
-                snprintf(e->msg, sizeof(e->msg), "\"%s\" must be an object",
-                         field);
-                return HD_ERROR;
-            }
+            if (!is_object(v))
+                return bad(e, "invalid_field", field,
+                           "\"%s\" must be an object", field);
             continue;
         }
-        if (!json_is_string(v)) {
-            e->code = "invalid_field";
-            set_field(e, field);
-            snprintf(e->msg, sizeof(e->msg), "\"%s\" must be a string", field);
-            return HD_ERROR;
-        }
-        if (json_string_length(v) >
+        if (!is_string(v))
+            return bad(e, "invalid_field", field, "\"%s\" must be a string",
+                       field);
+        if ((size_t)hd_jtext_strlen(v) >
             (strcmp(keys[i], "html") == 0 || strcmp(keys[i], "text") == 0
                  ? HD_TEXT_MAX
-                 : HD_TITLE_MAX * 4)) {
-            e->code = "invalid_field";
-            set_field(e, field);
-            snprintf(e->msg, sizeof(e->msg), "\"%s\" is too long", field);
-            return HD_ERROR;
-        }
+                 : HD_TITLE_MAX * 4))
+            return bad(e, "invalid_field", field, "\"%s\" is too long", field);
     }
     return HD_OK;
 }
 
-/* Checks a send body; on success *args is the owner's input (content,
- * channels, ...) and *user_id is set. */
+/* "channels": a bit per channel named. */
 static int
-validate_send(json_t *in, const char *path_user, const char *header_key,
-              json_t **args, const char **user_id, struct verr *e)
+check_channels(const struct hd_jspan *v, unsigned *channels, struct verr *e)
+{
+    struct hd_jspan items[SEND_CHANNELS];
+    char name[16];
+    int n = v->p[0] == '[' ? hd_jtext_items(v->p, v->n, items, SEND_CHANNELS)
+                           : HD_ERROR;
+
+    if (n <= 0)
+        return bad(e, "invalid_field", "channels",
+                   "\"channels\" must be a non-empty array of push, sms, "
+                   "email, web%s",
+                   "");
+    for (int i = 0; i < n; i++) {
+        int len = str_of(&items[i], name, sizeof(name));
+        int c = len >= 0 ? hd_channel_parse(name, (size_t)len) : -1;
+        if (c < 0)
+            return bad(e, "invalid_field", "channels",
+                       "\"channels\" items must be push, sms, email or web%s",
+                       "");
+        *channels |= 1u << c;
+    }
+    return HD_OK;
+}
+
+/* Appends s and its NUL to the args block; its offset, or 0 for NULL. */
+static size_t
+put_str(struct hd_jbuf *b, const char *s)
+{
+    size_t at = b->len;
+
+    if (s == NULL)
+        return 0;
+    hd_jbuf_raw(b, s, strlen(s) + 1);
+    return at;
+}
+
+/* Checks one send (the object text p[0..n), valid JSON); on success the
+ * owner's input is a new block in *block and user_id is filled. */
+static int
+validate_send(const char *p, size_t len, const char *path_user,
+              const char *header_key, struct send_args **block, char *user_id,
+              struct verr *e)
 {
     static const char *const keys[] = {"user_id",
                                        "channels",
@@ -224,178 +368,167 @@ validate_send(json_t *in, const char *path_user, const char *header_key,
     static const char *const email_keys[] = {"subject", "text", "html", NULL};
     static const char *const web_keys[] = {"title", "body",  "icon",
                                            "url",   "topic", NULL};
-    json_t *uid = json_object_get(in, "user_id"), *v, *content;
-    unsigned channels = 0;
-    int priority = HD_PRIO_NORMAL;
-    int64_t send_at = 0, ttl = 0;
-    const char *k, *idem = header_key;
+    static const char *const content_keys[] = {"title", "body",  "data", "push",
+                                               "sms",   "email", "web"};
+    struct hd_jmember m[SEND_MEMBERS];
+    const struct hd_jspan *uid, *v, *tpl, *data;
+    struct send_args a = {0};
+    char category[65], tname[65], idem[256], buf[64];
+    const char *idem_s = header_key;
+    size_t o_cat, o_tpl, o_idem, o_content, o_tdata = 0;
+    struct hd_jbuf b;
+    int n;
 
-    if ((k = hd_valid_keys(in, keys)) != NULL) {
-        e->code = "invalid_field";
-        set_field(e, k);
-        snprintf(e->msg, sizeof(e->msg), "unknown field \"%s\"", k);
+    a.priority = HD_PRIO_NORMAL;
+    n = hd_jtext_members(p, len, m, SEND_MEMBERS);
+    if (check_keys(m, n < 0 ? SEND_MEMBERS : n, keys, "", e) != HD_OK)
         return HD_ERROR;
-    }
+    uid = member(m, n, "user_id");
     if (path_user == NULL) {
         if (uid == NULL)
             return bad(e, "missing_field", "user_id",
                        "\"user_id\" is required%s", "");
-        if (!json_is_string(uid) || !hd_user_id_valid(json_string_value(uid)))
+        if (str_of(uid, user_id, HD_USER_ID_MAX + 1) < 0 ||
+            !hd_user_id_valid(user_id))
             return bad(e, "invalid_field", "user_id",
                        "\"user_id\" must be 1-128 characters of A-Z a-z 0-9 "
                        ". _ : @ -%s",
                        "");
-        *user_id = json_string_value(uid);
     } else {
-        if (uid != NULL && (!json_is_string(uid) ||
-                            strcmp(json_string_value(uid), path_user) != 0))
+        if (uid != NULL && (str_of(uid, user_id, HD_USER_ID_MAX + 1) < 0 ||
+                            strcmp(user_id, path_user) != 0))
             return bad(e, "invalid_field", "user_id",
                        "\"user_id\" differs from the user in the path%s", "");
-        *user_id = path_user;
+        snprintf(user_id, HD_USER_ID_MAX + 1, "%s", path_user);
     }
 
-    v = json_object_get(in, "channels");
-    if (v != NULL) {
-        size_t i;
-        json_t *ch;
-        if (!json_is_array(v) || json_array_size(v) == 0)
-            return bad(e, "invalid_field", "channels",
-                       "\"channels\" must be a non-empty array of push, sms, "
-                       "email, web%s",
-                       "");
-        json_array_foreach(v, i, ch)
-        {
-            int c = json_is_string(ch)
-                        ? hd_channel_parse(json_string_value(ch),
-                                           json_string_length(ch))
-                        : -1;
-            if (c < 0)
-                return bad(e, "invalid_field", "channels",
-                           "\"channels\" items must be push, sms, email or "
-                           "web%s",
-                           "");
-            channels |= 1u << c;
-        }
-    }
-    v = json_object_get(in, "category");
-    if (v != NULL && (!json_is_string(v) || json_string_length(v) == 0 ||
-                      json_string_length(v) > 64))
+    if ((v = member(m, n, "channels")) != NULL &&
+        check_channels(v, &a.channels, e) != HD_OK)
+        return HD_ERROR;
+    category[0] = '\0';
+    if ((v = member(m, n, "category")) != NULL &&
+        str_of(v, category, sizeof(category)) <= 0)
         return bad(e, "invalid_field", "category",
                    "\"category\" must be a string of 1-64 characters%s", "");
-    v = json_object_get(in, "priority");
-    if (v != NULL) {
-        priority =
-            json_is_string(v) ? hd_priority_parse(json_string_value(v)) : -1;
-        if (priority < 0)
+    if ((v = member(m, n, "priority")) != NULL) {
+        a.priority =
+            str_of(v, buf, sizeof(buf)) >= 0 ? hd_priority_parse(buf) : -1;
+        if (a.priority < 0)
             return bad(e, "invalid_field", "priority",
                        "\"priority\" must be critical, high, normal or low%s",
                        "");
     }
-    v = json_object_get(in, "ttl");
-    if (v != NULL) {
-        if (!json_is_integer(v) || json_integer_value(v) <= 0 ||
-            json_integer_value(v) > 365LL * 86400)
+    if ((v = member(m, n, "ttl")) != NULL) {
+        if (!is_integer(v) || hd_jtext_int(v) <= 0 ||
+            hd_jtext_int(v) > 365LL * 86400)
             return bad(e, "invalid_field", "ttl",
                        "\"ttl\" must be a number of seconds from 1 to one "
                        "year%s",
                        "");
-        ttl = json_integer_value(v) * 1000;
+        a.ttl_ms = hd_jtext_int(v) * 1000;
     }
-    v = json_object_get(in, "send_at");
-    if (v != NULL) {
-        if (!json_is_string(v) ||
-            hd_time_parse_iso(json_string_value(v), &send_at) != HD_OK)
+    if ((v = member(m, n, "send_at")) != NULL) {
+        if (str_of(v, buf, sizeof(buf)) < 0 ||
+            hd_time_parse_iso(buf, &a.send_at_ms) != HD_OK)
             return bad(e, "invalid_field", "send_at",
                        "\"send_at\" must be an RFC 3339 time like "
                        "2026-11-23T07:40:00Z%s",
                        "");
-        if (send_at <= 0)
+        if (a.send_at_ms <= 0)
             return bad(e, "invalid_field", "send_at",
                        "\"send_at\" is out of range%s", "");
     }
-    v = json_object_get(in, "idempotency_key");
-    if (v != NULL) {
-        if (!json_is_string(v))
+    if ((v = member(m, n, "idempotency_key")) != NULL) {
+        if (!is_string(v))
             return bad(e, "invalid_field", "idempotency_key",
                        "\"idempotency_key\" must be a string%s", "");
-        idem = json_string_value(v);
+        idem_s = str_of(v, idem, sizeof(idem)) > 0 ? idem : "";
     }
-    if (idem != NULL &&
-        (strlen(idem) == 0 || strlen(idem) > HD_IDEMPOTENCY_KEY_MAX))
+    if (idem_s != NULL &&
+        (strlen(idem_s) == 0 || strlen(idem_s) > HD_IDEMPOTENCY_KEY_MAX))
         return bad(e, "invalid_field", "idempotency_key",
                    "the idempotency key must be 1-255 characters%s", "");
 
-    v = json_object_get(in, "template");
-    if (v != NULL && (!json_is_string(v) || json_string_length(v) == 0 ||
-                      json_string_length(v) > 64))
+    tname[0] = '\0';
+    tpl = member(m, n, "template");
+    data = member(m, n, "data");
+    if (tpl != NULL && str_of(tpl, tname, sizeof(tname)) <= 0)
         return bad(e, "invalid_field", "template",
                    "\"template\" must be a template name%s", "");
-    if (v != NULL && json_object_get(in, "data") != NULL &&
-        !json_is_object(json_object_get(in, "data")))
+    if (tpl != NULL && data != NULL && !is_object(data))
         return bad(e, "invalid_field", "data",
                    "\"data\" must be an object: the template's values%s", "");
-    if (check_str(in, "title", "title", HD_TITLE_MAX, e) != HD_OK ||
-        check_str(in, "body", "body", HD_TEXT_MAX, e) != HD_OK ||
-        (v == NULL &&
-         check_data(json_object_get(in, "data"), "data", e) != HD_OK) ||
-        check_part(in, "push", push_keys, e) != HD_OK ||
-        check_part(in, "sms", sms_keys, e) != HD_OK ||
-        check_part(in, "email", email_keys, e) != HD_OK ||
-        check_part(in, "web", web_keys, e) != HD_OK)
+    if (check_str(member(m, n, "title"), "title", HD_TITLE_MAX, e) != HD_OK ||
+        check_str(member(m, n, "body"), "body", HD_TEXT_MAX, e) != HD_OK ||
+        (tpl == NULL && check_data(data, "data", e) != HD_OK) ||
+        check_part(member(m, n, "push"), "push", push_keys, e) != HD_OK ||
+        check_part(member(m, n, "sms"), "sms", sms_keys, e) != HD_OK ||
+        check_part(member(m, n, "email"), "email", email_keys, e) != HD_OK ||
+        check_part(member(m, n, "web"), "web", web_keys, e) != HD_OK)
         return HD_ERROR;
-    if (json_object_get(in, "body") == NULL &&
-        json_object_get(in, "template") == NULL &&
-        json_object_get(in, "push") == NULL &&
-        json_object_get(in, "sms") == NULL &&
-        json_object_get(in, "email") == NULL &&
-        json_object_get(in, "web") == NULL)
+    if (member(m, n, "body") == NULL && tpl == NULL &&
+        member(m, n, "push") == NULL && member(m, n, "sms") == NULL &&
+        member(m, n, "email") == NULL && member(m, n, "web") == NULL)
         return bad(e, "missing_field", "body",
                    "content is required: \"body\" (and \"title\") or a "
                    "per-channel part%s",
                    "");
 
-    content = json_object();
-    {
-        static const char *ck[] = {"title", "body",  "data", "push",
-                                   "sms",   "email", "web"};
-        for (size_t i = 0; i < HD_NELEMS(ck); i++)
-            if ((v = json_object_get(in, ck[i])) != NULL)
-                json_object_set(content, ck[i], v);
+    /* the block: the struct, its strings, the content as compact text */
+    hd_jbuf_init(&b, sizeof(a) + len + 64);
+    b.len = sizeof(a);
+    o_cat = put_str(&b, category[0] ? category : NULL);
+    o_tpl = put_str(&b, tname[0] ? tname : NULL);
+    o_idem = put_str(&b, idem_s);
+    o_content = b.len;
+    hd_jbuf_raw(&b, "{", 1);
+    for (size_t i = 0; i < HD_NELEMS(content_keys); i++) {
+        /* with a template, data is the template's, not a push payload */
+        if ((v = member(m, n, content_keys[i])) == NULL ||
+            (tpl != NULL && v == data))
+            continue;
+        hd_jbuf_key(&b, content_keys[i]);
+        hd_jbuf_compact(&b, v->p, v->n);
     }
-    *args = json_pack("{s:o, s:i, s:i, s:I, s:I}", "content", content, "ch",
-                      channels, "priority", priority, "send_at",
-                      (json_int_t)send_at, "ttl", (json_int_t)ttl);
-    if (json_object_get(in, "category"))
-        json_object_set(*args, "category", json_object_get(in, "category"));
-    if (json_object_get(in, "template")) {
-        json_object_set(*args, "template", json_object_get(in, "template"));
-        /* data is the template's, not a push payload */
-        json_object_del(content, "data");
-        json_object_set_new(*args, "tdata",
-                            json_object_get(in, "data")
-                                ? json_deep_copy(json_object_get(in, "data"))
-                                : json_object());
+    hd_jbuf_raw(&b, "}", 1);
+    a.content_len = b.len - o_content;
+    hd_jbuf_raw(&b, "", 1);
+    if (tpl != NULL) {
+        o_tdata = b.len;
+        if (data != NULL)
+            hd_jbuf_compact(&b, data->p, data->n);
+        else
+            hd_jbuf_raw(&b, "{}", 2);
+        a.tdata_len = b.len - o_tdata;
+        hd_jbuf_raw(&b, "", 1);
     }
-    if (idem)
-        json_object_set_new(*args, "idem", json_string(idem));
+    a.category = o_cat ? b.p + o_cat : NULL;
+    a.template_name = o_tpl ? b.p + o_tpl : NULL;
+    a.idem = o_idem ? b.p + o_idem : NULL;
+    a.content = b.p + o_content;
+    a.tdata = o_tdata ? b.p + o_tdata : NULL;
+    memcpy(b.p, &a, sizeof(a));
+    *block = (struct send_args *)(void *)b.p;
     return HD_OK;
 }
 
-/* Makes the op for one validated item, or answers through e. */
+/* Makes the op for one item (object text p[0..n)), or answers through
+ * e. */
 static struct hd_api_op *
-send_op(struct hd_req *r, json_t *in, const char *path_user, struct verr *e)
+send_op(struct hd_req *r, const char *p, size_t n, const char *path_user,
+        struct verr *e)
 {
     struct hd_api_op *op;
-    const char *user_id = NULL;
-    json_t *args = NULL;
+    struct send_args *a;
+    char user_id[HD_USER_ID_MAX + 1];
 
-    if (validate_send(in, path_user, r->idempotency_key, &args, &user_id, e) !=
+    if (validate_send(p, n, path_user, r->idempotency_key, &a, user_id, e) !=
         HD_OK)
         return NULL;
     op = hd_api_op_new(
         r, hd_shard_of(user_id, strlen(user_id), hd_cycle.nshards), exec_send);
     op->user_id = hd_strdup(user_id);
-    op->in = args;
+    op->in_block = a;
     return op;
 }
 
@@ -405,7 +538,6 @@ hd_api_send(struct hd_req *r)
     const char *path_user = r->nparams ? r->params[0] : NULL;
     struct hd_api_op *op;
     struct verr e;
-    json_t *in;
 
     if (path_user && !hd_user_id_valid(path_user)) {
         hd_http_error(r, 400, "invalid_field", "user_id",
@@ -413,10 +545,9 @@ hd_api_send(struct hd_req *r)
                       ". _ : @ -");
         return;
     }
-    if ((in = hd_api_body(r)) == NULL)
+    if (hd_api_body_text(r, '{') != HD_OK)
         return;
-    op = send_op(r, in, path_user, &e);
-    json_decref(in);
+    op = send_op(r, r->body, r->body_len, path_user, &e);
     if (op == NULL) {
         hd_http_error(r, 400, e.code, e.field, "%s", e.msg);
         return;
@@ -497,55 +628,61 @@ on_batch_item(struct hd_call *c)
     hd_jbuf_raw(res, "}", 1);
     free(bo->op.out_text.p);
     json_decref(bo->op.out);
-    json_decref(bo->op.in);
+    free(bo->op.in_block);
     free(bo->op.user_id);
     free(bo);
     if (--b->pending == 0)
         batch_finish(b);
 }
 
+/* The item count of the (valid) array text, for the error that names it. */
+static size_t
+count_items(const char *p, size_t len)
+{
+    json_t *in = json_loadb(p, len, 0, NULL);
+    size_t n = json_array_size(in);
+
+    json_decref(in);
+    return n;
+}
+
 void
 hd_api_send_batch(struct hd_req *r)
 {
-    json_error_t je;
-    json_t *in, *item;
+    struct hd_jspan *items;
     struct batch *b;
-    size_t i, n;
+    int n;
 
-    in = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &je);
-    if (in == NULL) {
-        hd_http_error(r, 400, "invalid_json", NULL,
-                      "invalid JSON at line %d column %d: %s", je.line,
-                      je.column, je.text);
+    if (hd_api_body_text(r, '[') != HD_OK)
         return;
-    }
-    if (!json_is_array(in) || json_array_size(in) == 0) {
-        json_decref(in);
+    items = hd_alloc((HD_BATCH_MAX + 1) * sizeof(*items));
+    /* the array is valid: it fails only with more than max items */
+    n = hd_jtext_items(r->body, r->body_len, items, HD_BATCH_MAX + 1);
+    if (n == 0) {
+        free(items);
         hd_http_error(r, 400, "invalid_json", NULL,
                       "the body must be a non-empty JSON array of "
                       "notifications");
         return;
     }
-    n = json_array_size(in);
-    if (n > HD_BATCH_MAX) {
-        json_decref(in);
+    if (n < 0 || n > HD_BATCH_MAX) {
+        free(items);
         hd_http_error(r, 413, "batch_too_large", NULL,
                       "a batch holds at most %d notifications, not %zu",
-                      HD_BATCH_MAX, n);
+                      HD_BATCH_MAX, count_items(r->body, r->body_len));
         return;
     }
     b = hd_calloc(sizeof(*b));
     b->req = r;
-    b->results = hd_calloc(n * sizeof(*b->results));
-    b->n = (int)n;
-    b->pending = (int)n + 1; /* +1: held until every item is submitted */
-    json_array_foreach(in, i, item)
-    {
+    b->results = hd_calloc((size_t)n * sizeof(*b->results));
+    b->n = n;
+    b->pending = n + 1; /* +1: held until every item is submitted */
+    for (int i = 0; i < n; i++) {
         struct verr e;
         struct hd_api_op *op = NULL;
         struct batch_op *bo;
 
-        if (!json_is_object(item)) {
+        if (!is_object(&items[i])) {
             e.code = "invalid_json";
             e.field = NULL;
             e._field[0] = '\0';
@@ -554,11 +691,11 @@ hd_api_send_batch(struct hd_req *r)
             /* each item's own key: the header would make them all one */
             const char *saved = r->idempotency_key;
             r->idempotency_key = NULL;
-            op = send_op(r, item, NULL, &e);
+            op = send_op(r, items[i].p, items[i].n, NULL, &e);
             r->idempotency_key = saved;
         }
         if (op == NULL) {
-            struct hd_jbuf *res = result_start(b, (int)i, 400);
+            struct hd_jbuf *res = result_start(b, i, 400);
             /* names from the request, maybe cut inside a character */
             hd_jbuf_key(res, "error");
             hd_jbuf_raw(res, "{", 1);
@@ -573,11 +710,11 @@ hd_api_send_batch(struct hd_req *r)
         }
         bo = hd_realloc(op, sizeof(*bo));
         bo->b = b;
-        bo->index = (int)i;
+        bo->index = i;
         bo->op.call.done = on_batch_item;
         hd_call_submit(&bo->op.call);
     }
-    json_decref(in);
+    free(items);
     if (--b->pending == 0)
         batch_finish(b);
 }

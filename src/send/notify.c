@@ -7,8 +7,8 @@
  * never dropped silently. Owner thread of the shard.
  *
  * Accepting writes its records and its answer as JSON text and reads the
- * user and the devices from theirs (core/jtext.h): the request's content
- * is the only tree, and templates the only reason to build the user's.
+ * request's content, the user and the devices from theirs (core/jtext.h):
+ * templates are the only reason to build a tree.
  */
 #include <stdio.h>
 
@@ -218,28 +218,95 @@ user_view(struct hd_shard *s, const char *user_id, struct user_view *uv)
     return HD_OK;
 }
 
+/* The content's members, and those of each channel's part, as text. */
+#define CONTENT_MEMBERS 32
+
+struct content_view {
+    struct hd_jmember top[CONTENT_MEMBERS];
+    struct hd_jmember part[HD_CH_MAX][CONTENT_MEMBERS];
+    int ntop, npart[HD_CH_MAX];
+};
+
+static int
+content_view(struct content_view *cv, const char *p, size_t n)
+{
+    cv->ntop = hd_jtext_members(p, n, cv->top, CONTENT_MEMBERS);
+    if (cv->ntop < 0)
+        return HD_ERROR;
+    for (int ch = 0; ch < HD_CH_MAX; ch++) {
+        const struct hd_jspan *v =
+            hd_jtext_get(cv->top, cv->ntop, hd_channel_name(ch));
+        cv->npart[ch] = 0;
+        if (v != NULL && v->p[0] == '{' &&
+            (cv->npart[ch] = hd_jtext_members(v->p, v->n, cv->part[ch],
+                                              CONTENT_MEMBERS)) < 0)
+            return HD_ERROR;
+    }
+    return HD_OK;
+}
+
 /* content's key as channel ch sees it: what hd_content_for(content,
  * ch) would hold, without building it (keep the two in step) */
-static json_t *
-content_get(json_t *content, int ch, const char *key)
+static const struct hd_jspan *
+content_get(const struct content_view *cv, int ch, const char *key)
 {
-    json_t *v =
-        json_object_get(json_object_get(content, hd_channel_name(ch)), key);
+    const struct hd_jspan *v = hd_jtext_get(cv->part[ch], cv->npart[ch], key);
 
     if (v != NULL)
         return v;
     if ((strcmp(key, "title") == 0 || strcmp(key, "body") == 0 ||
          strcmp(key, "data") == 0) &&
-        (v = json_object_get(content, key)) != NULL)
+        (v = hd_jtext_get(cv->top, cv->ntop, key)) != NULL)
         return v;
     if (ch == HD_CH_EMAIL && strcmp(key, "subject") == 0)
-        return content_get(content, ch, "title");
+        return content_get(cv, ch, "title");
     if (ch == HD_CH_EMAIL && strcmp(key, "text") == 0 &&
-        content_get(content, ch, "html") == NULL)
-        return content_get(content, ch, "body");
+        content_get(cv, ch, "html") == NULL)
+        return content_get(cv, ch, "body");
     if (ch == HD_CH_SMS && strcmp(key, "body") == 0)
-        return content_get(content, ch, "title");
+        return content_get(cv, ch, "title");
     return NULL;
+}
+
+/* The template rendered over the request's content, as text in out;
+ * HD_DECLINED (no such template) or HD_ERROR (missing is named) when it
+ * cannot be. */
+static int
+render(struct hd_shard *s, const struct hd_notify_in *in, struct hd_jbuf *out,
+       char *missing, size_t size)
+{
+    json_t *inl, *data, *rendered, *v, *u;
+    const char *k;
+    int rc;
+
+    inl = json_loadb(in->content, in->content_len, 0, NULL);
+    data = in->template_data
+               ? json_loadb(in->template_data, in->template_data_len, 0, NULL)
+               : json_object();
+    u = hd_user_load(s, in->user_id);
+    rc = hd_template_render(in->template_name, u, data, &rendered, missing,
+                            size);
+    json_decref(u);
+    json_decref(data);
+    if (rc != HD_OK) {
+        json_decref(inl);
+        return rc;
+    }
+    /* what the request says itself wins over the template */
+    json_object_foreach(inl, k, v)
+    {
+        json_t *part = json_object_get(rendered, k);
+        if (json_is_object(part) && json_is_object(v))
+            json_object_update(part, v);
+        else
+            json_object_set(rendered, k, v);
+    }
+    json_object_set_new(rendered, "template", json_string(in->template_name));
+    hd_jbuf_init(out, 512);
+    hd_jbuf_json(out, rendered);
+    json_decref(rendered);
+    json_decref(inl);
+    return HD_OK;
 }
 
 int
@@ -249,7 +316,13 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
 {
     struct user_view user;
     json_t *prefs;
-    json_t *content; /* in->content, or the template rendered over it */
+    /* the content as it is stored, and as APNs reads it: the request's,
+     * or the template rendered over it */
+    const char *ctext = in->content;
+    size_t clen = in->content_len;
+    struct hd_jbuf rendered = {NULL, 0, 0};
+    struct content_view cv;
+    char *sms_body = NULL;
     struct target targets[64];
     struct device_view devs[64];
     struct hd_kv *kv = NULL;
@@ -257,7 +330,7 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
     char id[24], did[40], now[32], ikey[1024];
     size_t iklen = 0;
     int64_t now_ms = hd_now_ms(), due, expires;
-    struct hd_jbuf rec, notif, ctext = {NULL, 0, 0};
+    struct hd_jbuf rec, notif;
 
     if (in->idempotency_key) {
         json_t *rec_idem, *a;
@@ -286,13 +359,8 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
         return HD_ERROR;
     }
     if (in->template_name != NULL) {
-        json_t *rendered, *inl = in->content;
         char missing[160];
-        const char *k;
-        json_t *v, *u = hd_user_load(s, in->user_id);
-        int rc = hd_template_render(in->template_name, u, in->template_data,
-                                    &rendered, missing, sizeof(missing));
-        json_decref(u);
+        int rc = render(s, in, &rendered, missing, sizeof(missing));
         if (rc == HD_DECLINED) {
             fail(err, 422, "unknown_template", "template",
                  "no template \"%s\"%s", in->template_name, "");
@@ -305,20 +373,14 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
                  in->template_name, missing);
             return HD_ERROR;
         }
-        /* what the request says itself wins over the template */
-        json_object_foreach(inl, k, v)
-        {
-            json_t *part = json_object_get(rendered, k);
-            if (json_is_object(part) && json_is_object(v))
-                json_object_update(part, v);
-            else
-                json_object_set(rendered, k, v);
-        }
-        json_object_set_new(rendered, "template",
-                            json_string(in->template_name));
-        content = rendered;
-    } else {
-        content = json_incref(in->content);
+        ctext = rendered.p;
+        clen = rendered.len;
+    }
+    if (content_view(&cv, ctext, clen) != HD_OK) {
+        /* checked at the API: only a template could make it so */
+        fail(err, 422, "invalid_field", "content",
+             "the content has more than %s%s members", "32", "");
+        goto fail;
     }
     if (!in->channels ||
         (in->channels & ((1u << HD_CH_PUSH) | (1u << HD_CH_WEB)))) {
@@ -360,21 +422,23 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
         goto fail;
     }
 
-    /* the content as it is stored, and as APNs reads it */
-    hd_jbuf_init(&ctext, 512);
-    hd_jbuf_json(&ctext, content);
-
     /* every channel about to be used must have something to say */
     for (int t = 0; t < ntargets; t++) {
         int ch = targets[t].ch, empty, enc;
         if (ch == HD_CH_EMAIL)
-            empty = !content_get(content, ch, "text") &&
-                    !content_get(content, ch, "html");
+            empty =
+                !content_get(&cv, ch, "text") && !content_get(&cv, ch, "html");
         else if (ch == HD_CH_SMS) {
-            json_t *body = content_get(content, ch, "body");
+            const struct hd_jspan *body = content_get(&cv, ch, "body");
             empty = body == NULL;
-            if (!empty && hd_sms_segments(json_string_value(body), &enc) >
-                              cf->sms_max_segments) {
+            if (!empty && sms_body == NULL) {
+                /* decoded it is never longer than as written */
+                sms_body = hd_alloc(body->n + 1);
+                if (hd_jtext_str(body, sms_body, body->n + 1) < 0)
+                    sms_body[0] = '\0'; /* not a string: as jansson's NULL */
+            }
+            if (!empty &&
+                hd_sms_segments(sms_body, &enc) > cf->sms_max_segments) {
                 char msg[64];
                 snprintf(msg, sizeof(msg), "%d", cf->sms_max_segments);
                 fail(err, 422, "sms_too_long", "sms.body",
@@ -384,16 +448,16 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
                 goto fail;
             }
         } else
-            empty = !content_get(content, ch, "title") &&
-                    !content_get(content, ch, "body") &&
-                    !content_get(content, ch, "data");
+            empty = !content_get(&cv, ch, "title") &&
+                    !content_get(&cv, ch, "body") &&
+                    !content_get(&cv, ch, "data");
         if (!empty && ch == HD_CH_PUSH && targets[t].device &&
             span_is(&targets[t].device->platform, "\"ios\"") &&
             !ios_checked++) {
             /* APNs refuses payloads over 4 KiB: say so now, not later */
             int bg;
             size_t size = 0;
-            free(hd_apns_payload(ctext.p, ctext.len, &bg, &size));
+            free(hd_apns_payload(ctext, clen, &bg, &size));
             if (size > HD_APNS_MAX_PAYLOAD) {
                 char msg[32];
                 snprintf(msg, sizeof(msg), "%zu", size);
@@ -429,7 +493,7 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
     hd_jbuf_kv(&notif, "created_at", now);
     hd_jbuf_kv(&notif, "priority", hd_priority_name(in->priority));
     hd_jbuf_key(&notif, "content");
-    hd_jbuf_raw(&notif, ctext.p, ctext.len);
+    hd_jbuf_raw(&notif, ctext, clen);
     if (in->category)
         hd_jbuf_kv(&notif, "category", in->category);
     if (in->send_at_ms) {
@@ -504,10 +568,7 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
         if (in->template_name)
             hd_jbuf_kv(&rec, "template", in->template_name);
         if (tg->ch == HD_CH_SMS) {
-            int enc,
-                segs = hd_sms_segments(
-                    json_string_value(content_get(content, HD_CH_SMS, "body")),
-                    &enc);
+            int enc, segs = hd_sms_segments(sms_body, &enc);
             hd_jbuf_key(&rec, "segments");
             hd_jbuf_int(&rec, segs);
             hd_jbuf_kv(&rec, "encoding", hd_sms_encoding_name(enc));
@@ -609,15 +670,15 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
         free(ir.p);
     }
     json_decref(prefs);
-    free(ctext.p);
+    free(rendered.p);
+    free(sms_body);
     hd_kv_free(kv, nkv);
-    json_decref(content);
     return HD_OK;
 
 fail:
-    free(ctext.p);
+    free(rendered.p);
+    free(sms_body);
     hd_kv_free(kv, nkv);
-    json_decref(content);
     return HD_ERROR;
 }
 

@@ -21,9 +21,13 @@ struct hd_notify_in {
     int64_t send_at_ms;          /* 0: now */
     int64_t ttl_ms;              /* 0: none */
     const char *idempotency_key; /* or NULL */
-    json_t *content; /* borrowed: {title, body, data, push, sms, email, web} */
+    /* borrowed, compact JSON object text (checked: it is stored as it
+     * is): {title, body, data, push, sms, email, web} */
+    const char *content;
+    size_t content_len;
     const char *template_name; /* or NULL: rendered here, at ingest */
-    json_t *template_data;     /* borrowed: the template's values */
+    const char *template_data; /* borrowed JSON object text: its values */
+    size_t template_data_len;
 };
 
 /* The error of a refused notification: HTTP status, code, field. */
