@@ -115,43 +115,33 @@ key_value(const struct hd_jspan *k)
     return q;
 }
 
+/* Sorts the members m[0..n) by the allowed key they are (NULL-terminated
+ * list): the value of allowed[j] goes to vals[j], which the caller
+ * cleared. Refuses the first other key: "unknown field \"prefix.key\"". */
 static int
-key_is(const struct hd_jspan *k, const char *s)
-{
-    char buf[72];
-    struct hd_jspan q;
-
-    if (memchr(k->p, '\\', k->n) == NULL)
-        return k->n == strlen(s) && memcmp(k->p, s, k->n) == 0;
-    q = key_value(k);
-    return hd_jtext_str(&q, buf, sizeof(buf)) >= 0 && strcmp(buf, s) == 0;
-}
-
-static const struct hd_jspan *
-member(const struct hd_jmember *m, int n, const char *key)
-{
-    for (int i = 0; i < n; i++)
-        if (key_is(&m[i].key, key))
-            return &m[i].val;
-    return NULL;
-}
-
-/* Refuses the first key of m[0..n) not in allowed: "unknown field
- * \"prefix.key\"". */
-static int
-check_keys(const struct hd_jmember *m, int n, const char *const *allowed,
-           const char *prefix, struct verr *e)
+find_members(const struct hd_jmember *m, int n, const char *const *allowed,
+             const struct hd_jspan **vals, const char *prefix, struct verr *e)
 {
     for (int i = 0; i < n; i++) {
-        struct hd_jspan q;
-        char *key;
+        struct hd_jspan q = key_value(&m[i].key);
+        const char *k = m[i].key.p;
+        long klen = (long)m[i].key.n;
+        char buf[72], *key;
         int j;
 
-        for (j = 0; allowed[j] && !key_is(&m[i].key, allowed[j]); j++)
-            ;
-        if (allowed[j] != NULL)
+        if (memchr(k, '\\', m[i].key.n) != NULL) {
+            /* compared as it decodes; a long one is no allowed key */
+            klen = hd_jtext_str(&q, buf, sizeof(buf));
+            k = buf;
+        }
+        for (j = 0; allowed[j]; j++)
+            if ((long)strlen(allowed[j]) == klen &&
+                memcmp(allowed[j], k, (size_t)klen) == 0)
+                break;
+        if (allowed[j] != NULL) {
+            vals[j] = &m[i].val;
             continue;
-        q = key_value(&m[i].key);
+        }
         key = hd_alloc(q.n);
         if (hd_jtext_str(&q, key, q.n) < 0)
             key[0] = '\0';
@@ -260,6 +250,7 @@ check_part(const struct hd_jspan *part, const char *name,
            const char *const *keys, struct verr *e)
 {
     struct hd_jmember m[SEND_MEMBERS];
+    const struct hd_jspan *vals[SEND_MEMBERS] = {NULL};
     char field[64];
     int n;
 
@@ -269,13 +260,13 @@ check_part(const struct hd_jspan *part, const char *name,
         return bad(e, "invalid_field", name, "\"%s\" must be an object", name);
     /* too many members: the first SEND_MEMBERS hold an unknown one */
     n = hd_jtext_members(part->p, part->n, m, SEND_MEMBERS);
-    if (check_keys(m, n < 0 ? SEND_MEMBERS : n, keys, name, e) != HD_OK)
+    if (find_members(m, n < 0 ? SEND_MEMBERS : n, keys, vals, name, e) != HD_OK)
         return HD_ERROR;
     for (int i = 0; keys[i]; i++) {
-        const struct hd_jspan *v = member(m, n, keys[i]);
-        snprintf(field, sizeof(field), "%s.%s", name, keys[i]);
+        const struct hd_jspan *v = vals[i];
         if (v == NULL)
             continue;
+        snprintf(field, sizeof(field), "%s.%s", name, keys[i]);
         if (strcmp(keys[i], "badge") == 0) {
             if (!is_nonneg_integer(v))
                 return bad(e, "invalid_field", field,
@@ -338,6 +329,27 @@ put_str(struct hd_jbuf *b, const char *s)
     return at;
 }
 
+/* The fields of a send, in the order of validate_send's keys; title to
+ * web make up the content. */
+enum {
+    F_USER_ID,
+    F_CHANNELS,
+    F_CATEGORY,
+    F_PRIORITY,
+    F_TTL,
+    F_SEND_AT,
+    F_IDEM,
+    F_TITLE,
+    F_BODY,
+    F_DATA,
+    F_PUSH,
+    F_SMS,
+    F_EMAIL,
+    F_WEB,
+    F_TEMPLATE,
+    F_MAX
+};
+
 /* Checks one send (the object text p[0..n), valid JSON); on success the
  * owner's input is a new block in *block and user_id is filled. */
 static int
@@ -368,9 +380,8 @@ validate_send(const char *p, size_t len, const char *path_user,
     static const char *const email_keys[] = {"subject", "text", "html", NULL};
     static const char *const web_keys[] = {"title", "body",  "icon",
                                            "url",   "topic", NULL};
-    static const char *const content_keys[] = {"title", "body",  "data", "push",
-                                               "sms",   "email", "web"};
     struct hd_jmember m[SEND_MEMBERS];
+    const struct hd_jspan *f[F_MAX] = {NULL};
     const struct hd_jspan *uid, *v, *tpl, *data;
     struct send_args a = {0};
     char category[65], tname[65], idem[256], buf[64];
@@ -381,9 +392,9 @@ validate_send(const char *p, size_t len, const char *path_user,
 
     a.priority = HD_PRIO_NORMAL;
     n = hd_jtext_members(p, len, m, SEND_MEMBERS);
-    if (check_keys(m, n < 0 ? SEND_MEMBERS : n, keys, "", e) != HD_OK)
+    if (find_members(m, n < 0 ? SEND_MEMBERS : n, keys, f, "", e) != HD_OK)
         return HD_ERROR;
-    uid = member(m, n, "user_id");
+    uid = f[F_USER_ID];
     if (path_user == NULL) {
         if (uid == NULL)
             return bad(e, "missing_field", "user_id",
@@ -402,15 +413,15 @@ validate_send(const char *p, size_t len, const char *path_user,
         snprintf(user_id, HD_USER_ID_MAX + 1, "%s", path_user);
     }
 
-    if ((v = member(m, n, "channels")) != NULL &&
+    if ((v = f[F_CHANNELS]) != NULL &&
         check_channels(v, &a.channels, e) != HD_OK)
         return HD_ERROR;
     category[0] = '\0';
-    if ((v = member(m, n, "category")) != NULL &&
+    if ((v = f[F_CATEGORY]) != NULL &&
         str_of(v, category, sizeof(category)) <= 0)
         return bad(e, "invalid_field", "category",
                    "\"category\" must be a string of 1-64 characters%s", "");
-    if ((v = member(m, n, "priority")) != NULL) {
+    if ((v = f[F_PRIORITY]) != NULL) {
         a.priority =
             str_of(v, buf, sizeof(buf)) >= 0 ? hd_priority_parse(buf) : -1;
         if (a.priority < 0)
@@ -418,7 +429,7 @@ validate_send(const char *p, size_t len, const char *path_user,
                        "\"priority\" must be critical, high, normal or low%s",
                        "");
     }
-    if ((v = member(m, n, "ttl")) != NULL) {
+    if ((v = f[F_TTL]) != NULL) {
         if (!is_integer(v) || hd_jtext_int(v) <= 0 ||
             hd_jtext_int(v) > 365LL * 86400)
             return bad(e, "invalid_field", "ttl",
@@ -427,7 +438,7 @@ validate_send(const char *p, size_t len, const char *path_user,
                        "");
         a.ttl_ms = hd_jtext_int(v) * 1000;
     }
-    if ((v = member(m, n, "send_at")) != NULL) {
+    if ((v = f[F_SEND_AT]) != NULL) {
         if (str_of(v, buf, sizeof(buf)) < 0 ||
             hd_time_parse_iso(buf, &a.send_at_ms) != HD_OK)
             return bad(e, "invalid_field", "send_at",
@@ -438,7 +449,7 @@ validate_send(const char *p, size_t len, const char *path_user,
             return bad(e, "invalid_field", "send_at",
                        "\"send_at\" is out of range%s", "");
     }
-    if ((v = member(m, n, "idempotency_key")) != NULL) {
+    if ((v = f[F_IDEM]) != NULL) {
         if (!is_string(v))
             return bad(e, "invalid_field", "idempotency_key",
                        "\"idempotency_key\" must be a string%s", "");
@@ -450,25 +461,24 @@ validate_send(const char *p, size_t len, const char *path_user,
                    "the idempotency key must be 1-255 characters%s", "");
 
     tname[0] = '\0';
-    tpl = member(m, n, "template");
-    data = member(m, n, "data");
+    tpl = f[F_TEMPLATE];
+    data = f[F_DATA];
     if (tpl != NULL && str_of(tpl, tname, sizeof(tname)) <= 0)
         return bad(e, "invalid_field", "template",
                    "\"template\" must be a template name%s", "");
     if (tpl != NULL && data != NULL && !is_object(data))
         return bad(e, "invalid_field", "data",
                    "\"data\" must be an object: the template's values%s", "");
-    if (check_str(member(m, n, "title"), "title", HD_TITLE_MAX, e) != HD_OK ||
-        check_str(member(m, n, "body"), "body", HD_TEXT_MAX, e) != HD_OK ||
+    if (check_str(f[F_TITLE], "title", HD_TITLE_MAX, e) != HD_OK ||
+        check_str(f[F_BODY], "body", HD_TEXT_MAX, e) != HD_OK ||
         (tpl == NULL && check_data(data, "data", e) != HD_OK) ||
-        check_part(member(m, n, "push"), "push", push_keys, e) != HD_OK ||
-        check_part(member(m, n, "sms"), "sms", sms_keys, e) != HD_OK ||
-        check_part(member(m, n, "email"), "email", email_keys, e) != HD_OK ||
-        check_part(member(m, n, "web"), "web", web_keys, e) != HD_OK)
+        check_part(f[F_PUSH], "push", push_keys, e) != HD_OK ||
+        check_part(f[F_SMS], "sms", sms_keys, e) != HD_OK ||
+        check_part(f[F_EMAIL], "email", email_keys, e) != HD_OK ||
+        check_part(f[F_WEB], "web", web_keys, e) != HD_OK)
         return HD_ERROR;
-    if (member(m, n, "body") == NULL && tpl == NULL &&
-        member(m, n, "push") == NULL && member(m, n, "sms") == NULL &&
-        member(m, n, "email") == NULL && member(m, n, "web") == NULL)
+    if (f[F_BODY] == NULL && tpl == NULL && f[F_PUSH] == NULL &&
+        f[F_SMS] == NULL && f[F_EMAIL] == NULL && f[F_WEB] == NULL)
         return bad(e, "missing_field", "body",
                    "content is required: \"body\" (and \"title\") or a "
                    "per-channel part%s",
@@ -482,12 +492,11 @@ validate_send(const char *p, size_t len, const char *path_user,
     o_idem = put_str(&b, idem_s);
     o_content = b.len;
     hd_jbuf_raw(&b, "{", 1);
-    for (size_t i = 0; i < HD_NELEMS(content_keys); i++) {
+    for (int i = F_TITLE; i <= F_WEB; i++) {
         /* with a template, data is the template's, not a push payload */
-        if ((v = member(m, n, content_keys[i])) == NULL ||
-            (tpl != NULL && v == data))
+        if ((v = f[i]) == NULL || (tpl != NULL && v == data))
             continue;
-        hd_jbuf_key(&b, content_keys[i]);
+        hd_jbuf_key(&b, keys[i]);
         hd_jbuf_compact(&b, v->p, v->n);
     }
     hd_jbuf_raw(&b, "}", 1);
