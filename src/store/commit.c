@@ -257,7 +257,11 @@ hd_store_get(struct hd_shard *s, int db, const void *key, size_t klen,
     }
     k.mv_data = (void *)key;
     k.mv_size = klen;
-    rc = mdb_get(s->_rtxn, s->dbi[db], &k, val);
+    if (s->_rcur[db] != NULL ||
+        mdb_cursor_open(s->_rtxn, s->dbi[db], &s->_rcur[db]) == 0)
+        rc = mdb_cursor_get(s->_rcur[db], &k, val, MDB_SET_KEY);
+    else
+        rc = mdb_get(s->_rtxn, s->dbi[db], &k, val);
     if (rc == MDB_NOTFOUND)
         return HD_DECLINED;
     if (rc != 0) {
@@ -403,6 +407,24 @@ free_batch(struct hd_shard *s, struct hd_batch *b)
     free(b);
 }
 
+/* Renews the reset read snapshot and the point-read cursors on it. */
+static void
+snapshot_renew(struct hd_shard *s)
+{
+    int rc = mdb_txn_renew(s->_rtxn);
+
+    if (rc != 0) {
+        hd_log(HD_LOG_ALERT, &s->log, 0, "mdb_txn_renew: %s", mdb_strerror(rc));
+        return;
+    }
+    for (int db = 0; db < HD_DB_MAX; db++)
+        if (s->_rcur[db] != NULL &&
+            mdb_cursor_renew(s->_rtxn, s->_rcur[db]) != 0) {
+            mdb_cursor_close(s->_rcur[db]);
+            s->_rcur[db] = NULL; /* opened again at the next read */
+        }
+}
+
 static void
 on_committed(struct hd_msg *m, void *ctx)
 {
@@ -419,7 +441,7 @@ on_committed(struct hd_msg *m, void *ctx)
         /* no txn of this process may be live while the map moves */
         mdb_txn_reset(s->_rtxn);
         rc = mdb_env_set_mapsize(s->env, (size_t)size);
-        mdb_txn_renew(s->_rtxn);
+        snapshot_renew(s);
         if (rc == 0) {
             hd_log(HD_LOG_NOTICE, &s->log, 0,
                    "store map grown from %lld to %lld bytes",
@@ -434,9 +456,7 @@ on_committed(struct hd_msg *m, void *ctx)
 
     /* the snapshot must cover the batch before its overlay entries go */
     mdb_txn_reset(s->_rtxn);
-    rc = mdb_txn_renew(s->_rtxn);
-    if (rc != 0)
-        hd_log(HD_LOG_ALERT, &s->log, 0, "mdb_txn_renew: %s", mdb_strerror(rc));
+    snapshot_renew(s);
 
     if (b->rc == 0) {
         status = HD_COMMIT_OK;

@@ -301,6 +301,9 @@ hd_store_close(struct hd_shard *s)
                (double)s->records_committed / (double)s->commits,
                (double)s->commit_us_total / (double)s->commits,
                (long long)s->commit_us_max);
+    for (int db = 0; db < HD_DB_MAX; db++)
+        if (s->_rcur[db] != NULL)
+            mdb_cursor_close(s->_rcur[db]);
     if (s->_rtxn)
         mdb_txn_abort(s->_rtxn);
     mdb_env_close(s->env);

@@ -67,6 +67,9 @@ struct hd_shard {
     MDB_env *env;
     MDB_dbi dbi[HD_DB_MAX];
     MDB_txn *_rtxn; /* the owner's read snapshot, renewed per commit */
+    /* point reads on _rtxn, a cursor per db: one left on a leaf page
+     * finds a key on that page without searching from the root */
+    MDB_cursor *_rcur[HD_DB_MAX];
 
     struct hd_cache *_cache; /* decoded records (cache.c) */
 
