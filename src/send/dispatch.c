@@ -67,7 +67,9 @@ struct dispatcher {
 
 /* One delivery in flight. Its strings (the job's, read from the
  * delivery record) live in arena, sized by the record: a decoded string
- * is never longer than its JSON text. */
+ * is never longer than its JSON text. A copy of the record and its
+ * members come first: when the outcome finds the record unchanged, it is
+ * not split again. */
 struct job_ctx {
     struct hd_job job;
     struct job_ctx *next; /* in the in-flight set */
@@ -80,9 +82,14 @@ struct job_ctx {
     uint64_t qseq;
     const char *category, *template_name; /* for events and stats */
     char id[40];
-    char unsub[384]; /* email: the signed unsubscribe token */
+    char unsub[384];            /* email: the signed unsubscribe token */
+    struct hd_jmember *members; /* of rec, nmembers */
+    char *rec;
+    size_t rec_len;
+    int nmembers;
     size_t arena_len, arena_size;
-    char arena[];
+    char *arena;
+    struct hd_jmember room[]; /* members, rec, then arena */
 };
 
 /* ==== the in-flight set ==== */
@@ -341,23 +348,24 @@ struct outcome {
 };
 
 static int
+key_is(const struct hd_jspan *key, const char *s, size_t n)
+{
+    return s != NULL && key->n == n && memcmp(key->p, s, n) == 0;
+}
+
+static int
 replaced(const struct hd_jspan *key, const struct outcome *o)
 {
-    static const char *always[] = {"attempts", "status", "qseq", "avoid",
-                                   "timeline"};
-    const char *also[] = {o->provider ? "provider" : NULL,
-                          o->reason ? "reason" : NULL, o->detail_key,
-                          o->avoid ? "due" : NULL};
-
-    for (size_t i = 0; i < HD_NELEMS(always); i++)
-        if (key->n == strlen(always[i]) &&
-            memcmp(key->p, always[i], key->n) == 0)
-            return 1;
-    for (size_t i = 0; i < HD_NELEMS(also); i++)
-        if (also[i] && key->n == strlen(also[i]) &&
-            memcmp(key->p, also[i], key->n) == 0)
-            return 1;
-    return 0;
+#define K(s) s, sizeof(s) - 1
+    return key_is(key, K("attempts")) || key_is(key, K("status")) ||
+           key_is(key, K("qseq")) || key_is(key, K("avoid")) ||
+           key_is(key, K("timeline")) ||
+           (o->provider && key_is(key, K("provider"))) ||
+           (o->reason && key_is(key, K("reason"))) ||
+           (o->detail_key &&
+            key_is(key, o->detail_key, strlen(o->detail_key))) ||
+           (o->avoid && key_is(key, K("due")));
+#undef K
 }
 
 /* The delivery record m[0..n) with the outcome o written over it and
@@ -430,7 +438,8 @@ on_job_done(struct hd_job *j, int outcome, int64_t retry_after_ms,
     char fixed[512];
     const struct hd_provider_policy *pol =
         jc->provider ? &jc->provider->policy : NULL;
-    struct hd_jmember m[HD_RECORD_MEMBERS];
+    struct hd_jmember mbuf[HD_RECORD_MEMBERS];
+    const struct hd_jmember *m = mbuf;
     struct outcome o = {NULL};
     struct hd_jbuf b;
     MDB_val v;
@@ -462,7 +471,10 @@ on_job_done(struct hd_job *j, int outcome, int64_t retry_after_ms,
      * erased while the provider worked */
     if (hd_store_get(s, HD_DB_DELIVERIES, jc->id, strlen(jc->id), &v) != HD_OK)
         n = HD_DECLINED;
-    else if ((n = hd_record_members(&v, m, HD_RECORD_MEMBERS)) < 0)
+    else if (v.mv_size == jc->rec_len &&
+             memcmp(v.mv_data, jc->rec, v.mv_size) == 0)
+        n = jc->nmembers, m = jc->members; /* as it was at the start */
+    else if ((n = hd_record_members(&v, mbuf, HD_RECORD_MEMBERS)) < 0)
         hd_log(HD_LOG_ERR, &s->log, 0,
                "undecodable delivery record \"%s\": its outcome (%s) is not "
                "recorded",
@@ -728,7 +740,22 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
         return HD_OK;
     }
 
-    jc = hd_calloc(sizeof(*jc) + v.mv_size);
+    jc = hd_alloc(sizeof(*jc) + (size_t)n * sizeof(*m) + 2 * v.mv_size);
+    memset(jc, 0, sizeof(*jc));
+    jc->members = jc->room;
+    jc->nmembers = n;
+    jc->rec = (char *)(jc->room + n);
+    jc->rec_len = v.mv_size;
+    memcpy(jc->rec, v.mv_data, v.mv_size);
+    for (int i = 0; i < n; i++) {
+        /* the same spans in the copy */
+        const char *base = v.mv_data;
+        jc->members[i].key.p = jc->rec + (m[i].key.p - base);
+        jc->members[i].key.n = m[i].key.n;
+        jc->members[i].val.p = jc->rec + (m[i].val.p - base);
+        jc->members[i].val.n = m[i].val.n;
+    }
+    jc->arena = jc->rec + v.mv_size;
     jc->arena_size = v.mv_size;
     jc->ds = ds;
     jc->due = due;
