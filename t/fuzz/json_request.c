@@ -1,8 +1,10 @@
 /*
  * json_request.c: libFuzzer target for the API's request decoding: the
- * bodies of POST /v1/notifications (alone, per user, in a batch), PUT and
- * PATCH /v1/users/{id}, POST .../devices and PUT .../preferences, parsed
- * as hd_api_body parses them and checked by the handlers' own validators.
+ * bodies of POST /v1/notifications (alone, per user, in a batch: checked
+ * as text, as hd_api_body_text and validate_send do, and what they hand
+ * the owner compared with what jansson reads), PUT and PATCH
+ * /v1/users/{id}, POST .../devices and PUT .../preferences, parsed as
+ * hd_api_body parses them and checked by the handlers' own validators.
  * The first byte picks the endpoint ('0'..'6'). What is accepted is
  * checked again against the documented limits and what is refused must
  * make a well-formed JSON error naming the field: a failed check aborts.
@@ -55,52 +57,69 @@ check_strings(json_t *obj, const char *const *keys)
     }
 }
 
-/* One notification, as the send handlers take it. */
+/* One notification (the object text p[0..n), valid JSON), as the send
+ * handlers take it: what validate_send hands the owner must say what
+ * jansson reads in the same text. */
 static void
-send_one(json_t *in, const char *path_user, const char *header_key)
+send_one(const char *p, size_t n, const char *path_user, const char *header_key)
 {
     static const char *const parts[] = {"push", "sms", "email", "web"};
     static const char *const part_keys[] = {
         "title",   "body", "badge", "sound", "data", "collapse_id", "thread_id",
         "subject", "text", "html",  "icon",  "url",  "topic",       NULL};
-    const char *user_id = NULL, *idem;
-    json_t *args = NULL, *content, *v;
+    static const char *const content_keys[] = {"title", "body",  "data", "push",
+                                               "sms",   "email", "web"};
+    char user_id[HD_USER_ID_MAX + 1];
+    struct send_args *a = NULL;
+    json_t *in, *content, *want, *v;
     struct verr e;
-    json_int_t n;
     int has_content = 0;
 
     memset(&e, 0, sizeof(e));
-    if (validate_send(in, path_user, header_key, &args, &user_id, &e) !=
-        HD_OK) {
-        CHECK(args == NULL);
+    if (validate_send(p, n, path_user, header_key, &a, user_id, &e) != HD_OK) {
+        CHECK(a == NULL);
         CHECK(strcmp(e.code, "invalid_field") == 0 ||
               strcmp(e.code, "missing_field") == 0);
         check_error(e.code, e.field, e.msg);
         return;
     }
-    CHECK(args != NULL && user_id != NULL && hd_user_id_valid(user_id));
+    in = json_loadb(p, n, JSON_REJECT_DUPLICATES, NULL);
+    CHECK(in != NULL && a != NULL && hd_user_id_valid(user_id));
     CHECK(path_user == NULL || strcmp(user_id, path_user) == 0);
-    n = json_integer_value(json_object_get(args, "ch"));
-    CHECK(n >= 0 && n < (1 << HD_CH_MAX));
-    n = json_integer_value(json_object_get(args, "priority"));
-    CHECK(n >= HD_PRIO_LOW && n <= HD_PRIO_CRITICAL);
-    n = json_integer_value(json_object_get(args, "ttl"));
-    CHECK(n >= 0 && n <= 365LL * 86400 * 1000);
-    CHECK(json_integer_value(json_object_get(args, "send_at")) >= 0);
-    idem = json_string_value(json_object_get(args, "idem"));
-    CHECK(idem == NULL ||
-          (strlen(idem) >= 1 && strlen(idem) <= HD_IDEMPOTENCY_KEY_MAX));
-    v = json_object_get(args, "category");
-    CHECK(v == NULL ||
-          (json_string_length(v) >= 1 && json_string_length(v) <= 64));
-    v = json_object_get(args, "template");
-    CHECK(v == NULL ||
-          (json_string_length(v) >= 1 && json_string_length(v) <= 64));
-    has_content = v != NULL;
-    CHECK(v == NULL || json_is_object(json_object_get(args, "tdata")));
+    CHECK(path_user != NULL ||
+          strcmp(user_id, json_string_value(json_object_get(in, "user_id"))) ==
+              0);
+    CHECK(a->channels < (1u << HD_CH_MAX));
+    CHECK(a->priority >= HD_PRIO_LOW && a->priority <= HD_PRIO_CRITICAL);
+    CHECK(a->ttl_ms >= 0 && a->ttl_ms <= 365LL * 86400 * 1000);
+    CHECK(a->send_at_ms >= 0);
+    CHECK(a->idem == NULL ||
+          (strlen(a->idem) >= 1 && strlen(a->idem) <= HD_IDEMPOTENCY_KEY_MAX));
+    CHECK(a->category == NULL ||
+          strcmp(a->category,
+                 json_string_value(json_object_get(in, "category"))) == 0);
+    CHECK(a->template_name == NULL ||
+          (strlen(a->template_name) >= 1 && strlen(a->template_name) <= 64));
+    has_content = a->template_name != NULL;
+    if (a->template_name != NULL) {
+        json_t *d = json_loadb(a->tdata, a->tdata_len, 0, NULL);
+        json_t *w = json_object_get(in, "data");
+        CHECK(json_is_object(d) && json_equal(d, w ? w : d));
+        CHECK(w != NULL || json_object_size(d) == 0);
+        json_decref(d);
+    }
 
-    content = json_object_get(args, "content");
+    /* the content text is the request's content members, compact */
+    content = json_loadb(a->content, a->content_len, 0, NULL);
     CHECK(json_is_object(content));
+    CHECK(strlen(a->content) == a->content_len);
+    want = json_object();
+    for (size_t i = 0; i < HD_NELEMS(content_keys); i++)
+        if ((v = json_object_get(in, content_keys[i])) != NULL &&
+            !(a->template_name && strcmp(content_keys[i], "data") == 0))
+            json_object_set(want, content_keys[i], v);
+    CHECK(json_equal(content, want));
+    json_decref(want);
     v = json_object_get(content, "title");
     CHECK(v == NULL ||
           (json_is_string(v) && json_string_length(v) <= HD_TITLE_MAX));
@@ -119,7 +138,9 @@ send_one(json_t *in, const char *path_user, const char *header_key)
         check_strings(v, part_keys);
     }
     CHECK(has_content);
-    json_decref(args);
+    json_decref(content);
+    json_decref(in);
+    free(a);
 }
 
 static void
@@ -198,36 +219,46 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     json_error_t je;
     unsigned mode;
-    json_t *in, *item;
-    size_t i;
+    const char *p;
+    size_t n;
+    json_t *in;
 
     if (size < 2)
         return 0;
     mode = data[0] >= '0' ? data[0] - '0' : data[0];
     mode %= M_MAX;
-    /* hd_api_body: a non-empty body, JSON without duplicate keys */
-    in = json_loadb((const char *)data + 1, size - 1, JSON_REJECT_DUPLICATES,
-                    &je);
-    if (in == NULL)
-        return 0;
-    if (mode == M_BATCH) {
-        if (json_is_array(in) && json_array_size(in) <= HD_BATCH_MAX)
-            json_array_foreach(in, i, item) if (json_is_object(item))
-                send_one(item, NULL, NULL);
-        json_decref(in);
+    p = (const char *)data + 1;
+    n = size - 1;
+    if (mode == M_SEND || mode == M_SEND_USER || mode == M_BATCH) {
+        /* hd_api_body_text: the body checked whole as text */
+        struct hd_jspan *items;
+        int k;
+        if (hd_jtext_valid(p, n) != HD_OK)
+            return 0;
+        if (mode != M_BATCH) {
+            const char *q = p; /* valid: not all white space */
+            while (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r')
+                q++;
+            if (*q == '{')
+                send_one(p, n, mode == M_SEND ? NULL : "u-1",
+                         mode == M_SEND ? NULL : "key-1");
+            return 0;
+        }
+        items = hd_alloc((HD_BATCH_MAX + 1) * sizeof(*items));
+        k = hd_jtext_items(p, n, items, HD_BATCH_MAX + 1);
+        for (int i = 0; k <= HD_BATCH_MAX && i < k; i++)
+            if (items[i].p[0] == '{')
+                send_one(items[i].p, items[i].n, NULL, NULL);
+        free(items);
         return 0;
     }
-    if (!json_is_object(in)) {
+    /* hd_api_body: a non-empty body, JSON without duplicate keys */
+    in = json_loadb(p, n, JSON_REJECT_DUPLICATES, &je);
+    if (in == NULL || !json_is_object(in)) {
         json_decref(in);
         return 0;
     }
     switch (mode) {
-    case M_SEND:
-        send_one(in, NULL, NULL);
-        break;
-    case M_SEND_USER:
-        send_one(in, "u-1", "key-1");
-        break;
     case M_USER_PUT:
     case M_USER_PATCH:
         user_one(in, mode == M_USER_PATCH);
@@ -237,6 +268,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     case M_PREFS:
         prefs_one(in);
+        break;
+    default:
         break;
     }
     json_decref(in);
