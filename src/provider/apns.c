@@ -50,7 +50,8 @@ struct apns_req;
 /* One worker's side: touched by that worker only. */
 struct apns_worker {
     struct hd_h2_pool *pool[2];
-    char *bearer; /* "bearer <jwt>" */
+    EVP_MD_CTX *md; /* for the apns-ids */
+    char *bearer;   /* "bearer <jwt>" */
     int64_t iat;
     struct apns_req *inflight; /* freed at exit if never answered */
 };
@@ -281,22 +282,21 @@ sha1_fetch(void)
     sha1 = EVP_MD_fetch(NULL, "SHA1", NULL);
 }
 
-void
-hd_apns_id(const char *delivery_id, char *out)
+/* hd_apns_id with the digest context c, reused by a worker's sends */
+static void
+apns_id(EVP_MD_CTX *c, const char *delivery_id, char *out)
 {
     static const unsigned char ns[16] = {0x9b, 0x1f, 0x4a, 0x62, 0x6c, 0x0d,
                                          0x4e, 0x1a, 0x8e, 0x57, 0x2b, 0x3d,
                                          0x91, 0xc4, 0x70, 0x5e}; /* herald's */
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
 
     pthread_once(&sha1_once, sha1_fetch);
     EVP_DigestInit_ex(c, sha1 ? sha1 : EVP_sha1(), NULL);
     EVP_DigestUpdate(c, ns, sizeof(ns));
     EVP_DigestUpdate(c, delivery_id, strlen(delivery_id));
     EVP_DigestFinal_ex(c, md, &mdlen);
-    EVP_MD_CTX_free(c);
     md[6] = (md[6] & 0x0f) | 0x50; /* version 5 */
     md[8] = (md[8] & 0x3f) | 0x80; /* RFC 4122 variant */
     /* 8-4-4-4-12 lower-case hex (snprintf of 16 fields cost more than the
@@ -310,6 +310,15 @@ hd_apns_id(const char *delivery_id, char *out)
     hd_hex_encode(md + 8, 2, out + 19);
     out[23] = '-';
     hd_hex_encode(md + 10, 6, out + 24);
+}
+
+void
+hd_apns_id(const char *delivery_id, char *out)
+{
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+
+    apns_id(c, delivery_id, out);
+    EVP_MD_CTX_free(c);
 }
 
 /* A notification's content as APNs sees it, read from the text of its
@@ -455,6 +464,7 @@ worker_get(struct hd_provider *p, struct hd_worker *w)
     struct apns_worker *aw = p->worker_data[w->id];
     if (aw == NULL) {
         aw = hd_calloc(sizeof(*aw));
+        aw->md = EVP_MD_CTX_new();
         p->worker_data[w->id] = aw;
     }
     return aw;
@@ -538,7 +548,7 @@ submit(struct apns_req *r)
         return HD_ERROR;
     }
     snprintf(path, sizeof(path), "/3/device/%s", j->to);
-    hd_apns_id(j->delivery_id, id);
+    apns_id(r->aw->md, j->delivery_id, id);
 
     h[nh++] = (struct hd_h2_header){"apns-topic", a->topic, 0};
     h[nh++] = (struct hd_h2_header){"apns-push-type",
@@ -707,6 +717,7 @@ apns_exit_worker(struct hd_provider *p, struct hd_worker *w)
     hd_h2_pool_free(aw->pool[1]);
     while (aw->inflight)
         req_free(aw->inflight);
+    EVP_MD_CTX_free(aw->md);
     free(aw->bearer);
     free(aw);
     p->worker_data[w->id] = NULL;
