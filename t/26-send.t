@@ -369,6 +369,19 @@ bad_send({ %ok, user_id => 'send-nobody' }, 'not_found', 'user_id',
     $r = $t->send_note({ %ok, channels => [('email') x 64] });
     accepted($r, '64 channel names, all email');
 
+    # data: an object of strings, colons and quotes inside them included
+    $r = $raw->(qq({"user_id":"$U","channels":["email"],"body":"d",)
+        . q("data":{"url":"https://x.example/a:b","q":"say \\":\\" ok"}}));
+    $j = accepted($r, 'data values with colons and quotes');
+    @l = $t->wait_deliveries($j->{id} // 'none', 1);
+    is_deeply($l[0] && $l[0]{data},
+        { url => 'https://x.example/a:b', q => 'say ":" ok' },
+        'data values with colons and quotes: delivered as sent');
+    $r = $raw->(qq({"user_id":"$U","body":"d","data":{"a":"x","b" : {"c":"d"}}}));
+    $t->api_error($r, 400, 'invalid_field', 'data', 'data with an object value');
+    $r = $raw->(qq({"user_id":"$U","body":"d","data":{"a":"x","b":["c"]}}));
+    $t->api_error($r, 400, 'invalid_field', 'data', 'data with an array value');
+
     # -0 is 0 for jansson: a valid badge
     $r = $raw->(qq({"user_id":"$U","channels":["email"],"body":"z",)
         . q("push":{"body":"p","badge":-0}}));

@@ -129,6 +129,11 @@ send_one(const char *p, size_t n, const char *path_user, const char *header_key)
     has_content |= v != NULL;
     v = json_object_get(content, "data");
     CHECK(v == NULL || json_is_object(v));
+    if (v != NULL) {
+        const char *k;
+        json_t *x;
+        json_object_foreach(v, k, x) CHECK(json_is_string(x));
+    }
     for (size_t i = 0; i < HD_NELEMS(parts); i++) {
         v = json_object_get(content, parts[i]);
         if (v == NULL)
