@@ -24,25 +24,14 @@
 #define HD_BATCH_MAX 1000
 #define HD_IDEMPOTENCY_KEY_MAX 255
 
-/* The validated send, as it travels to the owner: one block
- * (op->in_block), its strings and the content's compact JSON text after
- * the struct. */
-struct send_args {
-    unsigned channels;
-    int priority;
-    int64_t send_at_ms, ttl_ms;
-    const char *category, *template_name, *idem; /* or NULL */
-    const char *content;                         /* JSON object text */
-    const char *tdata; /* the template's values (JSON object), or NULL */
-    size_t content_len, tdata_len;
-};
-
+/* The validated send travels to the owner as one block (op->in_block):
+ * the owner's input, user and key left out, then its strings and the
+ * content's compact JSON text. */
 static void
 exec_send(struct hd_call *c)
 {
     struct hd_api_op *op = (struct hd_api_op *)c;
-    const struct send_args *a = op->in_block;
-    struct hd_notify_in in;
+    struct hd_notify_in in = *(const struct hd_notify_in *)op->in_block;
     struct hd_notify_err err;
     struct hd_jbuf answer;
     int status;
@@ -51,17 +40,6 @@ exec_send(struct hd_call *c)
         return;
     in.user_id = op->user_id;
     in.key_id = op->key_id;
-    in.channels = a->channels;
-    in.category = a->category;
-    in.priority = a->priority;
-    in.send_at_ms = a->send_at_ms;
-    in.ttl_ms = a->ttl_ms;
-    in.idempotency_key = a->idem;
-    in.content = a->content;
-    in.content_len = a->content_len;
-    in.template_name = a->template_name;
-    in.template_data = a->tdata;
-    in.template_data_len = a->tdata_len;
     if (hd_notify_accept(hd_call_shard(c), hd_current_worker->conf, &in,
                          &answer, &status, &err) != HD_OK) {
         hd_api_op_finish(op, err.status,
@@ -364,8 +342,8 @@ enum {
  * owner's input is a new block in *block and user_id is filled. */
 static int
 validate_send(const char *p, size_t len, const char *path_user,
-              const char *header_key, struct send_args **block, char *user_id,
-              struct verr *e)
+              const char *header_key, struct hd_notify_in **block,
+              char *user_id, struct verr *e)
 {
     /* indexed by the F_ fields */
     static const char *const keys[F_MAX + 1] = {"user_id",
@@ -394,7 +372,7 @@ validate_send(const char *p, size_t len, const char *path_user,
     struct hd_jmember m[SEND_MEMBERS];
     const struct hd_jspan *f[F_MAX] = {NULL};
     const struct hd_jspan *uid, *v, *tpl, *data;
-    struct send_args a = {0};
+    struct hd_notify_in a = {0};
     char category[65], tname[65], idem[256], buf[64];
     const char *idem_s = header_key;
     size_t o_cat, o_tpl, o_idem, o_content, o_tdata = 0;
@@ -519,16 +497,16 @@ validate_send(const char *p, size_t len, const char *path_user,
             hd_jbuf_compact(&b, data->p, data->n);
         else
             hd_jbuf_raw(&b, "{}", 2);
-        a.tdata_len = b.len - o_tdata;
+        a.template_data_len = b.len - o_tdata;
         hd_jbuf_raw(&b, "", 1);
     }
     a.category = o_cat ? b.p + o_cat : NULL;
     a.template_name = o_tpl ? b.p + o_tpl : NULL;
-    a.idem = o_idem ? b.p + o_idem : NULL;
+    a.idempotency_key = o_idem ? b.p + o_idem : NULL;
     a.content = b.p + o_content;
-    a.tdata = o_tdata ? b.p + o_tdata : NULL;
+    a.template_data = o_tdata ? b.p + o_tdata : NULL;
     memcpy(b.p, &a, sizeof(a));
-    *block = (struct send_args *)(void *)b.p;
+    *block = (struct hd_notify_in *)(void *)b.p;
     return HD_OK;
 }
 
@@ -539,7 +517,7 @@ send_op(struct hd_req *r, const char *p, size_t n, const char *path_user,
         struct verr *e)
 {
     struct hd_api_op *op;
-    struct send_args *a;
+    struct hd_notify_in *a;
     char user_id[HD_USER_ID_MAX + 1];
 
     if (validate_send(p, n, path_user, r->idempotency_key, &a, user_id, e) !=

@@ -70,7 +70,7 @@ send_one(const char *p, size_t n, const char *path_user, const char *header_key)
     static const char *const content_keys[] = {"title", "body",  "data", "push",
                                                "sms",   "email", "web"};
     char user_id[HD_USER_ID_MAX + 1];
-    struct send_args *a = NULL;
+    struct hd_notify_in *a = NULL;
     json_t *in, *content, *want, *v;
     struct verr e;
     int has_content = 0;
@@ -93,8 +93,9 @@ send_one(const char *p, size_t n, const char *path_user, const char *header_key)
     CHECK(a->priority >= HD_PRIO_LOW && a->priority <= HD_PRIO_CRITICAL);
     CHECK(a->ttl_ms >= 0 && a->ttl_ms <= 365LL * 86400 * 1000);
     CHECK(a->send_at_ms >= 0);
-    CHECK(a->idem == NULL ||
-          (strlen(a->idem) >= 1 && strlen(a->idem) <= HD_IDEMPOTENCY_KEY_MAX));
+    CHECK(a->idempotency_key == NULL ||
+          (strlen(a->idempotency_key) >= 1 &&
+           strlen(a->idempotency_key) <= HD_IDEMPOTENCY_KEY_MAX));
     CHECK(a->category == NULL ||
           strcmp(a->category,
                  json_string_value(json_object_get(in, "category"))) == 0);
@@ -102,7 +103,7 @@ send_one(const char *p, size_t n, const char *path_user, const char *header_key)
           (strlen(a->template_name) >= 1 && strlen(a->template_name) <= 64));
     has_content = a->template_name != NULL;
     if (a->template_name != NULL) {
-        json_t *d = json_loadb(a->tdata, a->tdata_len, 0, NULL);
+        json_t *d = json_loadb(a->template_data, a->template_data_len, 0, NULL);
         json_t *w = json_object_get(in, "data");
         CHECK(json_is_object(d) && json_equal(d, w ? w : d));
         CHECK(w != NULL || json_object_size(d) == 0);
