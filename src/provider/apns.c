@@ -361,8 +361,9 @@ content_get(const struct apns_content *ac, const char *key)
     return v;
 }
 
-char *
-hd_apns_payload(const char *content, size_t clen, int *background, size_t *len)
+/* The payload of the opened content ac (see hd_apns_payload). */
+static char *
+payload(const struct apns_content *ac, int *background, size_t *len)
 {
     static const char *alert_keys[][2] = {
         {"title", "title"}, {"subtitle", "subtitle"}, {"body", "body"}};
@@ -374,18 +375,15 @@ hd_apns_payload(const char *content, size_t clen, int *background, size_t *len)
         {"interruption_level", "interruption-level"},
         {"relevance_score", "relevance-score"},
         {"target_content_id", "target-content-id"}};
-    struct apns_content ac;
     struct hd_jmember *dm;
     const struct hd_jspan *v;
     struct hd_jbuf b;
     int alert = 0, dn;
 
-    if (content_open(&ac, content, clen) != HD_OK)
-        return NULL;
     hd_jbuf_init(&b, 512);
     hd_jbuf_raw(&b, "{", 1);
     /* custom data at the top level, aps last; values copied as written */
-    v = content_get(&ac, "data");
+    v = content_get(ac, "data");
     if (v != NULL && v->p[0] == '{') {
         /* a member takes 5 bytes at least ("k":1,) */
         dm = hd_alloc((v->n / 5 + 1) * sizeof(*dm));
@@ -405,7 +403,7 @@ hd_apns_payload(const char *content, size_t clen, int *background, size_t *len)
     hd_jbuf_key(&b, "aps");
     hd_jbuf_raw(&b, "{", 1);
     for (size_t i = 0; i < HD_NELEMS(alert_keys); i++)
-        if ((v = content_get(&ac, alert_keys[i][0])) != NULL) {
+        if ((v = content_get(ac, alert_keys[i][0])) != NULL) {
             if (!alert++) {
                 hd_jbuf_key(&b, "alert");
                 hd_jbuf_raw(&b, "{", 1);
@@ -417,21 +415,39 @@ hd_apns_payload(const char *content, size_t clen, int *background, size_t *len)
         hd_jbuf_raw(&b, "}", 1);
     *background = !alert;
     for (size_t i = 0; i < HD_NELEMS(aps_keys); i++)
-        if ((v = content_get(&ac, aps_keys[i][0])) != NULL) {
+        if ((v = content_get(ac, aps_keys[i][0])) != NULL) {
             hd_jbuf_key(&b, aps_keys[i][1]);
             hd_jbuf_raw(&b, v->p, v->n);
         }
-    if (hd_jtext_true(content_get(&ac, "mutable_content"))) {
+    if (hd_jtext_true(content_get(ac, "mutable_content"))) {
         hd_jbuf_key(&b, "mutable-content");
         hd_jbuf_int(&b, 1);
     }
-    if (*background || hd_jtext_true(content_get(&ac, "content_available"))) {
+    if (*background || hd_jtext_true(content_get(ac, "content_available"))) {
         hd_jbuf_key(&b, "content-available");
         hd_jbuf_int(&b, 1);
     }
     hd_jbuf_raw(&b, "}}", 3); /* with the NUL */
     *len = b.len - 1;
     return b.p;
+}
+
+char *
+hd_apns_payload(const char *content, size_t clen, int *background, size_t *len)
+{
+    struct apns_content ac;
+
+    if (content_open(&ac, content, clen) != HD_OK)
+        return NULL;
+    return payload(&ac, background, len);
+}
+
+static int
+collapse_id(const struct apns_content *ac, char *buf, size_t size)
+{
+    return hd_jtext_str(content_get(ac, "collapse_id"), buf, size) < 0
+               ? HD_DECLINED
+               : HD_OK;
 }
 
 int
@@ -441,9 +457,7 @@ hd_apns_collapse_id(const char *content, size_t clen, char *buf, size_t size)
 
     if (content_open(&ac, content, clen) != HD_OK)
         return HD_ERROR;
-    return hd_jtext_str(content_get(&ac, "collapse_id"), buf, size) < 0
-               ? HD_DECLINED
-               : HD_OK;
+    return collapse_id(&ac, buf, size);
 }
 
 static void
@@ -528,16 +542,17 @@ submit(struct apns_req *r)
     const char *auth;
     char collapse[256]; /* APNs allows 64 bytes */
     struct hd_h2_pool *pool;
+    struct apns_content ac; /* read once for the payload and collapse id */
     int nh = 0, background, rc;
     char *body;
     size_t len;
 
-    body = hd_apns_payload(j->content_text, j->content_len, &background, &len);
-    if (body == NULL) {
+    if (content_open(&ac, j->content_text, j->content_len) != HD_OK) {
         j->done(j, HD_OUT_FAILED, 0,
                 "the notification's content is unreadable");
         return HD_ERROR;
     }
+    body = payload(&ac, &background, &len);
     if (len > APNS_MAX_PAYLOAD) {
         char detail[80];
         free(body);
@@ -562,8 +577,7 @@ submit(struct apns_req *r)
                  (long long)(j->expires_at_ms / 1000));
         h[nh++] = (struct hd_h2_header){"apns-expiration", exp, 1};
     }
-    if (hd_apns_collapse_id(j->content_text, j->content_len, collapse,
-                            sizeof(collapse)) == HD_OK)
+    if (collapse_id(&ac, collapse, sizeof(collapse)) == HD_OK)
         h[nh++] = (struct hd_h2_header){"apns-collapse-id", collapse, 1};
     if (a->token_auth) {
         auth = bearer(a, r->aw, 0);
