@@ -82,14 +82,13 @@ struct job_ctx {
     uint64_t qseq;
     const char *category, *template_name; /* for events and stats */
     char id[40];
-    char unsub[384];            /* email: the signed unsubscribe token */
-    struct hd_jmember *members; /* of rec, nmembers */
-    char *rec;
+    char unsub[384]; /* email: the signed unsubscribe token */
+    char *rec;       /* the record as read at the start, after members */
     size_t rec_len;
     int nmembers;
     size_t arena_len, arena_size;
-    char *arena;
-    struct hd_jmember room[]; /* members, rec, then arena */
+    char *arena;                 /* after rec */
+    struct hd_jmember members[]; /* of rec */
 };
 
 /* ==== the in-flight set ==== */
@@ -742,9 +741,8 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
 
     jc = hd_alloc(sizeof(*jc) + (size_t)n * sizeof(*m) + 2 * v.mv_size);
     memset(jc, 0, sizeof(*jc));
-    jc->members = jc->room;
     jc->nmembers = n;
-    jc->rec = (char *)(jc->room + n);
+    jc->rec = (char *)(jc->members + n);
     jc->rec_len = v.mv_size;
     memcpy(jc->rec, v.mv_data, v.mv_size);
     for (int i = 0; i < n; i++) {
