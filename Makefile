@@ -38,7 +38,7 @@ FAKE_BIN := objs/fake/apns objs/fake/fcm
 ifeq ($(SANITIZE),1)
 OBJS    := objs/san
 CFLAGS  += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
-           -fno-sanitize-recover=undefined
+           -fno-sanitize-recover=undefined -DHD_NO_FREELIST
 LDFLAGS += -fsanitize=address,undefined
 endif
 

@@ -62,3 +62,46 @@ hd_strdup(const char *s)
 {
     return hd_strndup(s, strlen(s));
 }
+
+/* ==== free lists ==== */
+
+void *
+hd_fl_get(struct hd_freelist *fl, size_t need)
+{
+#ifndef HD_NO_FREELIST
+    if (need <= fl->size) {
+        void *p = fl->head;
+        if (p == NULL)
+            return hd_alloc(fl->size);
+        memcpy(&fl->head, p, sizeof(void *)); /* the next, in its first bytes */
+        fl->n--;
+        return p;
+    }
+#endif
+    return hd_alloc(need);
+}
+
+void
+hd_fl_put(struct hd_freelist *fl, void *p, size_t need)
+{
+#ifndef HD_NO_FREELIST
+    if (p != NULL && need <= fl->size && fl->n < fl->max) {
+        memcpy(p, &fl->head, sizeof(void *));
+        fl->head = p;
+        fl->n++;
+        return;
+    }
+#endif
+    free(p);
+}
+
+void
+hd_fl_drain(struct hd_freelist *fl)
+{
+    while (fl->head != NULL) {
+        void *p = fl->head;
+        memcpy(&fl->head, p, sizeof(void *));
+        free(p);
+    }
+    fl->n = 0;
+}

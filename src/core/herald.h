@@ -51,4 +51,21 @@ void *hd_realloc(void *p, size_t n);
 char *hd_strdup(const char *s);
 char *hd_strndup(const char *s, size_t n);
 
+/* A free list of equal blocks, for one thread: what the send path
+ * allocates per push (a job, an HTTP/2 request) goes back to it, not to
+ * malloc, whose coalescing of such 1-3 KiB chunks cost a tenth of a push.
+ * A block of need bytes comes from the list when need <= size, else from
+ * malloc; hd_fl_put takes the same need. It holds at most max blocks.
+ * Sanitizer builds (HD_NO_FREELIST) use malloc for all, so a use after
+ * the put is still caught. */
+struct hd_freelist {
+    void *head;
+    size_t size;
+    unsigned n, max;
+};
+
+void *hd_fl_get(struct hd_freelist *fl, size_t need);
+void hd_fl_put(struct hd_freelist *fl, void *p, size_t need);
+void hd_fl_drain(struct hd_freelist *fl);
+
 #endif

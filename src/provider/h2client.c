@@ -76,6 +76,7 @@ struct req {
     struct event timer;
     hd_h2_response_fn cb;
     void *arg;
+    size_t size; /* of the block (hd_fl_put) */
 };
 
 struct conn {
@@ -142,6 +143,7 @@ struct hd_h2_pool {
     int64_t connect_timeout_ms, ping_interval_ms;
     struct hd_h2_stats st;
     struct hd_provider_metrics *pm; /* the creating worker's */
+    struct hd_freelist reqs;        /* of request blocks */
 };
 
 static __thread struct resolver *thread_resolver;
@@ -261,7 +263,7 @@ req_free(struct req *r)
 {
     reset_response(r);
     free(r->rbody);
-    free(r);
+    hd_fl_put(&r->pool->reqs, r, r->size);
 }
 
 /* ==== the stream table of a connection ==== */
@@ -1212,6 +1214,8 @@ hd_h2_pool_new(struct event_base *base, const struct hd_log *log,
     }
     p->ctx = c->ssl_ctx;
     p->max_queue = c->max_queue > 0 ? c->max_queue : 4096;
+    /* a block holds a request with its headers and a body of about 1 KiB */
+    p->reqs = (struct hd_freelist){NULL, 3072, 0, 1024};
     p->connect_timeout_ms =
         c->connect_timeout_ms > 0 ? c->connect_timeout_ms : 10000;
     p->ping_interval_ms = c->ping_interval_ms > 0 ? c->ping_interval_ms : 60000;
@@ -1312,6 +1316,7 @@ hd_h2_pool_free(struct hd_h2_pool *p)
     free(p->name);
     free(p->host);
     free(p->authority);
+    hd_fl_drain(&p->reqs);
     free(p);
 }
 
@@ -1341,7 +1346,7 @@ hd_h2_request(struct hd_h2_pool *p, const char *method, const char *path,
               const struct hd_h2_header *h, int nh, const void *body,
               size_t len, hd_h2_response_fn cb, void *arg)
 {
-    size_t need = 0, nnv = 4 + (size_t)nh;
+    size_t need = 0, nnv = 4 + (size_t)nh, size;
     struct req *r;
     char *buf;
 
@@ -1352,8 +1357,10 @@ hd_h2_request(struct hd_h2_pool *p, const char *method, const char *path,
         need += strlen(h[i].name) + strlen(h[i].value);
 
     /* one block: the request, the nv array, the header bytes, the body */
-    r = hd_alloc(sizeof(*r) + nnv * sizeof(nghttp2_nv) + need + len);
+    size = sizeof(*r) + nnv * sizeof(nghttp2_nv) + need + len;
+    r = hd_fl_get(&p->reqs, size);
     memset(r, 0, sizeof(*r));
+    r->size = size;
     r->pool = p;
     r->cb = cb;
     r->arg = arg;

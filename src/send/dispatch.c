@@ -2,10 +2,12 @@
  * dispatch.c: the dispatcher of one worker. Worker thread only.
  *
  * After every durable commit of one of its shards, and at the next due
- * time, it walks each channel queue from the front (the committed
- * snapshot, so only durable deliveries are sent), skips what is already in
- * flight and starts jobs up to a cap; waiting deliveries stay in LMDB, not
- * in memory. An outcome is staged as one change (queue entry removed or
+ * time, it walks each channel queue (the committed snapshot, so only
+ * durable deliveries are sent), skips what is already in flight and starts
+ * jobs up to a cap; waiting deliveries stay in LMDB, not in memory. A walk
+ * resumes where the last one stopped, so the entries in flight at the
+ * front are not walked again each time, unless a commit put an entry
+ * before that point. An outcome is staged as one change (queue entry removed or
  * moved, delivery record updated) and the delivery leaves the in-flight
  * set only once that change is durable, so a crash can repeat only what
  * was in flight. It refills a queue once a quarter of its cap is free.
@@ -42,6 +44,12 @@ struct dshard {
     struct job_ctx *set[SET_BUCKETS]; /* in flight, by delivery id */
     int n[HD_CH_MAX];
     int total;
+    /* per queue, where the next walk resumes (when resumable): the last
+     * entry the previous walk passed. Entries before it are in flight or
+     * gone, so they are not walked again, until a commit puts an entry
+     * before it or nothing is in flight. */
+    unsigned char resume[HD_CH_MAX][HD_QUEUE_KEY_LEN];
+    int resumable[HD_CH_MAX];
 };
 
 /* A circuit breaker of one provider on one worker. */
@@ -63,6 +71,7 @@ struct dispatcher {
     struct dshard *shards;
     int nshards;
     struct breaker *breakers; /* HD_PROVIDER_SLOTS, by provider index */
+    struct hd_freelist jobs;  /* of struct job_ctx blocks */
 };
 
 /* One delivery in flight. Its strings (the job's, read from the
@@ -88,6 +97,7 @@ struct job_ctx {
     int nmembers;
     size_t arena_len, arena_size;
     char *arena;                 /* after rec */
+    size_t size;                 /* of the block, for hd_fl_put */
     struct hd_jmember members[]; /* of rec */
 };
 
@@ -291,7 +301,7 @@ on_outcome_durable(void *arg, int status)
     json_decref(jc->content);
     free(jc->content_text);
     json_decref(jc->device);
-    free(jc);
+    hd_fl_put(&ds->d->jobs, jc, jc->size);
     kick(ds->d);
 }
 
@@ -708,6 +718,7 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
     char status[16];
     int64_t expires;
     int n, declined;
+    size_t size;
     MDB_val v;
 
     if (hd_store_get(s, HD_DB_DELIVERIES, id, strlen(id), &v) != HD_OK) {
@@ -739,8 +750,10 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
         return HD_OK;
     }
 
-    jc = hd_alloc(sizeof(*jc) + (size_t)n * sizeof(*m) + 2 * v.mv_size);
+    size = sizeof(*jc) + (size_t)n * sizeof(*m) + 2 * v.mv_size;
+    jc = hd_fl_get(&ds->d->jobs, size);
     memset(jc, 0, sizeof(*jc));
+    jc->size = size;
     jc->nmembers = n;
     jc->rec = (char *)(jc->members + n);
     jc->rec_len = v.mv_size;
@@ -789,7 +802,7 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
     if (p == NULL)
         p = hd_provider_pick(ch, &jc->job, cb_usable, ds->d, &declined);
     if (p == NULL) {
-        free(jc);
+        hd_fl_put(&ds->d->jobs, jc, jc->size);
         if (declined)
             return HD_AGAIN; /* breakers open: wait in the queue */
         {
@@ -843,37 +856,52 @@ scan(struct dshard *ds, int ch, int64_t now)
     struct hd_shard *s = ds->s;
     MDB_cursor *cur;
     MDB_val k, v;
+    unsigned char low[HD_QUEUE_KEY_LEN];
     int64_t next = INT64_MAX;
-    int rc, cap = ds->d->w->conf->max_in_flight;
+    int rc, held = 0, cap = ds->d->w->conf->max_in_flight;
 
-    /* refill in batches: a pass walks again the in-flight entries at the
-     * front of the queue, so a pass per outcome would cost max_in_flight
-     * steps each; the outcomes still out kick again */
+    if (hd_queue_low_take(s, ch, low) &&
+        memcmp(low, ds->resume[ch], sizeof(low)) < 0)
+        ds->resumable[ch] = 0; /* a new entry before the resume point */
+    /* refill in batches: a pass per outcome would start one job a pass */
     if (ds->n[ch] > cap - cap / 4)
         return next;
+    if (ds->n[ch] == 0)
+        ds->resumable[ch] = 0; /* the front costs nothing more to walk */
     if (mdb_cursor_open(hd_store_snapshot(s), s->dbi[HD_DB_QUEUE + ch], &cur) !=
         0)
         return next;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    if (ds->resumable[ch]) {
+        k.mv_data = ds->resume[ch];
+        k.mv_size = HD_QUEUE_KEY_LEN;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    } else {
+        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    }
+    for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         int64_t due;
         uint64_t qseq;
         char id[40];
 
-        if (k.mv_size != HD_QUEUE_KEY_LEN || v.mv_size >= sizeof(id))
-            continue;
-        hd_queue_key_parse(k.mv_data, &due, &qseq);
-        if (due > now) {
-            next = due;
-            break;
+        if (k.mv_size == HD_QUEUE_KEY_LEN && v.mv_size < sizeof(id)) {
+            hd_queue_key_parse(k.mv_data, &due, &qseq);
+            if (due > now) {
+                next = due;
+                break;
+            }
+            if (ds->n[ch] >= cap)
+                break; /* an outcome's commit kicks us again */
+            memcpy(id, v.mv_data, v.mv_size);
+            id[v.mv_size] = '\0';
+            /* one left queued (open breakers) holds the resume point */
+            if (*set_slot(ds, id) == NULL &&
+                start(ds, ch, due, qseq, id, now) == HD_AGAIN)
+                held = 1;
         }
-        if (ds->n[ch] >= cap)
-            break; /* an outcome's commit kicks us again */
-        memcpy(id, v.mv_data, v.mv_size);
-        id[v.mv_size] = '\0';
-        if (*set_slot(ds, id) != NULL)
-            continue;
-        start(ds, ch, due, qseq, id, now); /* HD_AGAIN: stays queued */
+        if (!held && k.mv_size == HD_QUEUE_KEY_LEN) {
+            memcpy(ds->resume[ch], k.mv_data, HD_QUEUE_KEY_LEN);
+            ds->resumable[ch] = 1;
+        }
     }
     mdb_cursor_close(cur);
     return next;
@@ -966,6 +994,9 @@ dispatch_init(struct hd_worker *w)
     d->nshards = w->nshards;
     /* fixed size: other threads read it, and indexes outlive reloads */
     d->breakers = hd_calloc(HD_PROVIDER_SLOTS * sizeof(*d->breakers));
+    /* a block holds a job with a record of up to about 1 KiB */
+    d->jobs =
+        (struct hd_freelist){NULL, 3072, 0, (unsigned)w->conf->max_in_flight};
     d->shards = hd_calloc((w->nshards ? w->nshards : 1) * sizeof(*d->shards));
     for (int i = 0; i < w->nshards; i++) {
         d->shards[i].s = w->shards[i];
@@ -1013,6 +1044,7 @@ dispatch_exit(struct hd_worker *w)
     event_free(d->purge_ev);
     free(d->breakers);
     free(d->shards);
+    hd_fl_drain(&d->jobs);
     free(d);
 }
 

@@ -17,6 +17,7 @@
 #include "core/shard.h"
 #include "core/time.h"
 #include "event/inbox.h"
+#include "store/queue.h"
 #include "store/store.h"
 
 struct hd_ov_entry {
@@ -54,6 +55,8 @@ struct hd_batch {
     struct hd_waiter *waiters;
     size_t nwaiters, cwaiters;
     int64_t staged_ms;
+    unsigned char qlow[HD_CH_MAX][HD_QUEUE_KEY_LEN]; /* lowest put */
+    unsigned qlow_set;                               /* bit per channel */
     int rc;
     int64_t took_us;
 };
@@ -215,6 +218,15 @@ stage(struct hd_shard *s, int db, const void *key, size_t klen, const void *val,
         s->_ov_count[db]++;
     }
     e->linked = 1;
+
+    if (!del && db >= HD_DB_QUEUE && klen == HD_QUEUE_KEY_LEN) {
+        unsigned bit = 1u << (db - HD_DB_QUEUE);
+        unsigned char *low = b->qlow[db - HD_DB_QUEUE];
+        if (!(b->qlow_set & bit) || memcmp(key, low, klen) < 0) {
+            memcpy(low, key, klen);
+            b->qlow_set |= bit;
+        }
+    }
 
     if (b->tail)
         b->tail->_bnext = e;
@@ -460,6 +472,15 @@ on_committed(struct hd_msg *m, void *ctx)
 
     if (b->rc == 0) {
         status = HD_COMMIT_OK;
+        for (int ch = 0; ch < HD_CH_MAX; ch++) {
+            unsigned bit = 1u << ch;
+            if ((b->qlow_set & bit) &&
+                (!(s->_qlow_set & bit) ||
+                 memcmp(b->qlow[ch], s->_qlow[ch], sizeof(s->_qlow[ch])) < 0)) {
+                memcpy(s->_qlow[ch], b->qlow[ch], sizeof(s->_qlow[ch]));
+                s->_qlow_set |= bit;
+            }
+        }
         s->commits++;
         s->records_committed += b->nrecords;
         s->commit_us_total += b->took_us;
@@ -485,6 +506,18 @@ on_committed(struct hd_msg *m, void *ctx)
         s->on_durable(s, s->on_durable_arg);
     if (s->_staging != NULL)
         on_flush(-1, 0, s);
+}
+
+int
+hd_queue_low_take(struct hd_shard *s, int ch, unsigned char *key)
+{
+    unsigned bit = 1u << ch;
+
+    if (!(s->_qlow_set & bit))
+        return 0;
+    memcpy(key, s->_qlow[ch], sizeof(s->_qlow[ch]));
+    s->_qlow_set &= ~bit;
+    return 1;
 }
 
 int

@@ -10,8 +10,6 @@
 
 #include "store/store.h"
 
-#define HD_QUEUE_KEY_LEN 16
-
 void hd_queue_key(unsigned char *key, int64_t due_ms, uint64_t seq);
 void hd_queue_key_parse(const unsigned char *key, int64_t *due_ms,
                         uint64_t *seq);
@@ -20,5 +18,8 @@ void hd_queue_push(struct hd_shard *s, int channel, int64_t due_ms,
                    uint64_t seq, const char *delivery_id);
 void hd_queue_remove(struct hd_shard *s, int channel, int64_t due_ms,
                      uint64_t seq);
+/* 1 and the lowest key put on queue channel by the commits since the last
+ * call, or 0 when none put any (commit.c). */
+int hd_queue_low_take(struct hd_shard *s, int channel, unsigned char *key);
 
 #endif

@@ -42,6 +42,7 @@ enum hd_db {
 };
 
 #define HD_STORE_FORMAT 1
+#define HD_QUEUE_KEY_LEN 16 /* due time, then sequence (queue.c) */
 
 struct hd_batch;
 struct hd_ov_entry;
@@ -99,6 +100,12 @@ struct hd_shard {
 
     /* id clock: monotonic (ms << 16 | counter), persisted in meta */
     uint64_t _last_seq;
+
+    /* per queue: the lowest key put by the commits since the dispatcher
+     * last asked (hd_queue_low_take), so a walk that resumes past the
+     * entries in flight knows when it must start from the front again */
+    unsigned char _qlow[HD_CH_MAX][HD_QUEUE_KEY_LEN];
+    unsigned _qlow_set; /* bit per channel */
 
     /* called on the owner after each durable commit (dispatch kick) */
     void (*on_durable)(struct hd_shard *s, void *arg);
