@@ -318,6 +318,10 @@ hd_store_pending(struct hd_shard *s)
 static int
 apply(struct hd_shard *s, struct hd_batch *b)
 {
+    /* a cursor per db: one left on a leaf page puts the next key of that
+     * page without a search from the root, and a batch's keys mostly come
+     * in order (ids and queue keys rise) */
+    MDB_cursor *cur[HD_DB_MAX] = {NULL};
     MDB_txn *txn;
     MDB_val k, v;
     int rc;
@@ -326,23 +330,32 @@ apply(struct hd_shard *s, struct hd_batch *b)
     if (rc != 0)
         return rc;
     for (struct hd_ov_entry *e = b->head; e; e = e->_bnext) {
+        MDB_cursor **c = &cur[e->db];
+
+        if (*c == NULL && (rc = mdb_cursor_open(txn, s->dbi[e->db], c)) != 0)
+            break;
         k.mv_data = e->data;
         k.mv_size = e->klen;
         if (e->del) {
-            rc = mdb_del(txn, s->dbi[e->db], &k, NULL);
-            if (rc == MDB_NOTFOUND)
+            rc = mdb_cursor_get(*c, &k, &v, MDB_SET);
+            if (rc == 0)
+                rc = mdb_cursor_del(*c, 0);
+            else if (rc == MDB_NOTFOUND)
                 rc = 0;
         } else {
             v.mv_data = e->data + e->klen;
             v.mv_size = e->vlen;
-            rc = mdb_put(txn, s->dbi[e->db], &k, &v, 0);
+            rc = mdb_cursor_put(*c, &k, &v, 0);
         }
-        if (rc != 0) {
-            mdb_txn_abort(txn);
-            return rc;
-        }
+        if (rc != 0)
+            break;
     }
-    /* with sync on, this returns after the data and meta pages are on disk */
+    if (rc != 0) {
+        mdb_txn_abort(txn); /* closes the cursors */
+        return rc;
+    }
+    /* with sync on, this returns after the data and meta pages are on disk;
+     * it closes the cursors */
     return mdb_txn_commit(txn);
 }
 
