@@ -711,22 +711,19 @@ hd_jbuf_init(struct hd_jbuf *b, size_t size)
     b->size = size;
 }
 
-static void
-reserve(struct hd_jbuf *b, size_t n)
+void
+hd_jbuf_grow(struct hd_jbuf *b, size_t n)
 {
-    if (b->len + n <= b->size)
-        return;
     while (b->len + n > b->size)
         b->size *= 2;
     b->p = hd_realloc(b->p, b->size);
 }
 
-void
-hd_jbuf_raw(struct hd_jbuf *b, const char *s, size_t n)
+static inline void
+reserve(struct hd_jbuf *b, size_t n)
 {
-    reserve(b, n);
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
+    if (b->len + n > b->size)
+        hd_jbuf_grow(b, n);
 }
 
 void
@@ -762,6 +759,13 @@ hd_jbuf_str(struct hd_jbuf *b, const char *s)
     reserve(b, n * 6 + 2); /* every byte \u00XX at worst */
     o = b->p + b->len;
     *o++ = '"';
+    {
+        /* ids and names: nothing to escape, copied at once */
+        size_t plain = (size_t)(skip_plain(s, s + n, 0) - s);
+        memcpy(o, s, plain);
+        o += plain;
+        s += plain;
+    }
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
         if (c == '"' || c == '\\') {
@@ -789,8 +793,17 @@ hd_jbuf_str(struct hd_jbuf *b, const char *s)
 void
 hd_jbuf_int(struct hd_jbuf *b, int64_t v)
 {
-    reserve(b, 24);
-    b->len += (size_t)sprintf(b->p + b->len, "%lld", (long long)v);
+    char tmp[24], *q = tmp + sizeof(tmp);
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+
+    /* by hand: sprintf was most of a record's integers */
+    do {
+        *--q = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--q = '-';
+    hd_jbuf_raw(b, q, (size_t)(tmp + sizeof(tmp) - q));
 }
 
 void

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <jansson.h>
 
@@ -75,7 +76,19 @@ struct hd_jbuf {
 };
 
 void hd_jbuf_init(struct hd_jbuf *b, size_t size);
-void hd_jbuf_raw(struct hd_jbuf *b, const char *s, size_t n);
+/* Makes room for n more bytes (the slow path of hd_jbuf_raw). */
+void hd_jbuf_grow(struct hd_jbuf *b, size_t n);
+
+/* inline: records are written a few bytes at a time */
+static inline void
+hd_jbuf_raw(struct hd_jbuf *b, const char *s, size_t n)
+{
+    if (b->len + n > b->size)
+        hd_jbuf_grow(b, n);
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
 /* Appends the JSON text p[0..n) (already valid) with the whitespace
  * outside strings left out, so stored text is compact. */
 void hd_jbuf_compact(struct hd_jbuf *b, const char *p, size_t n);

@@ -54,6 +54,7 @@ struct apns_worker {
     char *bearer;   /* "bearer <jwt>" */
     int64_t iat;
     struct apns_req *inflight; /* freed at exit if never answered */
+    struct hd_freelist reqs;   /* of struct apns_req */
 };
 
 struct apns_req {
@@ -469,7 +470,7 @@ req_free(struct apns_req *r)
         r->aw->inflight = r->next;
     if (r->next)
         r->next->prev = r->prev;
-    free(r);
+    hd_fl_put(&r->aw->reqs, r, sizeof(*r));
 }
 
 static struct apns_worker *
@@ -479,6 +480,7 @@ worker_get(struct hd_provider *p, struct hd_worker *w)
     if (aw == NULL) {
         aw = hd_calloc(sizeof(*aw));
         aw->md = EVP_MD_CTX_new();
+        aw->reqs = (struct hd_freelist){NULL, sizeof(struct apns_req), 0, 1024};
         p->worker_data[w->id] = aw;
     }
     return aw;
@@ -706,7 +708,8 @@ apns_send(struct hd_provider *p, struct hd_worker *w, struct hd_job *j)
         j->done(j, HD_OUT_DEAD_ADDRESS, 0, "not an APNs device token");
         return;
     }
-    r = hd_calloc(sizeof(*r));
+    r = hd_fl_get(&aw->reqs, sizeof(*r));
+    memset(r, 0, sizeof(*r));
     r->a = a;
     r->aw = aw;
     r->w = w;
@@ -733,6 +736,7 @@ apns_exit_worker(struct hd_provider *p, struct hd_worker *w)
         req_free(aw->inflight);
     EVP_MD_CTX_free(aw->md);
     free(aw->bearer);
+    hd_fl_drain(&aw->reqs);
     free(aw);
     p->worker_data[w->id] = NULL;
 }

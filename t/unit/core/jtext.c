@@ -136,6 +136,49 @@ test_strings_vs_jansson(void)
     }
 }
 
+/* integers by hand and strings copied in runs: as printf and jansson */
+static void
+test_writer_scalars(void)
+{
+    static const int64_t ints[] = {
+        0, 1, -1, 9, 10, -10, 1796434735873LL, INT64_MAX, INT64_MIN, -1234567};
+    static const char *strs[] = {
+        "",
+        "n0001a243dab3010000-0",
+        "abcdefghijklmnop\"q",
+        "abcdefgh\\ijklmnop",
+        "line one\nline two\tand\rthree\x01",
+        "\x1f at the front, then plain text",
+        "caf\xc3\xa9 and more than eight bytes \xe2\x82\xac",
+    };
+    char want[32];
+    struct hd_jbuf b;
+
+    for (size_t i = 0; i < HD_NELEMS(ints); i++) {
+        hd_jbuf_init(&b, 1); /* grows */
+        hd_jbuf_int(&b, ints[i]);
+        snprintf(want, sizeof(want), "%lld", (long long)ints[i]);
+        ok(b.len == strlen(want) && memcmp(b.p, want, b.len) == 0, "integer %s",
+           want);
+        free(b.p);
+    }
+    for (size_t i = 0; i < HD_NELEMS(strs); i++) {
+        json_t *back;
+        hd_jbuf_init(&b, 2);
+        hd_jbuf_str(&b, strs[i]);
+        back = json_loadb(b.p, b.len, JSON_DECODE_ANY, NULL);
+        ok(back && strcmp(json_string_value(back), strs[i]) == 0,
+           "string %zu reads back", i);
+        json_decref(back);
+        free(b.p);
+    }
+    hd_jbuf_init(&b, 8);
+    hd_jbuf_str(&b, "abcdefghij\"k\\l\nm");
+    ok(b.len == 21 && memcmp(b.p, "\"abcdefghij\\\"k\\\\l\\nm\"", 21) == 0,
+       "escapes after a plain run");
+    free(b.p);
+}
+
 static void
 test_json_writer(void)
 {
@@ -519,6 +562,7 @@ main(void)
         {"bad", test_bad},
         {"strings vs jansson", test_strings_vs_jansson},
         {"json writer", test_json_writer},
+        {"writer scalars", test_writer_scalars},
         {"valid", test_valid},
         {"nul quirk", test_nul_quirk},
         {"long real", test_long_real},
