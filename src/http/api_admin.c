@@ -66,9 +66,12 @@ exec_queues(struct hd_shard *s, json_t *args, json_t **out)
                 if (ready == 0)
                     oldest = now - due;
                 ready++;
-                if (v.mv_size < sizeof(id)) {
-                    memcpy(id, v.mv_data, v.mv_size);
-                    id[v.mv_size] = '\0';
+                const char *ctext;
+                size_t idlen, clen;
+                hd_queue_value(&v, &idlen, &ctext, &clen);
+                if (idlen < sizeof(id)) {
+                    memcpy(id, v.mv_data, idlen);
+                    id[idlen] = '\0';
                     if (hd_dispatch_inflight(s, id))
                         inflight++;
                 }
@@ -294,7 +297,8 @@ requeue(struct hd_shard *s, const char *id)
     json_object_del(d, "expires_at"); /* an operator's retry has no ttl */
     json_object_del(d, "avoid");
     hd_event_emit(s, d, "requeued", "dead letter retried");
-    hd_queue_push(s, hd_channel_parse(chn, strlen(chn)), now, qseq, id);
+    hd_queue_push(s, hd_channel_parse(chn, strlen(chn)), now, qseq, id, NULL,
+                  0);
     hd_store_put_json(s, HD_DB_DELIVERIES, id, d);
     json_decref(d);
     return HD_OK;

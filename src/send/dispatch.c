@@ -390,15 +390,20 @@ write_outcome(struct hd_jbuf *b, const struct hd_jmember *m, int n,
     hd_jbuf_init(b, 1024);
     b->p[b->len++] = HD_STORE_FORMAT;
     hd_jbuf_raw(b, "{", 1);
-    for (int i = 0; i < n; i++) {
-        if (replaced(&m[i].key, o))
+    for (int i = 0, j; i < n; i = j + 1) {
+        const char *from;
+        if (replaced(&m[i].key, o)) {
+            j = i;
             continue;
+        }
+        /* a run of members kept is one span of the record's text, from
+         * the first key's quote to the last value's end */
+        for (j = i; j + 1 < n && !replaced(&m[j + 1].key, o); j++)
+            ;
         if (b->p[b->len - 1] != '{')
             hd_jbuf_raw(b, ",", 1);
-        hd_jbuf_raw(b, "\"", 1);
-        hd_jbuf_raw(b, m[i].key.p, m[i].key.n);
-        hd_jbuf_raw(b, "\":", 2);
-        hd_jbuf_raw(b, m[i].val.p, m[i].val.n);
+        from = m[i].key.p - 1;
+        hd_jbuf_raw(b, from, (size_t)(m[j].val.p + m[j].val.n - from));
     }
     hd_jbuf_key(b, "attempts");
     hd_jbuf_int(b, o->attempts);
@@ -514,7 +519,8 @@ on_job_done(struct hd_job *j, int outcome, int64_t retry_after_ms,
                              &declined) != NULL)
             o.due = hd_now_ms();
         o.status = "retrying";
-        hd_queue_push(s, j->channel, o.due, o.qseq, jc->id);
+        hd_queue_push(s, j->channel, o.due, o.qseq, jc->id, j->content_text,
+                      j->content_len);
     } else if (outcome == HD_OUT_DELIVERED) {
         o.status = "delivered";
     } else {
@@ -666,22 +672,29 @@ content_text_of(struct hd_shard *s, const char *nid, size_t *len)
     return hd_strndup(c.p, c.n);
 }
 
-/* What the notification says on channel ch (a new object), read from
- * its record's text: only "content" is decoded. */
+/* What the notification says on channel ch (a new object): decoded from
+ * the text its queue entry carried (qtext), else from its record's text,
+ * where only "content" is decoded. */
 static json_t *
-content_of(struct hd_shard *s, const char *nid, int ch)
+content_of(struct hd_shard *s, const char *nid, int ch, const char *qtext,
+           size_t qlen)
 {
     struct hd_jspan c;
     json_t *n, *content, *out;
 
-    n = nid ? hd_cache_get(s, HD_DB_NOTIFICATIONS, nid, strlen(nid)) : NULL;
+    n = nid && !qtext ? hd_cache_get(s, HD_DB_NOTIFICATIONS, nid, strlen(nid))
+                      : NULL;
     if (n != NULL) {
         out = hd_content_for(json_object_get(n, "content"), ch);
         json_decref(n);
         return out;
     }
-    content = content_span(s, nid, &c) == HD_OK ? json_loadb(c.p, c.n, 0, NULL)
-                                                : NULL;
+    if (qtext != NULL)
+        content = json_loadb(qtext, qlen, 0, NULL);
+    else
+        content = content_span(s, nid, &c) == HD_OK
+                      ? json_loadb(c.p, c.n, 0, NULL)
+                      : NULL;
     /* push and web add nothing to the shorthand (email and sms fill
      * subject, text or body from it: hd_content_for) */
     if ((ch == HD_CH_PUSH || ch == HD_CH_WEB) &&
@@ -708,7 +721,7 @@ content_of(struct hd_shard *s, const char *nid, int ch)
  * text: the job's strings are copied out of it, no tree is built. */
 static int
 start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
-      int64_t now)
+      const char *qtext, size_t qlen, int64_t now)
 {
     struct hd_shard *s = ds->s;
     struct hd_jmember m[HD_RECORD_MEMBERS];
@@ -750,7 +763,8 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
         return HD_OK;
     }
 
-    size = sizeof(*jc) + (size_t)n * sizeof(*m) + 2 * v.mv_size;
+    size = sizeof(*jc) + (size_t)n * sizeof(*m) + 2 * v.mv_size +
+           (qtext ? qlen + 1 : 0);
     jc = hd_fl_get(&ds->d->jobs, size);
     memset(jc, 0, sizeof(*jc));
     jc->size = size;
@@ -771,7 +785,7 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
     jc->ds = ds;
     jc->due = due;
     jc->qseq = qseq;
-    snprintf(jc->id, sizeof(jc->id), "%s", id);
+    memcpy(jc->id, id, strlen(id) + 1); /* scan read at most 39 bytes */
     jc->job.delivery_id = jc->id;
     jc->job.notification_id = take(jc, m, n, "notification_id");
     jc->job.user_id = take(jc, m, n, "user_id");
@@ -815,12 +829,19 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
     }
     jc->provider = p;
 
-    if (p->type->text_content) {
+    if (p->type->text_content && qtext != NULL) {
+        /* the content the queue entry carried, after the arena */
+        char *copy = jc->arena + jc->arena_size;
+        memcpy(copy, qtext, qlen);
+        copy[qlen] = '\0';
+        jc->job.content_text = copy;
+        jc->job.content_len = qlen;
+    } else if (p->type->text_content) {
         jc->content_text =
             content_text_of(s, jc->job.notification_id, &jc->job.content_len);
         jc->job.content_text = jc->content_text;
     } else {
-        jc->content = content_of(s, jc->job.notification_id, ch);
+        jc->content = content_of(s, jc->job.notification_id, ch, qtext, qlen);
         jc->job.content = jc->content;
     }
     if (ch == HD_CH_EMAIL && ds->d->w->conf->tracking_url &&
@@ -882,8 +903,11 @@ scan(struct dshard *ds, int ch, int64_t now)
         int64_t due;
         uint64_t qseq;
         char id[40];
+        const char *ctext;
+        size_t idlen, clen;
 
-        if (k.mv_size == HD_QUEUE_KEY_LEN && v.mv_size < sizeof(id)) {
+        hd_queue_value(&v, &idlen, &ctext, &clen);
+        if (k.mv_size == HD_QUEUE_KEY_LEN && idlen < sizeof(id)) {
             hd_queue_key_parse(k.mv_data, &due, &qseq);
             if (due > now) {
                 next = due;
@@ -891,11 +915,11 @@ scan(struct dshard *ds, int ch, int64_t now)
             }
             if (ds->n[ch] >= cap)
                 break; /* an outcome's commit kicks us again */
-            memcpy(id, v.mv_data, v.mv_size);
-            id[v.mv_size] = '\0';
+            memcpy(id, v.mv_data, idlen);
+            id[idlen] = '\0';
             /* one left queued (open breakers) holds the resume point */
             if (*set_slot(ds, id) == NULL &&
-                start(ds, ch, due, qseq, id, now) == HD_AGAIN)
+                start(ds, ch, due, qseq, id, ctext, clen, now) == HD_AGAIN)
                 held = 1;
         }
         if (!held && k.mv_size == HD_QUEUE_KEY_LEN) {

@@ -593,7 +593,7 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
             st = due > now_ms ? "scheduled" : "queued";
             hd_jbuf_key(&rec, "qseq");
             hd_jbuf_int(&rec, (int64_t)qseq);
-            hd_queue_push(s, tg->ch, due, qseq, did);
+            hd_queue_push(s, tg->ch, due, qseq, did, ctext, clen);
         }
         hd_jbuf_kv(&rec, "status", st);
         {

@@ -1,6 +1,7 @@
 /*
  * queue.c: queue keys are 8 bytes of due time (ms, big-endian) and 8 of
- * sequence, so LMDB's byte order is due order; values are delivery ids.
+ * sequence, so LMDB's byte order is due order; values are delivery ids,
+ * with a small content after a NUL byte (queue.h).
  * Owner thread of the shard.
  */
 #include "core/herald.h"
@@ -30,12 +31,39 @@ hd_queue_key_parse(const unsigned char *key, int64_t *due_ms, uint64_t *seq)
 
 void
 hd_queue_push(struct hd_shard *s, int channel, int64_t due_ms, uint64_t seq,
-              const char *delivery_id)
+              const char *delivery_id, const char *content, size_t clen)
 {
     unsigned char key[HD_QUEUE_KEY_LEN];
+    char val[64 + HD_QUEUE_CONTENT_MAX];
+    size_t n = strlen(delivery_id);
+
     hd_queue_key(key, due_ms, seq);
-    hd_store_put(s, HD_DB_QUEUE + channel, key, sizeof(key), delivery_id,
-                 strlen(delivery_id));
+    if (content == NULL || clen > HD_QUEUE_CONTENT_MAX || n >= 64) {
+        hd_store_put(s, HD_DB_QUEUE + channel, key, sizeof(key), delivery_id,
+                     n);
+        return;
+    }
+    memcpy(val, delivery_id, n);
+    val[n] = '\0';
+    memcpy(val + n + 1, content, clen);
+    hd_store_put(s, HD_DB_QUEUE + channel, key, sizeof(key), val, n + 1 + clen);
+}
+
+void
+hd_queue_value(const MDB_val *v, size_t *idlen, const char **content,
+               size_t *clen)
+{
+    const char *p = v->mv_data, *nul = memchr(p, '\0', v->mv_size);
+
+    if (nul == NULL) {
+        *idlen = v->mv_size;
+        *content = NULL;
+        *clen = 0;
+        return;
+    }
+    *idlen = (size_t)(nul - p);
+    *content = nul + 1;
+    *clen = v->mv_size - *idlen - 1;
 }
 
 void

@@ -633,8 +633,9 @@ test_queue_in_store(void)
     if (!ok(s != NULL, "store for queues"))
         return;
     for (int i = 0; i < 5; i++)
-        hd_queue_push(s, HD_CH_SMS, dues[i], (uint64_t)(10 + (i == 3)), ids[i]);
-    hd_queue_push(s, HD_CH_PUSH, 1, 1, "other-channel");
+        hd_queue_push(s, HD_CH_SMS, dues[i], (uint64_t)(10 + (i == 3)), ids[i],
+                      NULL, 0);
+    hd_queue_push(s, HD_CH_PUSH, 1, 1, "other-channel", NULL, 0);
     hd_queue_remove(s, HD_CH_SMS, 3000, 10); /* d-d */
     ok(hd_store_commit_wait(s) == HD_OK, "queue entries commit");
 
@@ -661,6 +662,60 @@ test_queue_in_store(void)
     hd_store_close(s);
 }
 
+/* an entry carries a small content after its id; a commit reports the
+ * lowest key put on each queue, once */
+static void
+test_queue_content_and_low(void)
+{
+    struct hd_shard *s = open_store("qcontent", 1 * MB, 64 * MB);
+    static const char content[] = "{\"title\":\"t\",\"body\":\"b\"}";
+    static char big[HD_QUEUE_CONTENT_MAX + 2];
+    unsigned char key[HD_QUEUE_KEY_LEN], want[HD_QUEUE_KEY_LEN];
+    const char *ctext;
+    size_t idlen, clen;
+    MDB_val v;
+
+    if (!ok(s != NULL, "store for queue contents"))
+        return;
+    memset(big, 'x', sizeof(big) - 1);
+    hd_queue_push(s, HD_CH_WEB, 9000, 3, "d-small", content,
+                  sizeof(content) - 1);
+    hd_queue_push(s, HD_CH_WEB, 8000, 4, "d-big", big, strlen(big));
+    hd_queue_push(s, HD_CH_WEB, 9000, 2, "d-none", NULL, 0);
+    ok(hd_queue_low_take(s, HD_CH_WEB, key) == 0, "nothing reported before "
+                                                  "the commit");
+    ok(hd_store_commit_wait(s) == HD_OK, "entries commit");
+
+    hd_queue_key(key, 9000, 3);
+    ok(hd_store_get(s, HD_DB_QUEUE + HD_CH_WEB, key, sizeof(key), &v) == HD_OK,
+       "small entry stored");
+    hd_queue_value(&v, &idlen, &ctext, &clen);
+    ok(idlen == 7 && memcmp(v.mv_data, "d-small", 7) == 0, "its id");
+    ok(ctext && clen == sizeof(content) - 1 &&
+           memcmp(ctext, content, clen) == 0,
+       "its content after the NUL");
+    hd_queue_key(key, 8000, 4);
+    hd_store_get(s, HD_DB_QUEUE + HD_CH_WEB, key, sizeof(key), &v);
+    hd_queue_value(&v, &idlen, &ctext, &clen);
+    ok(idlen == 5 && ctext == NULL && v.mv_size == 5,
+       "a content over the limit is not carried");
+    hd_queue_key(key, 9000, 2);
+    hd_store_get(s, HD_DB_QUEUE + HD_CH_WEB, key, sizeof(key), &v);
+    hd_queue_value(&v, &idlen, &ctext, &clen);
+    ok(idlen == 6 && ctext == NULL, "no content given, none carried");
+
+    hd_queue_key(want, 8000, 4);
+    ok(hd_queue_low_take(s, HD_CH_WEB, key) == 1 &&
+           memcmp(key, want, sizeof(key)) == 0,
+       "the commit reports the lowest key put");
+    ok(hd_queue_low_take(s, HD_CH_WEB, key) == 0, "once");
+    ok(hd_queue_low_take(s, HD_CH_SMS, key) == 0, "not for other queues");
+    hd_queue_remove(s, HD_CH_WEB, 9000, 3);
+    hd_store_commit_wait(s);
+    ok(hd_queue_low_take(s, HD_CH_WEB, key) == 0, "a removal reports none");
+    hd_store_close(s);
+}
+
 static const struct tap_case cases[] = {
     {"put, get, after_commit", test_put_get_commit},
     {"delete", test_delete},
@@ -673,6 +728,7 @@ static const struct tap_case cases[] = {
     {"ids", test_ids},
     {"queue keys", test_queue_keys},
     {"queues in the store", test_queue_in_store},
+    {"queue contents and lowest key", test_queue_content_and_low},
 };
 
 static int
