@@ -632,6 +632,8 @@ session_start(struct conn *c)
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, LOCAL_WINDOW},
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 100},
+        /* RFC 9218: no priority tree; requests go out in order */
+        {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
     };
     nghttp2_option *opt;
     int rv;
@@ -639,6 +641,10 @@ session_start(struct conn *c)
     nghttp2_option_new(&opt);
     /* until the peer's SETTINGS arrive we submit nothing anyway */
     nghttp2_option_set_peer_max_concurrent_streams(opt, 1);
+    /* a closed stream is forgotten at once: with a thousand streams a
+     * connection, keeping closed ones for the priority tree cost more
+     * than the requests */
+    nghttp2_option_set_no_closed_streams(opt, 1);
     rv = nghttp2_session_client_new2(&c->session, callbacks, c, opt);
     nghttp2_option_del(opt);
     if (rv != 0)
