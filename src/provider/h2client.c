@@ -551,6 +551,11 @@ make_callbacks(void)
 static int
 conn_flush(struct conn *c)
 {
+    /* frames are gathered up to a full TLS record: the bufferevent writes
+     * a record per chain, and a chain of its own sizing (4 KiB) made four
+     * records and write(2)s where one does */
+    unsigned char rec[16384];
+    size_t used = 0;
     struct evbuffer *out;
 
     if (c->session == NULL)
@@ -558,7 +563,7 @@ conn_flush(struct conn *c)
     if (c->state == C_DRAINING && c->nactive == 0)
         return HD_ERROR; /* nothing left on it */
     out = bufferevent_get_output(c->bev);
-    while (evbuffer_get_length(out) < OUTPUT_HIGH) {
+    while (evbuffer_get_length(out) + used < OUTPUT_HIGH) {
         const uint8_t *data;
         ssize_t n = nghttp2_session_mem_send(c->session, &data);
         if (n < 0) {
@@ -569,8 +574,19 @@ conn_flush(struct conn *c)
         }
         if (n == 0)
             break;
-        evbuffer_add(out, data, (size_t)n);
+        if (used + (size_t)n > sizeof(rec) && used > 0) {
+            evbuffer_add(out, rec, used);
+            used = 0;
+        }
+        if ((size_t)n > sizeof(rec)) {
+            evbuffer_add(out, data, (size_t)n);
+        } else {
+            memcpy(rec + used, data, (size_t)n);
+            used += (size_t)n;
+        }
     }
+    if (used > 0)
+        evbuffer_add(out, rec, used);
     if (!nghttp2_session_want_read(c->session) &&
         !nghttp2_session_want_write(c->session) &&
         evbuffer_get_length(out) == 0)
