@@ -385,7 +385,7 @@ commit_thread(void *arg)
 }
 
 static void
-submit(struct hd_shard *s, struct hd_batch *b)
+hand_over(struct hd_shard *s, struct hd_batch *b)
 {
     s->_committing = b;
     pthread_mutex_lock(&s->_lock);
@@ -413,7 +413,7 @@ hd_store_flush(struct hd_shard *s)
     put_be64(seq, s->_last_seq);
     stage(s, HD_DB_META, "seq", 3, seq, 8, 0);
     s->_staging = NULL;
-    submit(s, b);
+    hand_over(s, b);
 }
 
 static void
@@ -472,7 +472,7 @@ on_committed(struct hd_msg *m, void *ctx)
                    "store map grown from %lld to %lld bytes",
                    (long long)s->map_size, (long long)size);
             s->map_size = size;
-            submit(s, b);
+            hand_over(s, b);
             return;
         }
         hd_log(HD_LOG_ERR, &s->log, 0, "mdb_env_set_mapsize: %s",
