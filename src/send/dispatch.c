@@ -7,10 +7,12 @@
  * jobs up to a cap; waiting deliveries stay in LMDB, not in memory. A walk
  * resumes where the last one stopped, so the entries in flight at the
  * front are not walked again each time, unless a commit put an entry
- * before that point. An outcome is staged as one change (queue entry removed or
- * moved, delivery record updated) and the delivery leaves the in-flight
- * set only once that change is durable, so a crash can repeat only what
- * was in flight. It refills a queue once a quarter of its cap is free.
+ * before that point. An outcome is staged as one change (queue entry
+ * removed or moved, delivery record updated) and the delivery leaves the
+ * in-flight set only once that change is durable, so a crash can repeat
+ * only what was in flight. It refills a queue once a quarter of its cap is
+ * free. A small content rides in the queue entry (store/queue.h), so a
+ * start reads the delivery record and no notification.
  *
  * Records are read and written as JSON text (core/jtext.h), never as
  * jansson trees: this is the path every push takes, and a tree of small
