@@ -551,9 +551,11 @@ make_callbacks(void)
 static int
 conn_flush(struct conn *c)
 {
-    /* frames are gathered up to a full TLS record: the bufferevent writes
-     * a record per chain, and a chain of its own sizing (4 KiB) made four
-     * records and write(2)s where one does */
+    /* frames are gathered up to a full TLS record: bufferevent_openssl
+     * writes what each evbuffer_add brings at once, so frames handed over
+     * one by one went out as a TLS record and a write(2) each (in chains of
+     * up to 4 KiB when the socket was full). It runs our write callback
+     * deferred, so nothing re-enters here while frames wait in rec. */
     unsigned char rec[16384];
     size_t used = 0;
     struct evbuffer *out;
