@@ -367,6 +367,38 @@ hd_jtext_members(const char *p, size_t n, struct hd_jmember *m, int max)
 }
 
 int
+hd_jtext_strings_only(const char *p, size_t n)
+{
+    const char *end = p + n;
+
+    p = skip_ws(p, end);
+    if (p == end || *p != '{')
+        return 0;
+    p = skip_ws(p + 1, end);
+    if (p < end && *p == '}')
+        return skip_ws(p + 1, end) == end;
+    for (;;) {
+        /* "key" : "value" */
+        if (p == end || *p != '"' || (p = skip_string(p, end, 0)) == NULL)
+            return 0;
+        p = skip_ws(p, end);
+        if (p == end || *p != ':')
+            return 0;
+        p = skip_ws(p + 1, end);
+        if (p == end || *p != '"' || (p = skip_string(p, end, 0)) == NULL)
+            return 0;
+        p = skip_ws(p, end);
+        if (p == end)
+            return 0;
+        if (*p == '}')
+            return skip_ws(p + 1, end) == end;
+        if (*p != ',')
+            return 0;
+        p = skip_ws(p + 1, end);
+    }
+}
+
+int
 hd_jtext_items(const char *p, size_t n, struct hd_jspan *v, int max)
 {
     return split(p, n, NULL, v, max);

@@ -47,6 +47,9 @@ int hd_jtext_members(const char *p, size_t n, struct hd_jmember *m, int max);
  * not one array or has more than max elements. Like hd_jtext_members it
  * checks only the structure: validate first with hd_jtext_valid. */
 int hd_jtext_items(const char *p, size_t n, struct hd_jspan *v, int max);
+/* 1 when p..p+n is an object whose every value is a string, however many
+ * members (nothing is stored), else 0. */
+int hd_jtext_strings_only(const char *p, size_t n);
 
 /* The value of key among m[0..n), or NULL. */
 const struct hd_jspan *hd_jtext_get(const struct hd_jmember *m, int n,

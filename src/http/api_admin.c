@@ -57,7 +57,7 @@ exec_queues(struct hd_shard *s, json_t *args, json_t **out)
                  rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
                 int64_t due;
                 uint64_t seq;
-                char id[40];
+                char id[HD_QUEUE_ID_MAX];
                 if (k.mv_size != HD_QUEUE_KEY_LEN)
                     continue;
                 hd_queue_key_parse(k.mv_data, &due, &seq);
@@ -67,14 +67,10 @@ exec_queues(struct hd_shard *s, json_t *args, json_t **out)
                     oldest = now - due;
                 ready++;
                 const char *ctext;
-                size_t idlen, clen;
-                hd_queue_value(&v, &idlen, &ctext, &clen);
-                if (idlen < sizeof(id)) {
-                    memcpy(id, v.mv_data, idlen);
-                    id[idlen] = '\0';
-                    if (hd_dispatch_inflight(s, id))
-                        inflight++;
-                }
+                size_t clen;
+                if (hd_queue_entry(&v, id, &ctext, &clen) == HD_OK &&
+                    hd_dispatch_inflight(s, id))
+                    inflight++;
             }
             mdb_cursor_close(cur);
         }

@@ -86,13 +86,12 @@ struct job_ctx {
     struct job_ctx *next; /* in the in-flight set */
     struct dshard *ds;
     struct hd_provider *provider;
-    json_t *content;    /* what this channel says */
-    char *content_text; /* or its text, for a text_content provider */
+    json_t *content; /* what this channel says, for a provider of trees */
     json_t *device;
     int64_t due;
     uint64_t qseq;
     const char *category, *template_name; /* for events and stats */
-    char id[40];
+    char id[HD_QUEUE_ID_MAX];
     char unsub[384]; /* email: the signed unsubscribe token */
     char *rec;       /* the record as read at the start, after members */
     size_t rec_len;
@@ -301,7 +300,6 @@ on_outcome_durable(void *arg, int status)
     ds->n[jc->job.channel]--;
     ds->total--;
     json_decref(jc->content);
-    free(jc->content_text);
     json_decref(jc->device);
     hd_fl_put(&ds->d->jobs, jc, jc->size);
     kick(ds->d);
@@ -659,44 +657,14 @@ content_span(struct hd_shard *s, const char *nid, struct hd_jspan *c)
     return HD_OK;
 }
 
-/* The content's text (malloc'd, *len bytes; "{}" when the record is
- * gone), for a provider that reads text. */
-static char *
-content_text_of(struct hd_shard *s, const char *nid, size_t *len)
-{
-    struct hd_jspan c;
-
-    if (content_span(s, nid, &c) != HD_OK) {
-        *len = 2;
-        return hd_strdup("{}");
-    }
-    *len = c.n;
-    return hd_strndup(c.p, c.n);
-}
-
-/* What the notification says on channel ch (a new object): decoded from
- * the text its queue entry carried (qtext), else from its record's text,
- * where only "content" is decoded. */
+/* What the notification says on channel ch (a new object), decoded from
+ * its content's text (NULL: the notification is gone). */
 static json_t *
-content_of(struct hd_shard *s, const char *nid, int ch, const char *qtext,
-           size_t qlen)
+content_of(const char *text, size_t len, int ch)
 {
-    struct hd_jspan c;
-    json_t *n, *content, *out;
+    json_t *content, *out;
 
-    n = nid && !qtext ? hd_cache_get(s, HD_DB_NOTIFICATIONS, nid, strlen(nid))
-                      : NULL;
-    if (n != NULL) {
-        out = hd_content_for(json_object_get(n, "content"), ch);
-        json_decref(n);
-        return out;
-    }
-    if (qtext != NULL)
-        content = json_loadb(qtext, qlen, 0, NULL);
-    else
-        content = content_span(s, nid, &c) == HD_OK
-                      ? json_loadb(c.p, c.n, 0, NULL)
-                      : NULL;
+    content = text ? json_loadb(text, len, 0, NULL) : NULL;
     /* push and web add nothing to the shorthand (email and sms fill
      * subject, text or body from it: hd_content_for) */
     if ((ch == HD_CH_PUSH || ch == HD_CH_WEB) &&
@@ -765,6 +733,18 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
         return HD_OK;
     }
 
+    if (qtext == NULL) {
+        /* not carried by the queue entry: the notification's record */
+        char nid[64];
+        struct hd_jspan c;
+        if (hd_jtext_str(hd_jtext_get(m, n, "notification_id"), nid,
+                         sizeof(nid)) >= 0 &&
+            content_span(s, nid, &c) == HD_OK) {
+            qtext = c.p;
+            qlen = c.n;
+        }
+    }
+    /* the record, its members, the arena, the content's text */
     size = sizeof(*jc) + (size_t)n * sizeof(*m) + 2 * v.mv_size +
            (qtext ? qlen + 1 : 0);
     jc = hd_fl_get(&ds->d->jobs, size);
@@ -787,7 +767,7 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
     jc->ds = ds;
     jc->due = due;
     jc->qseq = qseq;
-    memcpy(jc->id, id, strlen(id) + 1); /* scan read at most 39 bytes */
+    memcpy(jc->id, id, strlen(id) + 1); /* < HD_QUEUE_ID_MAX (scan) */
     jc->job.delivery_id = jc->id;
     jc->job.notification_id = take(jc, m, n, "notification_id");
     jc->job.user_id = take(jc, m, n, "user_id");
@@ -831,19 +811,19 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
     }
     jc->provider = p;
 
-    if (p->type->text_content && qtext != NULL) {
-        /* the content the queue entry carried, after the arena */
+    if (qtext != NULL) {
+        /* after the arena: a retry's queue entry carries it again */
         char *copy = jc->arena + jc->arena_size;
         memcpy(copy, qtext, qlen);
         copy[qlen] = '\0';
         jc->job.content_text = copy;
         jc->job.content_len = qlen;
-    } else if (p->type->text_content) {
-        jc->content_text =
-            content_text_of(s, jc->job.notification_id, &jc->job.content_len);
-        jc->job.content_text = jc->content_text;
     } else {
-        jc->content = content_of(s, jc->job.notification_id, ch, qtext, qlen);
+        jc->job.content_text = "{}"; /* the notification is gone */
+        jc->job.content_len = 2;
+    }
+    if (!p->type->text_content) {
+        jc->content = content_of(qtext, qlen, ch);
         jc->job.content = jc->content;
     }
     if (ch == HD_CH_EMAIL && ds->d->w->conf->tracking_url &&
@@ -904,12 +884,12 @@ scan(struct dshard *ds, int ch, int64_t now)
     for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         int64_t due;
         uint64_t qseq;
-        char id[40];
+        char id[HD_QUEUE_ID_MAX];
         const char *ctext;
-        size_t idlen, clen;
+        size_t clen;
 
-        hd_queue_value(&v, &idlen, &ctext, &clen);
-        if (k.mv_size == HD_QUEUE_KEY_LEN && idlen < sizeof(id)) {
+        if (k.mv_size == HD_QUEUE_KEY_LEN &&
+            hd_queue_entry(&v, id, &ctext, &clen) == HD_OK) {
             hd_queue_key_parse(k.mv_data, &due, &qseq);
             if (due > now) {
                 next = due;
@@ -917,8 +897,6 @@ scan(struct dshard *ds, int ch, int64_t now)
             }
             if (ds->n[ch] >= cap)
                 break; /* an outcome's commit kicks us again */
-            memcpy(id, v.mv_data, idlen);
-            id[idlen] = '\0';
             /* one left queued (open breakers) holds the resume point */
             if (*set_slot(ds, id) == NULL &&
                 start(ds, ch, due, qseq, id, ctext, clen, now) == HD_AGAIN)

@@ -593,12 +593,7 @@ hd_notify_accept(struct hd_shard *s, const struct hd_conf *cf,
             st = due > now_ms ? "scheduled" : "queued";
             hd_jbuf_key(&rec, "qseq");
             hd_jbuf_int(&rec, (int64_t)qseq);
-            /* push and web carry their content in the queue entry: small,
-             * sent in volume; an email's (HTML) is read when it goes */
-            hd_queue_push(s, tg->ch, due, qseq, did,
-                          tg->ch == HD_CH_PUSH || tg->ch == HD_CH_WEB ? ctext
-                                                                      : NULL,
-                          clen);
+            hd_queue_push(s, tg->ch, due, qseq, did, ctext, clen);
         }
         hd_jbuf_kv(&rec, "status", st);
         {

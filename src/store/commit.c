@@ -165,6 +165,17 @@ on_flush(evutil_socket_t fd, short what, void *arg)
     hd_store_flush(s);
 }
 
+/* Keeps key in low[ch] when it is the lowest queue key seen there. */
+static void
+qlow_note(unsigned char (*low)[HD_QUEUE_KEY_LEN], unsigned *set, int ch,
+          const void *key)
+{
+    if (!(*set & (1u << ch)) || memcmp(key, low[ch], HD_QUEUE_KEY_LEN) < 0) {
+        memcpy(low[ch], key, HD_QUEUE_KEY_LEN);
+        *set |= 1u << ch;
+    }
+}
+
 static struct hd_batch *
 staging(struct hd_shard *s)
 {
@@ -219,14 +230,8 @@ stage(struct hd_shard *s, int db, const void *key, size_t klen, const void *val,
     }
     e->linked = 1;
 
-    if (!del && db >= HD_DB_QUEUE && klen == HD_QUEUE_KEY_LEN) {
-        unsigned bit = 1u << (db - HD_DB_QUEUE);
-        unsigned char *low = b->qlow[db - HD_DB_QUEUE];
-        if (!(b->qlow_set & bit) || memcmp(key, low, klen) < 0) {
-            memcpy(low, key, klen);
-            b->qlow_set |= bit;
-        }
-    }
+    if (!del && db >= HD_DB_QUEUE && klen == HD_QUEUE_KEY_LEN)
+        qlow_note(b->qlow, &b->qlow_set, db - HD_DB_QUEUE, key);
 
     if (b->tail)
         b->tail->_bnext = e;
@@ -485,15 +490,9 @@ on_committed(struct hd_msg *m, void *ctx)
 
     if (b->rc == 0) {
         status = HD_COMMIT_OK;
-        for (int ch = 0; ch < HD_CH_MAX; ch++) {
-            unsigned bit = 1u << ch;
-            if ((b->qlow_set & bit) &&
-                (!(s->_qlow_set & bit) ||
-                 memcmp(b->qlow[ch], s->_qlow[ch], sizeof(s->_qlow[ch])) < 0)) {
-                memcpy(s->_qlow[ch], b->qlow[ch], sizeof(s->_qlow[ch]));
-                s->_qlow_set |= bit;
-            }
-        }
+        for (int ch = 0; ch < HD_CH_MAX; ch++)
+            if (b->qlow_set & (1u << ch))
+                qlow_note(s->_qlow, &s->_qlow_set, ch, b->qlow[ch]);
         s->commits++;
         s->records_committed += b->nrecords;
         s->commit_us_total += b->took_us;

@@ -34,11 +34,14 @@ hd_queue_push(struct hd_shard *s, int channel, int64_t due_ms, uint64_t seq,
               const char *delivery_id, const char *content, size_t clen)
 {
     unsigned char key[HD_QUEUE_KEY_LEN];
-    char val[64 + HD_QUEUE_CONTENT_MAX];
+    char val[HD_QUEUE_ID_MAX + 1 + HD_QUEUE_CONTENT_MAX];
     size_t n = strlen(delivery_id);
 
     hd_queue_key(key, due_ms, seq);
-    if (content == NULL || clen > HD_QUEUE_CONTENT_MAX || n >= 64) {
+    /* push and web carry it: small, sent in volume; an email's (HTML) and
+     * an SMS's are read from the notification when they go */
+    if ((channel != HD_CH_PUSH && channel != HD_CH_WEB) || content == NULL ||
+        clen > HD_QUEUE_CONTENT_MAX || n >= HD_QUEUE_ID_MAX) {
         hd_store_put(s, HD_DB_QUEUE + channel, key, sizeof(key), delivery_id,
                      n);
         return;
@@ -49,21 +52,19 @@ hd_queue_push(struct hd_shard *s, int channel, int64_t due_ms, uint64_t seq,
     hd_store_put(s, HD_DB_QUEUE + channel, key, sizeof(key), val, n + 1 + clen);
 }
 
-void
-hd_queue_value(const MDB_val *v, size_t *idlen, const char **content,
-               size_t *clen)
+int
+hd_queue_entry(const MDB_val *v, char *id, const char **content, size_t *clen)
 {
     const char *p = v->mv_data, *nul = memchr(p, '\0', v->mv_size);
+    size_t n = nul ? (size_t)(nul - p) : v->mv_size;
 
-    if (nul == NULL) {
-        *idlen = v->mv_size;
-        *content = NULL;
-        *clen = 0;
-        return;
-    }
-    *idlen = (size_t)(nul - p);
-    *content = nul + 1;
-    *clen = v->mv_size - *idlen - 1;
+    if (n >= HD_QUEUE_ID_MAX)
+        return HD_ERROR;
+    memcpy(id, p, n);
+    id[n] = '\0';
+    *content = nul ? nul + 1 : NULL;
+    *clen = nul ? v->mv_size - n - 1 : 0;
+    return HD_OK;
 }
 
 void

@@ -136,6 +136,34 @@ test_strings_vs_jansson(void)
     }
 }
 
+/* an object of strings only, checked without storing its members */
+static void
+test_strings_only(void)
+{
+    static const struct {
+        const char *text;
+        int want;
+    } cases[] = {
+        {"{}", 1},
+        {" { } ", 1},
+        {"{\"a\":\"1\"}", 1},
+        {"{\"a\" : \"x:y\" , \"b\":\"\\\"\"}", 1},
+        {"{\"a\":1}", 0},
+        {"{\"a\":\"1\",\"b\":{}}", 0},
+        {"{\"a\":[\"x\"]}", 0},
+        {"{\"a\":null}", 0},
+        {"[\"a\"]", 0},
+        {"\"a\"", 0},
+        {"{\"a\":\"1\"", 0},
+        {"{\"a\":\"1\"} x", 0},
+        {"", 0},
+    };
+    for (size_t i = 0; i < HD_NELEMS(cases); i++)
+        ok(hd_jtext_strings_only(cases[i].text, strlen(cases[i].text)) ==
+               cases[i].want,
+           "strings only: %s", cases[i].text);
+}
+
 /* integers by hand and strings copied in runs: as printf and jansson */
 static void
 test_writer_scalars(void)
@@ -563,6 +591,7 @@ main(void)
         {"strings vs jansson", test_strings_vs_jansson},
         {"json writer", test_json_writer},
         {"writer scalars", test_writer_scalars},
+        {"strings only", test_strings_only},
         {"valid", test_valid},
         {"nul quirk", test_nul_quirk},
         {"long real", test_long_real},

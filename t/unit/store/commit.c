@@ -662,8 +662,8 @@ test_queue_in_store(void)
     hd_store_close(s);
 }
 
-/* an entry carries a small content after its id; a commit reports the
- * lowest key put on each queue, once */
+/* a push or web entry carries a small content after its id; a commit
+ * reports the lowest key put on each queue, once */
 static void
 test_queue_content_and_low(void)
 {
@@ -671,8 +671,9 @@ test_queue_content_and_low(void)
     static const char content[] = "{\"title\":\"t\",\"body\":\"b\"}";
     static char big[HD_QUEUE_CONTENT_MAX + 2];
     unsigned char key[HD_QUEUE_KEY_LEN], want[HD_QUEUE_KEY_LEN];
+    char id[HD_QUEUE_ID_MAX];
     const char *ctext;
-    size_t idlen, clen;
+    size_t clen;
     MDB_val v;
 
     if (!ok(s != NULL, "store for queue contents"))
@@ -682,6 +683,8 @@ test_queue_content_and_low(void)
                   sizeof(content) - 1);
     hd_queue_push(s, HD_CH_WEB, 8000, 4, "d-big", big, strlen(big));
     hd_queue_push(s, HD_CH_WEB, 9000, 2, "d-none", NULL, 0);
+    hd_queue_push(s, HD_CH_EMAIL, 9000, 5, "d-mail", content,
+                  sizeof(content) - 1);
     ok(hd_queue_low_take(s, HD_CH_WEB, key) == 0, "nothing reported before "
                                                   "the commit");
     ok(hd_store_commit_wait(s) == HD_OK, "entries commit");
@@ -689,20 +692,30 @@ test_queue_content_and_low(void)
     hd_queue_key(key, 9000, 3);
     ok(hd_store_get(s, HD_DB_QUEUE + HD_CH_WEB, key, sizeof(key), &v) == HD_OK,
        "small entry stored");
-    hd_queue_value(&v, &idlen, &ctext, &clen);
-    ok(idlen == 7 && memcmp(v.mv_data, "d-small", 7) == 0, "its id");
+    ok(hd_queue_entry(&v, id, &ctext, &clen) == HD_OK &&
+           strcmp(id, "d-small") == 0,
+       "its id");
     ok(ctext && clen == sizeof(content) - 1 &&
            memcmp(ctext, content, clen) == 0,
        "its content after the NUL");
     hd_queue_key(key, 8000, 4);
     hd_store_get(s, HD_DB_QUEUE + HD_CH_WEB, key, sizeof(key), &v);
-    hd_queue_value(&v, &idlen, &ctext, &clen);
-    ok(idlen == 5 && ctext == NULL && v.mv_size == 5,
+    ok(hd_queue_entry(&v, id, &ctext, &clen) == HD_OK && ctext == NULL &&
+           v.mv_size == 5,
        "a content over the limit is not carried");
     hd_queue_key(key, 9000, 2);
     hd_store_get(s, HD_DB_QUEUE + HD_CH_WEB, key, sizeof(key), &v);
-    hd_queue_value(&v, &idlen, &ctext, &clen);
-    ok(idlen == 6 && ctext == NULL, "no content given, none carried");
+    ok(hd_queue_entry(&v, id, &ctext, &clen) == HD_OK && ctext == NULL,
+       "no content given, none carried");
+    hd_queue_key(key, 9000, 5);
+    hd_store_get(s, HD_DB_QUEUE + HD_CH_EMAIL, key, sizeof(key), &v);
+    ok(hd_queue_entry(&v, id, &ctext, &clen) == HD_OK &&
+           strcmp(id, "d-mail") == 0 && ctext == NULL,
+       "an email entry does not carry it");
+    v.mv_data = big;
+    v.mv_size = HD_QUEUE_ID_MAX;
+    ok(hd_queue_entry(&v, id, &ctext, &clen) == HD_ERROR,
+       "an id too long to be one is refused");
 
     hd_queue_key(want, 8000, 4);
     ok(hd_queue_low_take(s, HD_CH_WEB, key) == 1 &&
