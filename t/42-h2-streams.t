@@ -200,8 +200,44 @@ is($done, $N, "herald: all $N delivered, each in one attempt");
     cmp_ok(time - $t1, '>=', 1.9, 'slow: after the fake\'s 2 s');
 }
 
+# ==== a user erased while a push is out ====================================
+# The outcome must see that the record went away (the dispatcher is told of
+# every write to a delivery in flight) and not write it back.
+
+my $erased_did;
+{
+    my $tok = '0de1' . substr(sha256_hex('erased'), 4);
+    $t->put_user('erased', {});
+    $t->add_device('erased', { platform => 'ios', token => $tok });
+    my $r = $t->send_note({ user_id => 'erased', channels => ['push'],
+        title => 'x', body => 'erased while out' });
+    is($r->{status}, 202, 'erased: 202');
+    $erased_did = $r->{json}{deliveries}[0]{id} // 'none';
+    my $n = $t->wait_notification($r->{json}{id}, sub {
+        ($_[0]{deliveries}[0]{status} // '') eq 'sending' }, 10);
+    ok($n, 'erased: the push is out (sending)') or diag(explain $n);
+    $r = $t->http(DELETE => '/v1/users/erased');
+    is($r->{status}, 200, 'erased: DELETE while the push is out')
+        or diag(explain $r);
+    ok($fake->wait_for(sub {
+            grep { ($_->{token} // '') eq $tok } $fake->received }, 10),
+        'erased: the fake answered the push');
+    sleep 0.5; # the outcome's commit
+}
+
 $t->stop;
 unlike($t->error_log, qr/\[(?:alert|emerg|crit)\]/, 'no alert in the error log');
 $fake->stop;
+
+SKIP: {
+    skip 'mdb_dump (lmdb-utils) not installed', 1
+        unless grep { -x "$_/mdb_dump" } split /:/, $ENV{PATH};
+    my $found = 0;
+    for my $env (glob($t->dir . '/store/shard-*')) {
+        my $dump = `mdb_dump -p -s deliveries $env`;
+        $found++ if $dump =~ /^ \Q$erased_did\E$/m;
+    }
+    is($found, 0, 'erased: the delivery record was not written back');
+}
 
 done_testing();

@@ -96,6 +96,7 @@ struct job_ctx {
     char *rec;       /* the record as read at the start, after members */
     size_t rec_len;
     int nmembers;
+    int touched; /* the record was written since the start (not by us) */
     size_t arena_len, arena_size;
     char *arena;                 /* after rec */
     size_t size;                 /* of the block, for hd_fl_put */
@@ -112,6 +113,21 @@ set_slot(struct dshard *ds, const char *id)
         if (strcmp((*pp)->id, id) == 0)
             break;
     return pp;
+}
+
+/* The store stages a write to a delivery record: if that delivery is in
+ * flight here, its outcome must read the record again, not trust the copy
+ * taken at the start. */
+static void
+on_delivery_write(struct hd_shard *s, const void *key, size_t klen, void *arg)
+{
+    struct dshard *ds = arg;
+    struct job_ctx *jc = ds->set[hd_hash(key, klen) % SET_BUCKETS];
+
+    (void)s;
+    for (; jc; jc = jc->next)
+        if (strncmp(jc->id, key, klen) == 0 && jc->id[klen] == '\0')
+            jc->touched = 1;
 }
 
 static void
@@ -481,13 +497,13 @@ on_job_done(struct hd_job *j, int outcome, int64_t retry_after_ms,
                             (double)(hd_now_ms() - jc->due) / 1e3);
     }
     hd_queue_remove(s, j->channel, jc->due, jc->qseq);
-    /* the record is read again, as it is now: the user may have been
-     * erased while the provider worked */
-    if (hd_store_get(s, HD_DB_DELIVERIES, jc->id, strlen(jc->id), &v) != HD_OK)
+    /* written while the provider worked (the user erased, a callback): the
+     * record is read again, as it is now; else the start's copy is it */
+    if (!jc->touched)
+        n = jc->nmembers, m = jc->members;
+    else if (hd_store_get(s, HD_DB_DELIVERIES, jc->id, strlen(jc->id), &v) !=
+             HD_OK)
         n = HD_DECLINED;
-    else if (v.mv_size == jc->rec_len &&
-             memcmp(v.mv_data, jc->rec, v.mv_size) == 0)
-        n = jc->nmembers, m = jc->members; /* as it was at the start */
     else if ((n = hd_record_members(&v, mbuf, HD_RECORD_MEMBERS)) < 0)
         hd_log(HD_LOG_ERR, &s->log, 0,
                "undecodable delivery record \"%s\": its outcome (%s) is not "
@@ -1007,6 +1023,8 @@ dispatch_init(struct hd_worker *w)
         d->shards[i].d = d;
         w->shards[i]->on_durable = on_durable;
         w->shards[i]->on_durable_arg = d;
+        w->shards[i]->on_delivery_write = on_delivery_write;
+        w->shards[i]->on_delivery_write_arg = &d->shards[i];
     }
     w->module[HD_MODULE_DISPATCH] = d;
     kick(d); /* whatever a previous run left queued */
@@ -1041,8 +1059,10 @@ dispatch_exit(struct hd_worker *w)
         return;
 
     /* the in-flight set holds jobs, freed by their outcomes */
-    for (int i = 0; i < d->nshards; i++)
+    for (int i = 0; i < d->nshards; i++) {
         d->shards[i].s->on_durable = NULL;
+        d->shards[i].s->on_delivery_write = NULL;
+    }
     event_free(d->kick_ev);
     event_free(d->timer_ev);
     event_free(d->purge_ev);

@@ -202,6 +202,8 @@ stage(struct hd_shard *s, int db, const void *key, size_t klen, const void *val,
 
     HD_ASSERT(klen > 0 && klen <= 511); /* LMDB's default key limit */
     hd_cache_drop(s, db, key, klen);
+    if (db == HD_DB_DELIVERIES && s->on_delivery_write)
+        s->on_delivery_write(s, key, klen, s->on_delivery_write_arg);
     e = batch_alloc(b, sizeof(*e) + klen + vlen);
     e->_chain = e->_bnext = NULL;
     e->hash = ov_hash(db, key, klen);

@@ -110,6 +110,12 @@ struct hd_shard {
     /* called on the owner after each durable commit (dispatch kick) */
     void (*on_durable)(struct hd_shard *s, void *arg);
     void *on_durable_arg;
+    /* called on the owner when a write to the deliveries db is staged,
+     * before it is: the dispatcher learns that a job's record changed
+     * while the job was out */
+    void (*on_delivery_write)(struct hd_shard *s, const void *key, size_t klen,
+                              void *arg);
+    void *on_delivery_write_arg;
 
     /* statistics, owner thread */
     uint64_t commits, records_committed;
