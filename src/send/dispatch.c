@@ -52,6 +52,7 @@ struct dshard {
      * before it or nothing is in flight. */
     unsigned char resume[HD_CH_MAX][HD_QUEUE_KEY_LEN];
     int resumable[HD_CH_MAX];
+    const char *writing; /* the id whose outcome is being written */
 };
 
 /* A circuit breaker of one provider on one worker. */
@@ -122,10 +123,12 @@ static void
 on_delivery_write(struct hd_shard *s, const void *key, size_t klen, void *arg)
 {
     struct dshard *ds = arg;
-    struct job_ctx *jc = ds->set[hd_hash(key, klen) % SET_BUCKETS];
+    struct job_ctx *jc;
 
     (void)s;
-    for (; jc; jc = jc->next)
+    if (key == ds->writing)
+        return; /* an outcome's own write */
+    for (jc = ds->set[hd_hash(key, klen) % SET_BUCKETS]; jc; jc = jc->next)
         if (strncmp(jc->id, key, klen) == 0 && jc->id[klen] == '\0')
             jc->touched = 1;
 }
@@ -587,7 +590,9 @@ on_job_done(struct hd_job *j, int outcome, int64_t retry_after_ms,
             dead_letter(s, d, o.reason);
         json_decref(d);
     }
+    jc->ds->writing = jc->id;
     hd_store_put(s, HD_DB_DELIVERIES, jc->id, strlen(jc->id), b.p, b.len);
+    jc->ds->writing = NULL;
     free(b.p);
     /* the last read of the provider: a reload may retire it now */
     if (jc->provider)
