@@ -12,7 +12,9 @@
  * in-flight set only once that change is durable, so a crash can repeat
  * only what was in flight. It refills a queue once a quarter of its cap is
  * free. A small content rides in the queue entry (store/queue.h), so a
- * start reads the delivery record and no notification.
+ * start reads the delivery record and no notification. The outcome writes
+ * over the start's copy of that record, unless the store reported a write
+ * to it while the job was out (on_delivery_write: an erase, a callback).
  *
  * Records are read and written as JSON text (core/jtext.h), never as
  * jansson trees: this is the path every push takes, and a tree of small
