@@ -131,7 +131,8 @@ on_delivery_write(struct hd_shard *s, const void *key, size_t klen, void *arg)
     if (key == ds->writing)
         return; /* an outcome's own write */
     for (jc = ds->set[hd_hash(key, klen) % SET_BUCKETS]; jc; jc = jc->next)
-        if (strncmp(jc->id, key, klen) == 0 && jc->id[klen] == '\0')
+        if (klen < sizeof(jc->id) && memcmp(jc->id, key, klen) == 0 &&
+            jc->id[klen] == '\0')
             jc->touched = 1;
 }
 
