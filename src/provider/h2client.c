@@ -39,10 +39,10 @@
 #define MAX_TRIES 5              /* refused or replayed: then fail */
 #define OUTPUT_HIGH (256 * 1024) /* stop serializing above this */
 #define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 30000
 #define H2MEM_CLASSES 7          /* nghttp2's blocks of 64 to 4096 bytes */
 #define H2MEM_KEEP (1024 * 1024) /* bytes kept per class and connection */
 #define H2MEM_HEAD 16            /* the size asked, before each block */
-#define BACKOFF_MAX_MS 30000
 
 enum conn_state {
     C_IDLE = 0,   /* no socket; connects when work is queued */

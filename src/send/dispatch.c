@@ -82,8 +82,8 @@ struct dispatcher {
 /* One delivery in flight. Its strings (the job's, read from the
  * delivery record) live in arena, sized by the record: a decoded string
  * is never longer than its JSON text. A copy of the record and its
- * members come first: when the outcome finds the record unchanged, it is
- * not split again. */
+ * members come first: unless the record was written while the job was out
+ * (touched), the outcome writes over them, without reading it again. */
 struct job_ctx {
     struct hd_job job;
     struct job_ctx *next; /* in the in-flight set */
@@ -97,7 +97,6 @@ struct job_ctx {
     char id[HD_QUEUE_ID_MAX];
     char unsub[384]; /* email: the signed unsubscribe token */
     char *rec;       /* the record as read at the start, after members */
-    size_t rec_len;
     int nmembers;
     int touched; /* the record was written since the start (not by us) */
     size_t arena_len, arena_size;
@@ -776,7 +775,6 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
     jc->size = size;
     jc->nmembers = n;
     jc->rec = (char *)(jc->members + n);
-    jc->rec_len = v.mv_size;
     memcpy(jc->rec, v.mv_data, v.mv_size);
     for (int i = 0; i < n; i++) {
         /* the same spans in the copy */
