@@ -40,9 +40,6 @@
 #define OUTPUT_HIGH (256 * 1024) /* stop serializing above this */
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 30000
-#define H2MEM_CLASSES 7          /* nghttp2's blocks of 64 to 4096 bytes */
-#define H2MEM_KEEP (1024 * 1024) /* bytes kept per class and connection */
-#define H2MEM_HEAD 16            /* the size asked, before each block */
 
 enum conn_state {
     C_IDLE = 0,   /* no socket; connects when work is queued */
@@ -82,15 +79,6 @@ struct req {
     size_t size; /* of the block (hd_fl_put) */
 };
 
-/* nghttp2's memory for one connection. Each request allocates and frees a
- * stream, an outbound item and a copy of its headers; with a thousand in
- * flight that is more than glibc's per-thread cache keeps (7 a size), and
- * glibc's slower bins had been ~4% of a push. Freed blocks are kept here,
- * by size class, until the connection is freed. */
-struct h2mem {
-    struct hd_freelist fl[H2MEM_CLASSES];
-};
-
 struct conn {
     struct hd_h2_pool *pool;
     struct conn *next; /* draining list */
@@ -110,7 +98,6 @@ struct conn {
     int ping_out;
     struct event *timer; /* connect timeout, backoff or ping */
     struct event *flush_ev;
-    struct h2mem mem; /* the session's, outlives it (reconnects) */
 };
 
 struct dnsq {
@@ -656,93 +643,6 @@ on_write(struct bufferevent *bev, void *arg)
         conn_close(c, NULL);
 }
 
-/* ==== nghttp2's allocator ==== */
-
-/* the class of a block of n bytes (its head included), or H2MEM_CLASSES:
- * too large, malloc's */
-static int
-h2mem_class(size_t n)
-{
-    int k = 0;
-    while (k < H2MEM_CLASSES && n > ((size_t)64 << k))
-        k++;
-    return k;
-}
-
-static void *
-h2mem_malloc(size_t size, void *arg)
-{
-    struct h2mem *m = arg;
-    size_t n = size + H2MEM_HEAD;
-    int k = h2mem_class(n);
-    unsigned char *p =
-        k < H2MEM_CLASSES ? hd_fl_get(&m->fl[k], n) : hd_alloc(n);
-
-    memcpy(p, &size, sizeof(size));
-    return p + H2MEM_HEAD;
-}
-
-static void
-h2mem_free(void *ptr, void *arg)
-{
-    struct h2mem *m = arg;
-    unsigned char *p = ptr;
-    size_t size;
-    int k;
-
-    if (p == NULL)
-        return;
-    p -= H2MEM_HEAD;
-    memcpy(&size, p, sizeof(size));
-    k = h2mem_class(size + H2MEM_HEAD);
-    if (k < H2MEM_CLASSES)
-        hd_fl_put(&m->fl[k], p, size + H2MEM_HEAD);
-    else
-        free(p);
-}
-
-static void *
-h2mem_calloc(size_t nmemb, size_t size, void *arg)
-{
-    void *p;
-
-    if (size && nmemb > (SIZE_MAX - H2MEM_HEAD) / size)
-        return NULL;
-    p = h2mem_malloc(nmemb * size, arg);
-    memset(p, 0, nmemb * size);
-    return p;
-}
-
-static void *
-h2mem_realloc(void *ptr, size_t size, void *arg)
-{
-    size_t old;
-    void *p;
-
-    if (ptr == NULL)
-        return h2mem_malloc(size, arg);
-    memcpy(&old, (unsigned char *)ptr - H2MEM_HEAD, sizeof(old));
-    p = h2mem_malloc(size, arg);
-    memcpy(p, ptr, old < size ? old : size);
-    h2mem_free(ptr, arg);
-    return p;
-}
-
-static void
-h2mem_init(struct h2mem *m)
-{
-    for (int k = 0; k < H2MEM_CLASSES; k++)
-        m->fl[k] = (struct hd_freelist){NULL, (size_t)64 << k, 0,
-                                        H2MEM_KEEP / (64u << k)};
-}
-
-static void
-h2mem_drain(struct h2mem *m)
-{
-    for (int k = 0; k < H2MEM_CLASSES; k++)
-        hd_fl_drain(&m->fl[k]);
-}
-
 static int
 session_start(struct conn *c)
 {
@@ -753,8 +653,6 @@ session_start(struct conn *c)
         /* RFC 9218: no priority tree; requests go out in order */
         {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
     };
-    nghttp2_mem mem = {&c->mem, h2mem_malloc, h2mem_free, h2mem_calloc,
-                       h2mem_realloc};
     nghttp2_option *opt;
     int rv;
 
@@ -765,7 +663,7 @@ session_start(struct conn *c)
      * connection, keeping closed ones for the priority tree cost more
      * than the requests */
     nghttp2_option_set_no_closed_streams(opt, 1);
-    rv = nghttp2_session_client_new3(&c->session, callbacks, c, opt, &mem);
+    rv = nghttp2_session_client_new2(&c->session, callbacks, c, opt);
     nghttp2_option_del(opt);
     if (rv != 0)
         return HD_ERROR;
@@ -879,7 +777,6 @@ conn_new(struct hd_h2_pool *p, int slot)
     c->slot = slot;
     c->timer = evtimer_new(p->base, on_conn_timer, c);
     c->flush_ev = event_new(p->base, -1, 0, on_flush, c);
-    h2mem_init(&c->mem);
     return c;
 }
 
@@ -888,7 +785,6 @@ conn_free(struct conn *c)
 {
     event_free(c->timer);
     event_free(c->flush_ev);
-    h2mem_drain(&c->mem);
     free(c);
 }
 
