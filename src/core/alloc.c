@@ -65,6 +65,15 @@ hd_strdup(const char *s)
 
 /* ==== free lists ==== */
 
+static __thread struct hd_freelist *thread_lists; /* hd_fl_decay's set */
+
+void
+hd_fl_init(struct hd_freelist *fl, size_t size, unsigned max)
+{
+    *fl = (struct hd_freelist){NULL, size, 0, max, 0, thread_lists};
+    thread_lists = fl;
+}
+
 void *
 hd_fl_get(struct hd_freelist *fl, size_t need)
 {
@@ -74,7 +83,8 @@ hd_fl_get(struct hd_freelist *fl, size_t need)
         if (p == NULL)
             return hd_alloc(fl->size);
         memcpy(&fl->head, p, sizeof(void *)); /* the next, in its first bytes */
-        fl->n--;
+        if (--fl->n < fl->low)
+            fl->low = fl->n;
         /* the next get reads the new head's first bytes: a block put
          * back a thousand jobs ago is out of the cache by now */
         if (fl->head != NULL)
@@ -99,13 +109,44 @@ hd_fl_put(struct hd_freelist *fl, void *p, size_t need)
     free(p);
 }
 
-void
-hd_fl_drain(struct hd_freelist *fl)
+/* frees up to k blocks of fl; the bytes freed */
+static size_t
+fl_free(struct hd_freelist *fl, unsigned k)
 {
-    while (fl->head != NULL) {
+    size_t freed = 0;
+
+    for (; k > 0 && fl->head != NULL; k--) {
         void *p = fl->head;
         memcpy(&fl->head, p, sizeof(void *));
         free(p);
+        fl->n--;
+        freed += fl->size;
     }
-    fl->n = 0;
+    return freed;
+}
+
+void
+hd_fl_drain(struct hd_freelist *fl)
+{
+    struct hd_freelist **pp;
+
+    fl_free(fl, fl->n);
+    fl->low = 0;
+    for (pp = &thread_lists; *pp != NULL; pp = &(*pp)->next)
+        if (*pp == fl) {
+            *pp = fl->next;
+            break;
+        }
+}
+
+size_t
+hd_fl_decay(void)
+{
+    size_t freed = 0;
+
+    for (struct hd_freelist *fl = thread_lists; fl != NULL; fl = fl->next) {
+        freed += fl_free(fl, fl->low);
+        fl->low = fl->n;
+    }
+    return freed;
 }

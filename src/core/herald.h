@@ -55,17 +55,27 @@ char *hd_strndup(const char *s, size_t n);
  * allocates per push (a job, an HTTP/2 request) goes back to it, not to
  * malloc, whose coalescing of such 1-3 KiB chunks cost a tenth of a push.
  * A block of need bytes comes from the list when need <= size, else from
- * malloc; hd_fl_put takes the same need. It holds at most max blocks.
- * Sanitizer builds (HD_NO_FREELIST) use malloc for all, so a use after
- * the put is still caught. */
+ * malloc; hd_fl_put takes the same need. It holds at most max blocks, and
+ * gives back what a burst left: hd_fl_decay, called now and then on the
+ * owner thread, frees the blocks the list held all the time since the
+ * last call (its low-water mark), so a list in steady use keeps what it
+ * cycles and one left full by a burst is empty two calls later.
+ * hd_fl_init links a list into its thread's set for hd_fl_decay;
+ * hd_fl_drain frees its blocks and unlinks it. Sanitizer builds
+ * (HD_NO_FREELIST) use malloc for all, so a use after the put is still
+ * caught. */
 struct hd_freelist {
     void *head;
     size_t size;
     unsigned n, max;
+    unsigned low;             /* fewest held since the last decay */
+    struct hd_freelist *next; /* in its thread's set */
 };
 
+void hd_fl_init(struct hd_freelist *fl, size_t size, unsigned max);
 void *hd_fl_get(struct hd_freelist *fl, size_t need);
 void hd_fl_put(struct hd_freelist *fl, void *p, size_t need);
 void hd_fl_drain(struct hd_freelist *fl);
+size_t hd_fl_decay(void);
 
 #endif

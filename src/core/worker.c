@@ -6,6 +6,7 @@
  * through the owner's inbox and comes back through the caller's.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 
@@ -135,13 +136,24 @@ on_ctl(struct hd_msg *m, void *ctx)
     free(c);
 }
 
-/* The worker's pulse, for /readyz: a stuck loop stops it. */
+/* The worker's pulse, for /readyz: a stuck loop stops it. Every
+ * HD_DECAY_TICKS it also gives back what a burst left in its free lists,
+ * and the pages under them once that is a lot: glibc keeps freed pages in
+ * the arena, so without malloc_trim the heap would stay at the peak of
+ * the largest burst so far. */
+#define HD_DECAY_TICKS 10
+#define HD_TRIM_BYTES (1024 * 1024)
+
 static void
 on_tick(evutil_socket_t fd, short what, void *arg)
 {
+    static __thread unsigned ticks;
     struct hd_worker *w = arg;
+
     __atomic_store_n(&hd_metrics[w->id].heartbeat_ms, (uint64_t)hd_now_ms(),
                      __ATOMIC_RELAXED);
+    if (++ticks % HD_DECAY_TICKS == 0 && hd_fl_decay() >= HD_TRIM_BYTES)
+        malloc_trim(0);
 }
 
 static void *

@@ -480,7 +480,7 @@ worker_get(struct hd_provider *p, struct hd_worker *w)
     if (aw == NULL) {
         aw = hd_calloc(sizeof(*aw));
         aw->md = EVP_MD_CTX_new();
-        aw->reqs = (struct hd_freelist){NULL, sizeof(struct apns_req), 0, 1024};
+        hd_fl_init(&aw->reqs, sizeof(struct apns_req), 1024);
         p->worker_data[w->id] = aw;
     }
     return aw;

@@ -1239,7 +1239,7 @@ hd_h2_pool_new(struct event_base *base, const struct hd_log *log,
     p->ctx = c->ssl_ctx;
     p->max_queue = c->max_queue > 0 ? c->max_queue : 4096;
     /* a block holds a request with its headers and a body of about 1 KiB */
-    p->reqs = (struct hd_freelist){NULL, 3072, 0, 1024};
+    hd_fl_init(&p->reqs, 3072, 1024);
     p->connect_timeout_ms =
         c->connect_timeout_ms > 0 ? c->connect_timeout_ms : 10000;
     p->ping_interval_ms = c->ping_interval_ms > 0 ? c->ping_interval_ms : 60000;

@@ -1021,8 +1021,7 @@ dispatch_init(struct hd_worker *w)
     /* fixed size: other threads read it, and indexes outlive reloads */
     d->breakers = hd_calloc(HD_PROVIDER_SLOTS * sizeof(*d->breakers));
     /* a block holds a job with a record of up to about 1 KiB */
-    d->jobs =
-        (struct hd_freelist){NULL, 3072, 0, (unsigned)w->conf->max_in_flight};
+    hd_fl_init(&d->jobs, 3072, (unsigned)w->conf->max_in_flight);
     d->shards = hd_calloc((w->nshards ? w->nshards : 1) * sizeof(*d->shards));
     for (int i = 0; i < w->nshards; i++) {
         d->shards[i].s = w->shards[i];
