@@ -15,6 +15,16 @@
 
 #define CACHE_SLOTS 8192 /* power of two */
 
+/* Records of one notification (its deliveries, their dead letters) are
+ * written once and read a few times, if ever; cached, they would only
+ * fill the slots, evicting the users and devices read on every send, and
+ * the heap grew with them in bench/soak (a dead letter or a callback's
+ * delivery a slot). The cache keeps what a shard reads again and again. */
+#define UNCACHED                                                               \
+    ((1ULL << HD_DB_NOTIFICATIONS) | (1ULL << HD_DB_DELIVERIES) |              \
+     (1ULL << HD_DB_IDEMPOTENCY) | (1ULL << HD_DB_USER_NOTIFICATIONS) |        \
+     (1ULL << HD_DB_DEAD_LETTERS) | (1ULL << HD_DB_EVENTS))
+
 struct hd_cache_entry {
     uint64_t hash;
     int db;
@@ -67,9 +77,13 @@ matches(struct hd_cache_entry *e, uint64_t h, int db, const void *key,
 json_t *
 hd_cache_get(struct hd_shard *s, int db, const void *key, size_t klen)
 {
-    uint64_t h = chash(db, key, klen);
-    struct hd_cache_entry *e = slot_of(s, h);
+    uint64_t h;
+    struct hd_cache_entry *e;
 
+    if (UNCACHED & (1ULL << db))
+        return NULL;
+    h = chash(db, key, klen);
+    e = slot_of(s, h);
     if (!matches(e, h, db, key, klen))
         return NULL;
     return json_incref(e->obj);
@@ -79,9 +93,13 @@ void
 hd_cache_set(struct hd_shard *s, int db, const void *key, size_t klen,
              json_t *obj)
 {
-    uint64_t h = chash(db, key, klen);
-    struct hd_cache_entry *e = slot_of(s, h);
+    uint64_t h;
+    struct hd_cache_entry *e;
 
+    if (UNCACHED & (1ULL << db))
+        return;
+    h = chash(db, key, klen);
+    e = slot_of(s, h);
     clear_slot(e);
     s->_cache->dbs |= 1ULL << db;
     e->hash = h;

@@ -339,6 +339,25 @@ test_json_records(void)
     json_decref(back);
     ok(hd_store_get_json(shard, HD_DB_USERS, "nobody") == NULL,
        "get_json of a missing key is NULL");
+
+    /* the decoded-record cache keeps users, not a delivery or a dead
+     * letter: those are written once and would only fill it */
+    back = hd_cache_get(shard, HD_DB_USERS, "u9", 2);
+    ok(back != NULL, "a user read is cached");
+    json_decref(back);
+    obj = json_pack("{s:s, s:s}", "id", "d9", "status", "delivered");
+    hd_store_put_json(shard, HD_DB_DELIVERIES, "d9", obj);
+    hd_store_put_json(shard, HD_DB_DEAD_LETTERS, "d9", obj);
+    json_decref(obj);
+    back = hd_store_get_json(shard, HD_DB_DELIVERIES, "d9");
+    ok(back != NULL &&
+           strcmp(json_string_value(json_object_get(back, "status")),
+                  "delivered") == 0,
+       "a delivery put_json then get_json (overlay)");
+    json_decref(back);
+    ok(hd_cache_get(shard, HD_DB_DELIVERIES, "d9", 2) == NULL &&
+           hd_cache_get(shard, HD_DB_DEAD_LETTERS, "d9", 2) == NULL,
+       "deliveries and dead letters are not cached");
 }
 
 static void
