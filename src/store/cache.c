@@ -1,7 +1,8 @@
 /*
  * cache.c: decoded records of one shard, most recently written or read,
- * so the hot path (a delivery read by the dispatcher right after it was
- * accepted, a user read on every send) does not parse the same JSON again.
+ * so the hot path (a user and its devices, read on every send) does not
+ * parse the same JSON again. Per-notification records are not kept
+ * (UNCACHED).
  * Owner thread only. Every staged write of a key drops or replaces its
  * entry and a failed commit clears it all. Cached objects are shared and
  * immutable: writers give up the object they stored (hd_store_put_json),
