@@ -67,6 +67,20 @@ ok(exists $v{'herald_queue_depth{channel="push"}'}, 'queue depth gauge');
 ok(exists $v{'herald_circuit_breaker_state{provider="sink",worker="0"}'},
     'circuit breaker gauge');
 ok(exists $v{'herald_store_used_bytes{shard="0"}'}, 'map use gauge');
+# the heap as glibc's malloc sees it (mallinfo2); a sanitizer build has
+# its own allocator, which glibc's figures do not see
+ok(exists $v{'herald_heap_bytes{state="in_use"}'}
+    && exists $v{'herald_heap_bytes{state="free"}'}, 'heap gauges');
+SKIP: {
+    my (undef, $build) = $t->exec_herald('-V');
+    skip 'a sanitizer build: malloc is not glibc\'s', 1
+        if $build =~ /-fsanitize/;
+    # a worker's event base, the stores' cursors, the record cache: more
+    # than 256 KiB in use, less than the 1 GiB no idle herald needs
+    ok($v{'herald_heap_bytes{state="in_use"}'} > 256 * 1024
+        && $v{'herald_heap_bytes{state="in_use"}'} < 1024 * 1024 * 1024,
+        "heap in use: $v{'herald_heap_bytes{state=\"in_use\"}'} bytes");
+}
 
 # a stopping herald is not ready
 kill 'QUIT', $t->pid;

@@ -4,6 +4,7 @@
  * (queue depth, commits, map use) from each shard's owner by fan-out, so
  * only owners touch their LMDB environments.
  */
+#include <malloc.h>
 #include <stdio.h>
 
 #include "core/herald.h"
@@ -221,6 +222,17 @@ finish_metrics(struct hd_fanout *f)
                       (double)v * store[i].scale);
             }
         }
+    }
+    {
+        /* glibc's view of the heap over every thread's arena: what RSS
+         * alone cannot tell, memory in use from memory malloc keeps for
+         * reuse. mallinfo2 locks each arena in turn: once a scrape. */
+        struct mallinfo2 mi = mallinfo2();
+        P("# HELP herald_heap_bytes malloc's heap: in_use (handed out, "
+          "mmapped blocks included), free (kept by malloc for reuse).\n"
+          "# TYPE herald_heap_bytes gauge\n");
+        P("herald_heap_bytes{state=\"in_use\"} %zu\n", mi.uordblks + mi.hblkhd);
+        P("herald_heap_bytes{state=\"free\"} %zu\n", mi.fordblks);
     }
 #undef P
     hd_http_reply_text(f->req, 200, "text/plain; version=0.0.4", out, len);
