@@ -90,26 +90,14 @@ hd_store_get_json_n(struct hd_shard *s, int db, const char *key, size_t klen)
     return load(s, db, key, klen, 1, &shared);
 }
 
-/* The dispatcher reads each queued delivery once, long after ingest
- * when a backlog drains: caching it would only evict hotter records (and
- * cost a free of the one it evicts), so a miss is decoded for the caller
- * alone. */
+/* A read that leaves the cache as it is (a Web Push device, read for its
+ * keys when a delivery to it starts): a miss is decoded for the caller
+ * alone. Per-notification records are never cached anyway (cache.c). */
 json_t *
 hd_store_get_json_nc(struct hd_shard *s, int db, const char *key, size_t klen,
                      int *shared)
 {
     return load(s, db, key, klen, 0, shared);
-}
-
-void
-hd_store_put_json_nc(struct hd_shard *s, int db, const char *key, size_t klen,
-                     json_t *obj)
-{
-    size_t len;
-    char *buf = hd_record_encode(obj, &len);
-
-    hd_store_put(s, db, key, klen, buf, len); /* drops the cached copy */
-    free(buf);
 }
 
 json_t *

@@ -225,13 +225,10 @@ json_t *hd_store_get_json_n(struct hd_shard *s, int db, const char *key,
                             size_t klen);
 void hd_store_put_json_n(struct hd_shard *s, int db, const char *key,
                          size_t klen, json_t *obj);
-/* Without the cache, for records read once (a delivery being sent): a
- * hit is the cache's shared object (*shared = 1: copy before changing),
- * a miss is decoded for the caller alone (*shared = 0: the caller owns
- * it) and not cached; the put stages obj and drops any cached copy. */
+/* Without filling the cache, for a record read once: a hit is the
+ * cache's shared object (*shared = 1: copy before changing), a miss is
+ * decoded for the caller alone (*shared = 0: the caller owns it). */
 json_t *hd_store_get_json_nc(struct hd_shard *s, int db, const char *key,
                              size_t klen, int *shared);
-void hd_store_put_json_nc(struct hd_shard *s, int db, const char *key,
-                          size_t klen, json_t *obj);
 
 #endif
