@@ -18,7 +18,7 @@ use strict;
 use warnings;
 
 use Test::More;
-use Digest::SHA qw(sha1 sha256_hex);
+use Digest::SHA qw(sha256_hex);
 use Herald::Test;
 use Herald::Push;
 
@@ -197,19 +197,6 @@ sub received_for
     return grep { $_->{token} eq $token } $f->received;
 }
 
-# RFC 4122 version 5 UUID, herald's namespace: what apns-id must be.
-sub uuid5
-{
-    my ($name) = @_;
-    my $ns = pack('H*', '9b1f4a626c0d4e1a8e572b3d91c4705e');
-    my @b = unpack('C16', substr(sha1($ns . $name), 0, 16));
-    $b[6] = ($b[6] & 0x0f) | 0x50;
-    $b[8] = ($b[8] & 0x3f) | 0x80;
-    my $h = join('', map { sprintf('%02x', $_) } @b);
-    return join('-', substr($h, 0, 8), substr($h, 8, 4), substr($h, 12, 4),
-        substr($h, 16, 4), substr($h, 20));
-}
-
 # ==== an alert: headers and payload ========================================
 
 {
@@ -232,7 +219,10 @@ sub uuid5
     is($h->{'apns-topic'}, 'com.example.one', 'alert: apns-topic');
     is($h->{'apns-push-type'}, 'alert', 'alert: apns-push-type alert');
     is($h->{'apns-priority'}, '10', 'alert: apns-priority 10');
-    is($h->{'apns-id'}, uuid5($d->{id}), 'alert: apns-id = UUIDv5(delivery id)');
+    is($h->{'apns-id'}, Herald::Push::apns_id($d->{id}),
+        'alert: apns-id = UUIDv8 of the delivery id');
+    like($h->{'apns-id'}, qr/^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab]/,
+        'alert: apns-id is a version 8 UUID');
     is($h->{'apns-collapse-id'}, 'order-42', 'alert: apns-collapse-id');
     ok(defined $h->{'apns-expiration'}
         && abs($h->{'apns-expiration'} - ($before + 3600)) < 30,
@@ -325,7 +315,7 @@ for my $case (['0429', 'r429', 'TooManyRequests'],
         or diag(explain $d->{timeline});
     my ($got) = received_for($fake, $token);
     is($got && $got->{attempt}, 2, "$reason: the fake saw two requests");
-    is($got && $got->{headers}{'apns-id'}, uuid5($d->{id}),
+    is($got && $got->{headers}{'apns-id'}, Herald::Push::apns_id($d->{id}),
         "$reason: same apns-id on the retry");
 }
 

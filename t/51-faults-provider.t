@@ -27,7 +27,7 @@ use strict;
 use warnings;
 
 use Test::More;
-use Digest::SHA qw(sha1 sha256_hex);
+use Digest::SHA qw(sha256_hex);
 use Time::HiRes qw(sleep time);
 use lib 't/lib';
 use Herald::Test;
@@ -132,19 +132,6 @@ sub tok
     return $prefix . substr(sha256_hex("apns-$seed"), length $prefix);
 }
 
-# RFC 4122 version 5 UUID in herald's namespace: the apns-id of a delivery
-sub uuid5
-{
-    my ($name) = @_;
-    my $ns = pack('H*', '9b1f4a626c0d4e1a8e572b3d91c4705e');
-    my @b = unpack('C16', substr(sha1($ns . $name), 0, 16));
-    $b[6] = ($b[6] & 0x0f) | 0x50;
-    $b[8] = ($b[8] & 0x3f) | 0x80;
-    my $h = join('', map { sprintf('%02x', $_) } @b);
-    return join('-', substr($h, 0, 8), substr($h, 8, 4), substr($h, 12, 4),
-        substr($h, 16, 4), substr($h, 20));
-}
-
 # N users of APP, each with one iOS device; token prefix by PREFIX->(i).
 sub make_users
 {
@@ -247,7 +234,7 @@ sub check_outcomes
     for my $s (@$sent) {
         my $d = $s->{d} // {};
         my $st = $d->{status} // 'unknown';
-        my $aid = uuid5($d->{id} // $s->{did} // '');
+        my $aid = Herald::Push::apns_id($d->{id} // $s->{did} // '');
         $s->{aid} = $aid;
         $hist{$st}++;
         my $nreq = scalar @{$req{$aid} // []};

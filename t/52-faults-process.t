@@ -29,7 +29,7 @@ no warnings qw(uninitialized);
 
 use POSIX ();
 use Test::More;
-use Digest::SHA qw(sha1 sha256_hex);
+use Digest::SHA qw(sha256_hex);
 use Time::HiRes qw(sleep time);
 use lib 't/lib';
 use Herald::Test;
@@ -89,18 +89,6 @@ sub tok
 {
     my ($prefix, $seed) = @_;
     return $prefix . substr(sha256_hex("apns-$seed"), length $prefix);
-}
-
-sub uuid5
-{
-    my ($name) = @_;
-    my $ns = pack('H*', '9b1f4a626c0d4e1a8e572b3d91c4705e');
-    my @b = unpack('C16', substr(sha1($ns . $name), 0, 16));
-    $b[6] = ($b[6] & 0x0f) | 0x50;
-    $b[8] = ($b[8] & 0x3f) | 0x80;
-    my $h = join('', map { sprintf('%02x', $_) } @b);
-    return join('-', substr($h, 0, 8), substr($h, 8, 4), substr($h, 12, 4),
-        substr($h, 16, 4), substr($h, 20));
 }
 
 {
@@ -240,7 +228,7 @@ sub check_ids
         $hist{$st}++;
         if ($st eq 'delivered') {
             push @bad, "$id: delivered, the fake never accepted it"
-                unless $acc->{uuid5($x->{id})};
+                unless $acc->{Herald::Push::apns_id($x->{id})};
         } elsif ($st eq 'failed') {
             push @bad, "$id: failed: reason $x->{reason}, attempts "
                 . "$x->{attempts} (policy $ATTEMPTS), $x->{last_error}"
@@ -257,7 +245,7 @@ sub check_ids
     note("$name: " . join(', ', map { "$_ $hist{$_}" } sort keys %hist));
     cmp_ok($hist{delivered} // 0, '>', 0, "$name: some delivered");
     # duplicates: the same apns-id accepted twice by the fake
-    my %mine = map { (uuid5($d->{$_}{id} // '') => 1) } @ids;
+    my %mine = map { (Herald::Push::apns_id($d->{$_}{id} // '') => 1) } @ids;
     my @dups = grep { $mine{$_} && $acc->{$_} > 1 } sort keys %$acc;
     $dups_total{$name} = scalar @dups;
     diag("$name: duplicates at the fake: " . scalar(@dups)
@@ -472,7 +460,7 @@ sub no_alerts
     my $acc_after = $fake->accepted_by_id;
     my @resent = grep { ($acc_before->{$_} // 0) > 0
         && $acc_after->{$_} > $acc_before->{$_} }
-        map { uuid5($_->{id} // '') } values %$d;
+        map { Herald::Push::apns_id($_->{id} // '') } values %$d;
     is(scalar @resent, 0, 'quit: nothing the fake had accepted before the '
         . 'drain was sent again after the restart')
         or diag(scalar(@resent) . " re-sent, e.g. $resent[0]");

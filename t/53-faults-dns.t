@@ -19,7 +19,7 @@ use warnings;
 no warnings qw(uninitialized);
 
 use Test::More;
-use Digest::SHA qw(sha1 sha256_hex);
+use Digest::SHA qw(sha256_hex);
 use Time::HiRes qw(sleep time);
 use lib 't/lib';
 use Herald::Test;
@@ -65,18 +65,6 @@ EOF
 }
 
 sub tok { my ($s) = @_; 'd' . substr(sha256_hex("dns-$s"), 1) }
-
-sub uuid5
-{
-    my ($name) = @_;
-    my $ns = pack('H*', '9b1f4a626c0d4e1a8e572b3d91c4705e');
-    my @b = unpack('C16', substr(sha1($ns . $name), 0, 16));
-    $b[6] = ($b[6] & 0x0f) | 0x50;
-    $b[8] = ($b[8] & 0x3f) | 0x80;
-    my $h = join('', map { sprintf('%02x', $_) } @b);
-    return join('-', substr($h, 0, 8), substr($h, 8, 4), substr($h, 12, 4),
-        substr($h, 16, 4), substr($h, 20));
-}
 
 sub deliveries
 {
@@ -182,7 +170,7 @@ my $max = 0;
 for (values %$d) { $max = $_->{attempts} if ($_->{attempts} // 0) > $max }
 cmp_ok($max, '<=', $ATTEMPTS, "attempts within the policy (max $max)");
 my $acc = $fake->accepted_by_id;
-my @missing = grep { !$acc->{uuid5($d->{$_}{id})} } @ids;
+my @missing = grep { !$acc->{Herald::Push::apns_id($d->{$_}{id})} } @ids;
 is(scalar @missing, 0, 'the fake accepted every one');
 my @dups = grep { $acc->{$_} > 1 } keys %$acc;
 diag('duplicates at the fake: ' . scalar(@dups));

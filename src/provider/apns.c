@@ -271,8 +271,8 @@ apns_destroy(struct hd_provider *p)
 
 /* ==== the request ==== */
 
-/* apns-id: a UUID (version 5, RFC 4122) of the delivery id, so a retry of
- * the same delivery carries the same apns-id. out: 37 bytes. */
+/* apns-id: a UUID of the delivery id, so a retry of the same delivery
+ * carries the same apns-id. out: 37 bytes. */
 static const EVP_MD *sha1;
 static pthread_once_t sha1_once = PTHREAD_ONCE_INIT;
 
@@ -283,7 +283,69 @@ sha1_fetch(void)
     sha1 = EVP_MD_fetch(NULL, "SHA1", NULL);
 }
 
-/* hd_apns_id with the digest context c, reused by a worker's sends */
+/* 8-4-4-4-12 lower-case hex (snprintf of 16 fields cost more than the
+ * digest) */
+static void
+uuid_text(const unsigned char *u, char *out)
+{
+    hd_hex_encode(u, 4, out);
+    out[8] = '-';
+    hd_hex_encode(u + 4, 2, out + 9);
+    out[13] = '-';
+    hd_hex_encode(u + 6, 2, out + 14);
+    out[18] = '-';
+    hd_hex_encode(u + 8, 2, out + 19);
+    out[23] = '-';
+    hd_hex_encode(u + 10, 6, out + 24);
+    out[36] = '\0';
+}
+
+/* A delivery id herald made, "n" shard(2 hex) seq(16 hex) "-" index, laid
+ * out as a version 8 UUID (RFC 9562): seq's 48 high bits, version, its next
+ * 12 bits, variant, its low 4 bits, the shard, 50 bits of index. Unique
+ * because the id is, and no digest: this runs for every push. HD_DECLINED
+ * for any other shape. */
+static int
+uuid8(const char *id, unsigned char *u)
+{
+    uint64_t seq = 0, idx = 0, c;
+    unsigned shard = 0;
+    const char *p;
+    int i;
+
+    if (id[0] != 'n')
+        return HD_DECLINED;
+    for (i = 1; i < 19; i++) { /* the shape hd_store_make_id writes */
+        int d = id[i] >= '0' && id[i] <= '9'   ? id[i] - '0'
+                : id[i] >= 'a' && id[i] <= 'f' ? id[i] - 'a' + 10
+                                               : -1;
+        if (d < 0)
+            return HD_DECLINED;
+        if (i < 3)
+            shard = shard << 4 | (unsigned)d;
+        else
+            seq = seq << 4 | (uint64_t)d;
+    }
+    if (id[19] != '-')
+        return HD_DECLINED;
+    /* up to 15 digits: below 2^50, so the index is kept whole */
+    for (p = id + 20; *p >= '0' && *p <= '9' && p < id + 20 + 15; p++)
+        idx = idx * 10 + (uint64_t)(*p - '0');
+    if (p == id + 20 || *p != '\0')
+        return HD_DECLINED;
+    for (i = 0; i < 6; i++)
+        u[i] = (unsigned char)(seq >> (56 - 8 * i));
+    u[6] = (unsigned char)(0x80 | ((seq >> 12) & 0x0f));
+    u[7] = (unsigned char)(seq >> 4);
+    c = (uint64_t)2 << 62 | (seq & 0x0f) << 58 | (uint64_t)shard << 50 |
+        (idx & (((uint64_t)1 << 50) - 1));
+    for (i = 0; i < 8; i++)
+        u[8 + i] = (unsigned char)(c >> (56 - 8 * i));
+    return HD_OK;
+}
+
+/* hd_apns_id with the digest context c (for ids of another shape, a version
+ * 5 UUID), reused by a worker's sends */
 static void
 apns_id(EVP_MD_CTX *c, const char *delivery_id, char *out)
 {
@@ -293,6 +355,10 @@ apns_id(EVP_MD_CTX *c, const char *delivery_id, char *out)
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
 
+    if (uuid8(delivery_id, md) == HD_OK) {
+        uuid_text(md, out);
+        return;
+    }
     pthread_once(&sha1_once, sha1_fetch);
     EVP_DigestInit_ex(c, sha1 ? sha1 : EVP_sha1(), NULL);
     EVP_DigestUpdate(c, ns, sizeof(ns));
@@ -300,17 +366,7 @@ apns_id(EVP_MD_CTX *c, const char *delivery_id, char *out)
     EVP_DigestFinal_ex(c, md, &mdlen);
     md[6] = (md[6] & 0x0f) | 0x50; /* version 5 */
     md[8] = (md[8] & 0x3f) | 0x80; /* RFC 4122 variant */
-    /* 8-4-4-4-12 lower-case hex (snprintf of 16 fields cost more than the
-     * digest) */
-    hd_hex_encode(md, 4, out);
-    out[8] = '-';
-    hd_hex_encode(md + 4, 2, out + 9);
-    out[13] = '-';
-    hd_hex_encode(md + 6, 2, out + 14);
-    out[18] = '-';
-    hd_hex_encode(md + 8, 2, out + 19);
-    out[23] = '-';
-    hd_hex_encode(md + 10, 6, out + 24);
+    uuid_text(md, out);
 }
 
 void

@@ -12,8 +12,9 @@
 
 #define HD_APNS_MAX_PAYLOAD 4096
 
-/* apns-id of a delivery: a version 5 UUID of delivery_id, lower-case,
- * stable across retries. out: 37 bytes. */
+/* apns-id of a delivery: a UUID of delivery_id (version 8, its fields laid
+ * out; version 5 for an id of another shape), lower-case, stable across
+ * retries. out: 37 bytes. */
 void hd_apns_id(const char *delivery_id, char *out);
 
 /* The APNs JSON payload of a notification's content, given as the JSON

@@ -13,6 +13,7 @@ use warnings;
 
 use Carp qw(croak);
 use Cwd qw(abs_path);
+use Digest::SHA ();
 use File::Basename qw(dirname);
 use JSON::PP;
 use POSIX qw(WNOHANG);
@@ -21,6 +22,37 @@ use Time::HiRes qw(sleep time);
 our $JSON = JSON::PP->new->utf8->canonical;
 
 my $ROOT = abs_path(dirname(__FILE__) . '/../../..');
+
+# The apns-id herald sends for a delivery id (src/provider/apns.c). An id
+# herald made ("n", shard and seq in hex, "-", index) is laid out as a
+# version 8 UUID (RFC 9562): seq's 48 high bits, the version, its next 12
+# bits, the variant, its low 4 bits, the shard, the index. Any other id: a
+# version 5 UUID (RFC 4122) of it in herald's namespace.
+sub apns_id
+{
+    my ($id) = @_;
+    if ($id =~ /^n([0-9a-f]{2})([0-9a-f]{16})-(\d{1,15})$/) {
+        my ($shard, $idx) = (hex $1, $3);
+        my ($hi, $lo) = (hex substr($2, 0, 8), hex substr($2, 8, 8));
+        return _uuid_text(sprintf('%08x%04x', $hi, $lo >> 16)
+            . sprintf('%04x', 0x8000 | (($lo >> 4) & 0xfff))
+            . sprintf('%04x', 0x8000 | (($lo & 0xf) << 10) | ($shard << 2)
+                | int($idx / 2**48))
+            . sprintf('%012x', $idx % 2**48));
+    }
+    my $ns = pack('H*', '9b1f4a626c0d4e1a8e572b3d91c4705e');
+    my @b = unpack('C16', substr(Digest::SHA::sha1($ns . $id), 0, 16));
+    $b[6] = ($b[6] & 0x0f) | 0x50;
+    $b[8] = ($b[8] & 0x3f) | 0x80;
+    return _uuid_text(join('', map { sprintf('%02x', $_) } @b));
+}
+
+sub _uuid_text
+{
+    my ($h) = @_;
+    return join('-', substr($h, 0, 8), substr($h, 8, 4), substr($h, 12, 4),
+        substr($h, 16, 4), substr($h, 20));
+}
 
 sub node { $ENV{HERALD_TEST_NODE} // '/usr/bin/node' }
 sub JSON { $JSON }

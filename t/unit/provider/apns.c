@@ -50,16 +50,37 @@ test_id(void)
     hd_apns_id("n0101a207628be30000-0", b);
     hd_apns_id("n0101a207628be30000-1", c);
     regcomp(&re,
-            "^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-"
+            "^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-"
             "[0-9a-f]{12}$",
             REG_EXTENDED | REG_NOSUB);
-    ok(regexec(&re, a, 0, NULL, 0) == 0, "canonical lower-case UUIDv5: %s", a);
+    ok(regexec(&re, a, 0, NULL, 0) == 0, "canonical lower-case UUIDv8: %s", a);
     regfree(&re);
     is_str(a, b, "stable for the same delivery (retries)");
     ok(strcmp(a, c) != 0, "differs between deliveries");
-    /* SHA-1(ns || "x"), computed independently (t/40-apns.t has the Perl) */
+    /* seq 01a207628be30000: its 48 high bits, 8 and the next 12, then
+     * variant 10, its low 4 bits (0), shard 01, index 0 */
+    is_str(a, "01a20762-8be3-8000-8004-000000000000", "the layout of the id");
+    hd_apns_id("n02ffffffffffffffff-999999999999999", a);
+    is_str(a, "ffffffff-ffff-8fff-bc0b-8d7ea4c67fff",
+           "all of seq, shard 2 and a 15-digit index");
+    hd_apns_id("n0101a207628be30000-0", a);
+    hd_apns_id("n0201a207628be30000-0", b);
+    ok(strcmp(a, b) != 0, "differs between shards");
+
+    /* any other shape: a version 5 UUID, SHA-1(ns || id) (t/40-apns.t has
+     * the Perl) */
     hd_apns_id("x", a);
-    is_int((int)strlen(a), 36, "36 characters");
+    is_str(a, "b4a06331-e903-56e7-8b0c-e1be5983b422", "other ids: UUIDv5");
+    hd_apns_id("n0101a207628be30000-", b);
+    ok(b[14] == '5', "no index: UUIDv5 (%s)", b);
+    hd_apns_id("N0101a207628be30000-0", b);
+    ok(b[14] == '5', "upper-case: UUIDv5 (%s)", b);
+    hd_apns_id("n0101a207628be3000g-0", b);
+    ok(b[14] == '5', "not hex: UUIDv5 (%s)", b);
+    hd_apns_id("n0101a207628be30000-1000000000000000", b);
+    ok(b[14] == '5', "a 16-digit index: UUIDv5 (%s)", b);
+    hd_apns_id("n0101a207628be30000-0x", b);
+    ok(b[14] == '5', "trailing text: UUIDv5 (%s)", b);
 }
 
 static void
