@@ -1350,10 +1350,9 @@ nv_set(nghttp2_nv *nv, char **buf, const char *name, const char *value,
 {
     size_t nl = strlen(name), vl = strlen(value);
 
+    /* HTTP/2 wants lower-case names: nghttp2 lowers them as it copies */
     nv->name = (uint8_t *)*buf;
-    for (size_t i = 0; i < nl; i++) /* HTTP/2 wants lower-case names */
-        (*buf)[i] =
-            (char)((name[i] >= 'A' && name[i] <= 'Z') ? name[i] + 32 : name[i]);
+    memcpy(*buf, name, nl);
     nv->namelen = nl;
     *buf += nl;
     memcpy(*buf, value, vl);
