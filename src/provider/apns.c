@@ -283,8 +283,8 @@ sha1_fetch(void)
     sha1 = EVP_MD_fetch(NULL, "SHA1", NULL);
 }
 
-/* 8-4-4-4-12 lower-case hex (snprintf of 16 fields cost more than the
- * digest) */
+/* 8-4-4-4-12 lower-case hex (snprintf of 16 fields cost more than
+ * SHA-1) */
 static void
 uuid_text(const unsigned char *u, char *out)
 {
