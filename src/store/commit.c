@@ -84,10 +84,14 @@ ov_slot(struct hd_shard *s, uint64_t h, int db, const void *key, size_t klen)
     return pp;
 }
 
+/* The overlay's table holds between OV_MIN_BUCKETS and one bucket an entry;
+ * it grows with a burst of staged writes and shrinks after it. */
+#define OV_MIN_BUCKETS 1024
+
+/* Rehashes the overlay into n buckets (a power of two). */
 static void
-ov_grow(struct hd_shard *s)
+ov_resize(struct hd_shard *s, size_t n)
 {
-    size_t n = s->_nbuckets ? s->_nbuckets * 2 : 1024;
     struct hd_ov_entry **b = hd_calloc(n * sizeof(*b));
 
     for (size_t i = 0; i < s->_nbuckets; i++) {
@@ -101,6 +105,21 @@ ov_grow(struct hd_shard *s)
     free(s->_buckets);
     s->_buckets = b;
     s->_nbuckets = n;
+}
+
+/* After a commit took its entries away: a table left at a burst's size
+ * would cost a cache miss on every lookup and put for the rest of the run.
+ * Down to an eighth to a quarter full. */
+static void
+ov_shrink(struct hd_shard *s)
+{
+    size_t n = s->_nbuckets;
+
+    if (n <= OV_MIN_BUCKETS || s->_nentries >= n / 8)
+        return;
+    while (n > OV_MIN_BUCKETS && s->_nentries < n / 8)
+        n /= 2;
+    ov_resize(s, n);
 }
 
 static void
@@ -216,7 +235,7 @@ stage(struct hd_shard *s, int db, const void *key, size_t klen, const void *val,
         memcpy(e->data + klen, val, vlen);
 
     if (s->_nentries >= s->_nbuckets)
-        ov_grow(s);
+        ov_resize(s, s->_nbuckets ? s->_nbuckets * 2 : OV_MIN_BUCKETS);
     pp = ov_slot(s, e->hash, db, key, klen);
     if (*pp) {
         /* the older entry stays in its batch until that batch completes */
@@ -512,6 +531,7 @@ on_committed(struct hd_msg *m, void *ctx)
         size_t n = b->nwaiters;
         b->waiters = NULL;
         free_batch(s, b);
+        ov_shrink(s);
         for (size_t i = 0; i < n; i++)
             w[i].fn(w[i].arg, status);
         free(w);

@@ -320,6 +320,50 @@ test_many_keys(void)
     is_int(bad_after, 0, "3000 keys in LMDB after the commit");
 }
 
+/* The overlay's table grows with a burst and shrinks after it, keeping
+ * the entries still staged. */
+static void
+test_overlay_shrinks(void)
+{
+    struct waiter w = {0};
+    char key[32], val[32], buf[64];
+    int bad = 0;
+
+    for (int i = 0; i < 20000; i++) {
+        snprintf(key, sizeof(key), "burst-%d", i);
+        put_str(shard, key, "x");
+    }
+    ok(shard->_nbuckets >= 16384, "20000 staged keys: %zu buckets",
+       shard->_nbuckets);
+    hd_store_flush(shard); /* the burst goes to the commit thread */
+    hd_store_after_commit(shard, on_commit, &w); /* runs after the burst */
+    for (int i = 0; i < 300; i++) {
+        snprintf(key, sizeof(key), "after-%d", i);
+        snprintf(val, sizeof(val), "late-%d", i);
+        put_str(shard, key, val);
+    }
+    ok(run_until(&w.fired, 20000) && w.status == HD_COMMIT_OK,
+       "the burst commits");
+    /* and the id clock's record, once the 300 went to the commit thread */
+    ok(shard->_nentries == 300 || shard->_nentries == 301,
+       "the 300 entries staged after it are in the overlay (%zu)",
+       shard->_nentries);
+    ok(shard->_nbuckets >= 1024 && shard->_nbuckets <= 4096,
+       "the table shrank with them: %zu buckets", shard->_nbuckets);
+    for (int i = 0; i < 300; i++) {
+        snprintf(key, sizeof(key), "after-%d", i);
+        snprintf(val, sizeof(val), "late-%d", i);
+        if (get_str(shard, HD_DB_USERS, key, buf, sizeof(buf)) != HD_OK ||
+            strcmp(buf, val) != 0)
+            bad++;
+    }
+    is_int(bad, 0, "each staged entry still found in the smaller table");
+    is_int(get_str(shard, HD_DB_USERS, "burst-19999", buf, sizeof(buf)), HD_OK,
+           "the burst's last key, now from LMDB");
+    ok(hd_store_commit_wait(shard) == HD_OK, "the rest commits");
+    is_int((int)shard->_nbuckets, 1024, "an empty overlay: back to 1024");
+}
+
 static void
 test_json_records(void)
 {
@@ -753,6 +797,7 @@ static const struct tap_case cases[] = {
     {"delete", test_delete},
     {"overwrite in two consecutive batches", test_overwrite_two_batches},
     {"many keys in one batch", test_many_keys},
+    {"the overlay shrinks after a burst", test_overlay_shrinks},
     {"JSON records", test_json_records},
     {"close and reopen", test_reopen},
     {"map growth", test_map_growth},
