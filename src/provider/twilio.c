@@ -219,7 +219,8 @@ hd_twilio_classify(const struct hd_http1_response *r, int64_t *retry_after,
     *retry_after = 0;
     if (r->status == 201 || r->status == 200) {
         const char *sid = json_string_value(json_object_get(body, "sid"));
-        snprintf(detail, len, "%s", sid ? sid : "accepted");
+        /* an empty sid is no message id: callbacks could not match it */
+        snprintf(detail, len, "%s", sid && *sid ? sid : "accepted");
         outcome = HD_OUT_DELIVERED;
     } else if (r->status == 429 || code == 20429 || r->status >= 500) {
         snprintf(detail, len, "twilio %d %d%s%s", r->status, code,

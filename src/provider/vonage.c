@@ -147,9 +147,11 @@ parts_outcome(const struct hd_http1_response *r, int64_t *retry_after,
         const char *st = json_string_value(json_object_get(m, "status"));
         int status = st ? atoi(st) : -1;
         if (status == 0) {
+            const char *id =
+                json_string_value(json_object_get(m, "message-id"));
             accepted++;
-            if (first_id == NULL)
-                first_id = json_string_value(json_object_get(m, "message-id"));
+            if (first_id == NULL && id != NULL && *id != '\0')
+                first_id = id; /* the first part that has one */
         } else if (outcome == HD_OUT_DELIVERED) {
             outcome = status_outcome(status, retry_after);
             bad_status = status;
