@@ -84,8 +84,9 @@ ov_slot(struct hd_shard *s, uint64_t h, int db, const void *key, size_t klen)
     return pp;
 }
 
-/* The overlay's table holds between OV_MIN_BUCKETS and one bucket an entry;
- * it grows with a burst of staged writes and shrinks after it. */
+/* The overlay's table has a bucket an entry or more, and never fewer than
+ * OV_MIN_BUCKETS; it grows with a burst of staged writes and shrinks after
+ * it. */
 #define OV_MIN_BUCKETS 1024
 
 /* Rehashes the overlay into n buckets (a power of two). */
