@@ -316,10 +316,8 @@ uuid8(const char *id, unsigned char *u)
     if (id[0] != 'n')
         return HD_DECLINED;
     for (i = 1; i < 19; i++) { /* the shape hd_store_make_id writes */
-        int d = id[i] >= '0' && id[i] <= '9'   ? id[i] - '0'
-                : id[i] >= 'a' && id[i] <= 'f' ? id[i] - 'a' + 10
-                                               : -1;
-        if (d < 0)
+        int d = hd_hex_digit((unsigned char)id[i]);
+        if (d < 0 || (id[i] >= 'A' && id[i] <= 'F')) /* lower-case only */
             return HD_DECLINED;
         if (i < 3)
             shard = shard << 4 | (unsigned)d;

@@ -75,6 +75,8 @@ test_id(void)
     ok(b[14] == '5', "no index: UUIDv5 (%s)", b);
     hd_apns_id("N0101a207628be30000-0", b);
     ok(b[14] == '5', "upper-case: UUIDv5 (%s)", b);
+    hd_apns_id("n0101A207628BE30000-0", b);
+    ok(b[14] == '5', "upper-case hex: UUIDv5 (%s)", b);
     hd_apns_id("n0101a207628be3000g-0", b);
     ok(b[14] == '5', "not hex: UUIDv5 (%s)", b);
     hd_apns_id("n0101a207628be30000-1000000000000000", b);
