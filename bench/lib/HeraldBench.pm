@@ -30,9 +30,34 @@ sub hz { $HZ }
 sub cpu_secs
 {
     my ($pid) = @_;
-    open(my $fh, '<', "/proc/$pid/stat") or return 0;
+    my ($user, $sys) = cpu_user_sys($pid);
+    return $user + $sys;
+}
+
+# The process's CPU seconds in user space and in the kernel.
+sub cpu_user_sys
+{
+    my ($pid) = @_;
+    open(my $fh, '<', "/proc/$pid/stat") or return (0, 0);
     my @f = split / /, (split /\) /, <$fh>)[1];
-    return ($f[11] + $f[12]) / $HZ;
+    return ($f[11] / $HZ, $f[12] / $HZ);
+}
+
+# The process's system calls (reads, writes: /proc/PID/io) and context
+# switches (voluntary, involuntary, summed over its threads): what the
+# kernel's share of a push is made of.
+sub kernel_counts
+{
+    my ($pid) = @_;
+    my %c = (syscr => 0, syscw => 0, vcsw => 0, ivcsw => 0);
+    my $io = slurp("/proc/$pid/io");
+    $c{$1} = $2 while $io =~ /^(syscr|syscw): (\d+)/mg;
+    for my $st (glob("/proc/$pid/task/*/status")) {
+        my $t = slurp($st);
+        $c{vcsw} += $1 if $t =~ /^voluntary_ctxt_switches:\s+(\d+)/m;
+        $c{ivcsw} += $1 if $t =~ /^nonvoluntary_ctxt_switches:\s+(\d+)/m;
+    }
+    return \%c;
 }
 
 sub slurp { my $f = shift; open(my $fh, '<', $f) or return ''; local $/; <$fh> }
