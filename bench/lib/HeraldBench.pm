@@ -43,15 +43,16 @@ sub cpu_user_sys
     return ($f[11] / $HZ, $f[12] / $HZ);
 }
 
-# The process's system calls (reads, writes: /proc/PID/io) and context
+# The process's system calls (reads, writes: /proc/PID/io), the bytes its
+# writes carried (files and sockets), and context
 # switches (voluntary, involuntary, summed over its threads): what the
 # kernel's share of a push is made of.
 sub kernel_counts
 {
     my ($pid) = @_;
-    my %c = (syscr => 0, syscw => 0, vcsw => 0, ivcsw => 0);
+    my %c = (syscr => 0, syscw => 0, wchar => 0, vcsw => 0, ivcsw => 0);
     my $io = slurp("/proc/$pid/io");
-    $c{$1} = $2 while $io =~ /^(syscr|syscw): (\d+)/mg;
+    $c{$1} = $2 while $io =~ /^(syscr|syscw|wchar): (\d+)/mg;
     for my $st (glob("/proc/$pid/task/*/status")) {
         my $t = slurp($st);
         $c{vcsw} += $1 if $t =~ /^voluntary_ctxt_switches:\s+(\d+)/m;
