@@ -1348,20 +1348,20 @@ static void
 nv_set(nghttp2_nv *nv, char **buf, const char *name, const char *value,
        int no_index)
 {
-    size_t nl = strlen(name), vl = strlen(value);
+    size_t vl = strlen(value);
 
-    /* HTTP/2 wants lower-case names: nghttp2 lowers them as it copies */
-    nv->name = (uint8_t *)*buf;
-    memcpy(*buf, name, nl);
-    nv->namelen = nl;
-    *buf += nl;
+    /* names are lower-case constants (h2client.h): nghttp2 may keep
+     * pointing at them, neither copying nor lowering them */
+    nv->name = (uint8_t *)name;
+    nv->namelen = strlen(name);
     memcpy(*buf, value, vl);
     nv->value = (uint8_t *)*buf;
     nv->valuelen = vl;
     *buf += vl;
-    /* nghttp2 copies them: a cancelled request may be freed before its
-     * HEADERS would have been serialized */
-    nv->flags = no_index ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE;
+    /* values are copied by nghttp2: a cancelled request may be freed
+     * before its HEADERS would have been serialized */
+    nv->flags = NGHTTP2_NV_FLAG_NO_COPY_NAME |
+                (no_index ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE);
 }
 
 int
@@ -1377,7 +1377,7 @@ hd_h2_request(struct hd_h2_pool *p, const char *method, const char *path,
         return HD_AGAIN;
     need = strlen(method) + strlen(path) + strlen(p->authority) + 64;
     for (int i = 0; i < nh; i++)
-        need += strlen(h[i].name) + strlen(h[i].value);
+        need += strlen(h[i].value);
 
     /* one block: the request, the nv array, the header bytes, the body */
     size = sizeof(*r) + nnv * sizeof(nghttp2_nv) + need + len;

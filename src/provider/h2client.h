@@ -19,7 +19,9 @@
 #define HD_H2_MAX_RESPONSE_HEADERS 16
 #define HD_H2_MAX_RESPONSE_BODY 65536
 
-/* A request or response header; names are lower-case (HTTP/2). */
+/* A request or response header; names are lower-case (HTTP/2). A
+ * request's names are string constants: nghttp2 sends them as they are,
+ * from where they are, whenever the request's HEADERS go out. */
 struct hd_h2_header {
     const char *name;
     const char *value;
@@ -65,7 +67,8 @@ struct hd_h2_pool *hd_h2_pool_new(struct event_base *base,
  * call it only at worker exit, never from a callback. */
 void hd_h2_pool_free(struct hd_h2_pool *p);
 
-/* Queues a request. Copies method, path, headers and body. Returns HD_OK
+/* Queues a request. Copies method, path, header values and body (not
+ * the header names: constants, see struct hd_h2_header). Returns HD_OK
  * (cb will be called exactly once) or HD_AGAIN when the queue is full (cb
  * will not be called). */
 int hd_h2_request(struct hd_h2_pool *p, const char *method, const char *path,
