@@ -37,7 +37,7 @@
 #include "send/users.h"
 #include "store/queue.h"
 
-#define SET_BUCKETS 16384    /* a few times max_in_flight: short chains */
+#define SET_BUCKETS 4096     /* max_in_flight (1024) a channel: short chains */
 #define HD_RECORD_MEMBERS 48 /* a stored record has about 20 */
 
 struct job_ctx;
@@ -87,6 +87,7 @@ struct dispatcher {
 struct job_ctx {
     struct hd_job job;
     struct job_ctx *next; /* in the in-flight set */
+    uint64_t hash;        /* of id: chains compare it first */
     struct dshard *ds;
     struct hd_provider *provider;
     json_t *content; /* what this channel says, for a provider of trees */
@@ -108,13 +109,19 @@ struct job_ctx {
 /* ==== the in-flight set ==== */
 
 static struct job_ctx **
-set_slot(struct dshard *ds, const char *id)
+set_slot(struct dshard *ds, const char *id, uint64_t h)
 {
-    struct job_ctx **pp = &ds->set[hd_hash(id, strlen(id)) % SET_BUCKETS];
+    struct job_ctx **pp = &ds->set[h % SET_BUCKETS];
     for (; *pp; pp = &(*pp)->next)
-        if (strcmp((*pp)->id, id) == 0)
+        if ((*pp)->hash == h && strcmp((*pp)->id, id) == 0)
             break;
     return pp;
+}
+
+static int
+set_has(struct dshard *ds, const char *id)
+{
+    return *set_slot(ds, id, hd_hash(id, strlen(id))) != NULL;
 }
 
 /* The store stages a write to a delivery record: if that delivery is in
@@ -125,20 +132,25 @@ on_delivery_write(struct hd_shard *s, const void *key, size_t klen, void *arg)
 {
     struct dshard *ds = arg;
     struct job_ctx *jc;
+    uint64_t h;
 
     (void)s;
     if (key == ds->writing)
         return; /* an outcome's own write */
-    for (jc = ds->set[hd_hash(key, klen) % SET_BUCKETS]; jc; jc = jc->next)
-        if (klen < sizeof(jc->id) && memcmp(jc->id, key, klen) == 0 &&
-            jc->id[klen] == '\0')
+    h = hd_hash(key, klen);
+    for (jc = ds->set[h % SET_BUCKETS]; jc; jc = jc->next)
+        if (jc->hash == h && klen < sizeof(jc->id) &&
+            memcmp(jc->id, key, klen) == 0 && jc->id[klen] == '\0')
             jc->touched = 1;
 }
 
 static void
 set_add(struct dshard *ds, struct job_ctx *jc)
 {
-    struct job_ctx **pp = set_slot(ds, jc->id);
+    struct job_ctx **pp;
+
+    jc->hash = hd_hash(jc->id, strlen(jc->id));
+    pp = set_slot(ds, jc->id, jc->hash);
     if (*pp)
         return;
     jc->next = NULL;
@@ -149,7 +161,7 @@ set_add(struct dshard *ds, struct job_ctx *jc)
 static void
 set_del(struct dshard *ds, struct job_ctx *jc)
 {
-    struct job_ctx **pp = set_slot(ds, jc->id);
+    struct job_ctx **pp = set_slot(ds, jc->id, jc->hash);
     if (*pp == jc) {
         *pp = jc->next;
         HD_COUNT(hd_metrics_self()->in_flight, -1);
@@ -920,7 +932,7 @@ scan(struct dshard *ds, int ch, int64_t now)
             if (ds->n[ch] >= cap)
                 break; /* an outcome's commit kicks us again */
             /* one left queued (open breakers) holds the resume point */
-            if (*set_slot(ds, id) == NULL &&
+            if (!set_has(ds, id) &&
                 start(ds, ch, due, qseq, id, ctext, clen, now) == HD_AGAIN)
                 held = 1;
         }
@@ -998,7 +1010,7 @@ hd_dispatch_inflight(struct hd_shard *s, const char *id)
     struct dispatcher *d = hd_current_worker->module[HD_MODULE_DISPATCH];
     for (int i = 0; i < d->nshards; i++)
         if (d->shards[i].s == s)
-            return *set_slot(&d->shards[i], id) != NULL;
+            return set_has(&d->shards[i], id);
     return 0;
 }
 
