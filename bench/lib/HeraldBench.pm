@@ -43,10 +43,9 @@ sub cpu_user_sys
     return ($f[11] / $HZ, $f[12] / $HZ);
 }
 
-# The process's system calls (reads, writes: /proc/PID/io), the bytes its
-# writes carried (files and sockets), and context
-# switches (voluntary, involuntary, summed over its threads): what the
-# kernel's share of a push is made of.
+# What the process's kernel time is made of: its read and write calls and
+# the bytes the writes carried, files and sockets (/proc/PID/io), and its
+# context switches, voluntary and involuntary, summed over its threads.
 sub kernel_counts
 {
     my ($pid) = @_;

@@ -37,7 +37,7 @@
 #include "send/users.h"
 #include "store/queue.h"
 
-#define SET_BUCKETS 4096     /* max_in_flight (1024) a channel: short chains */
+#define SET_BUCKETS 4096     /* 4 channels x max_in_flight (1024): short */
 #define HD_RECORD_MEMBERS 48 /* a stored record has about 20 */
 
 struct job_ctx;
