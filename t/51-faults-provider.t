@@ -51,8 +51,9 @@ my %fake = (
     storm => Herald::Push->start_faulty_fake('apns', $dir, @common),
     goaway => Herald::Push->start_faulty_fake('apns', $dir, @common,
         '--goaway-after', 25),
+    # answers 20 ms late, so each drop takes requests in flight with it
     drop  => Herald::Push->start_faulty_fake('apns', $dir, @common,
-        '--drop-after', 30),
+        '--drop-after', 30, '--latency-ms', 20),
     reset => Herald::Push->start_faulty_fake('apns', $dir, @common),
     bh    => Herald::Push->start_faulty_fake('apns', $dir, @common),
     down  => Herald::Push->start_faulty_fake('apns', $dir, @common),
@@ -412,6 +413,18 @@ for my $case (['goaway', 'GOAWAY every 25 streams', 'goaway'],
     is(settle($sent, 60), 0, "$name: all settled");
     my $h = check_outcomes($name, $app, $sent);
     is($h->{delivered} // 0, 300, "$name: all 300 delivered");
+    if ($app eq 'drop') {
+        # the default breaker (10 failures, 30 s) must not see a lost
+        # connection's requests as that many failures
+        my $lost = 0;
+        $lost += ($_->{d}{attempts} // 1) - 1 for @$sent;
+        cmp_ok($lost, '>=', 20,
+            "$name: the drops took requests with them ($lost tried again)");
+        unlike($t->error_log,
+            qr/circuit breaker of provider "apns_drop" closed -> open/,
+            "$name: a lost connection is one failure: the breaker stayed "
+            . 'closed');
+    }
     if ($event) {
         my $nev = $fake{$app}->events($event);
         cmp_ok($nev, '>=', 5, "$name: it happened ($nev times)");

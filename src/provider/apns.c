@@ -714,6 +714,7 @@ on_response(void *arg, const struct hd_h2_response *res, const char *error)
         /* connection lost or timed out: the outcome is unknown, retry */
         snprintf(detail, sizeof(detail), "APNs: %s", error);
         req_free(r);
+        j->lost_with = hd_h2_lost_with();
         j->done(j, HD_OUT_RETRY, 0, detail);
         return;
     }

@@ -581,6 +581,7 @@ on_send_response(void *arg, const struct hd_h2_response *res, const char *error)
     if (error) {
         snprintf(detail, sizeof(detail), "FCM: %s", error);
         req_free(r);
+        j->lost_with = hd_h2_lost_with();
         j->done(j, HD_OUT_RETRY, 0, detail);
         return;
     }

@@ -73,6 +73,7 @@ struct req {
     unsigned char *rbody;
     size_t rlen, rcap;
     const char *error;
+    uint64_t lost_with; /* the connection loss that took it, or 0 */
     struct event timer;
     hd_h2_response_fn cb;
     void *arg;
@@ -151,6 +152,15 @@ static __thread struct resolver *thread_resolver;
 static void pump(struct hd_h2_pool *p);
 static void conn_close(struct conn *c, const char *why);
 static void conn_connect(struct conn *c);
+
+static uint64_t loss_seq;              /* connection losses, process-wide */
+static __thread uint64_t cb_lost_with; /* the request's, in its callback */
+
+uint64_t
+hd_h2_lost_with(void)
+{
+    return cb_lost_with;
+}
 
 /* ==== small lists ==== */
 
@@ -798,6 +808,7 @@ conn_close(struct conn *c, const char *why)
     struct hd_h2_pool *p = c->pool;
     struct req *r, *next;
     int was_ready = c->state == C_READY || c->state == C_DRAINING;
+    uint64_t loss = 0;
 
     if (c->bev) {
         SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
@@ -813,10 +824,15 @@ conn_close(struct conn *c, const char *why)
     for (r = c->reqs; r; r = next) {
         next = r->next;
         detach(c, r);
-        if (!r->sent)
+        if (!r->sent) {
             requeue(r, why ? why : "connection closed");
-        else
-            complete(r, why ? why : "connection closed");
+            continue;
+        }
+        /* the peer may have processed them: they fail, all with one loss */
+        if (loss == 0)
+            loss = __atomic_add_fetch(&loss_seq, 1, __ATOMIC_RELAXED);
+        r->lost_with = loss;
+        complete(r, why ? why : "connection closed");
     }
     evtimer_del(c->timer);
     event_del(c->flush_ev);
@@ -1170,7 +1186,9 @@ on_done(evutil_socket_t fd, short what, void *arg)
     while ((r = list) != NULL) {
         list = r->next;
         if (r->error) {
+            cb_lost_with = r->lost_with;
             r->cb(r->arg, NULL, r->error);
+            cb_lost_with = 0;
         } else {
             struct hd_h2_response res;
             res.status = r->status;

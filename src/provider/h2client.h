@@ -75,6 +75,12 @@ int hd_h2_request(struct hd_h2_pool *p, const char *method, const char *path,
                   const struct hd_h2_header *h, int nh, const void *body,
                   size_t len, hd_h2_response_fn cb, void *arg);
 
+/* In a response callback with an error: the id of the connection loss
+ * that took the request with others (it was sent, then its connection
+ * closed), unique in the process; 0 for any other error. A circuit
+ * breaker counts one loss once, not once per request. */
+uint64_t hd_h2_lost_with(void);
+
 struct hd_h2_stats {
     uint64_t connects; /* connections that reached READY */
     uint64_t requests; /* responses delivered */

@@ -66,6 +66,10 @@ struct hd_job {
      * the address is gone (APNs 410 timestamp): the dispatcher keeps a
      * device registered again after that */
     int64_t gone_ms;
+    /* set by the provider with HD_OUT_RETRY when the request was lost with
+     * its connection (hd_h2_lost_with): the circuit breaker counts the
+     * requests of one loss as one failure */
+    uint64_t lost_with;
     hd_job_done_fn done;
 };
 

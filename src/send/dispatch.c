@@ -63,7 +63,8 @@ enum { CB_CLOSED = 0, CB_OPEN, CB_HALF_OPEN };
 struct breaker {
     unsigned epoch; /* of the provider it belongs to: see breaker_of */
     int state;
-    int failures; /* consecutive transient failures */
+    int failures;       /* consecutive transient failures */
+    uint64_t last_loss; /* the connection loss last counted (h2client) */
     int64_t open_until;
     int probing; /* half-open: the one probe is out */
 };
@@ -190,6 +191,7 @@ breaker_of(struct dispatcher *d, struct hd_provider *p)
     b->failures = 0;
     b->open_until = 0;
     b->probing = 0;
+    b->last_loss = 0;
     __atomic_store_n(&b->epoch, p->epoch, __ATOMIC_RELEASE);
     return b;
 }
@@ -245,12 +247,20 @@ cb_usable(struct hd_provider *p, void *arg)
 }
 
 static void
-cb_outcome(struct dispatcher *d, struct hd_provider *p, int transient)
+cb_outcome(struct dispatcher *d, struct hd_provider *p, int transient,
+           uint64_t lost_with)
 {
     struct breaker *b = breaker_of(d, p);
 
     if (b == NULL)
         return;
+    if (transient && lost_with != 0) {
+        /* a connection closed under many requests: one failure, counted
+         * with the first of them (its state change, if any, is done) */
+        if (lost_with == b->last_loss)
+            return;
+        b->last_loss = lost_with;
+    }
     if (!transient) {
         /* answered, even if to refuse: the provider works */
         if (b->state != CB_CLOSED)
@@ -500,7 +510,7 @@ on_job_done(struct hd_job *j, int outcome, int64_t retry_after_ms,
     }
     if (jc->provider) {
         struct hd_metrics *mt = hd_metrics_self();
-        cb_outcome(disp, jc->provider, outcome == HD_OUT_RETRY);
+        cb_outcome(disp, jc->provider, outcome == HD_OUT_RETRY, j->lost_with);
         if (jc->provider->index < HD_METRICS_PROVIDERS)
             HD_COUNT(
                 mt->results[jc->provider->index][j->channel]

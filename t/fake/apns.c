@@ -294,7 +294,9 @@ done(struct fk_req *r)
         fk_goaway(c, r->stream_id, NGHTTP2_NO_ERROR, NULL);
         fk_drop_after(c, 200);
     }
-    if (opt.drop_after && c->served == opt.drop_after && !fk_closing(c)) {
+    /* >=: with --latency-ms more have come in by the time this answer goes,
+     * and they are lost with the connection, as with a real reset */
+    if (opt.drop_after && c->served >= opt.drop_after && !fk_closing(c)) {
         w = fk_log_event("drop");
         fk_jw_key(w, "conn");
         fk_jw_int(w, c->id);
