@@ -418,7 +418,8 @@ for my $case (['goaway', 'GOAWAY every 25 streams', 'goaway'],
         # connection's requests as that many failures
         my $lost = 0;
         $lost += ($_->{d}{attempts} // 1) - 1 for @$sent;
-        cmp_ok($lost, '>=', 20,
+        # (~100-150 here; ~15 under valgrind, whose herald sends slower)
+        cmp_ok($lost, '>=', 10,
             "$name: the drops took requests with them ($lost tried again)");
         unlike($t->error_log,
             qr/circuit breaker of provider "apns_drop" closed -> open/,
