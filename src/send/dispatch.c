@@ -109,12 +109,15 @@ struct job_ctx {
 
 /* ==== the in-flight set ==== */
 
+/* The slot of the job whose id is key[0..klen) (hash h), or the empty
+ * one at the end of its chain. */
 static struct job_ctx **
-set_slot(struct dshard *ds, const char *id, uint64_t h)
+set_slot(struct dshard *ds, const void *key, size_t klen, uint64_t h)
 {
     struct job_ctx **pp = &ds->set[h % SET_BUCKETS];
     for (; *pp; pp = &(*pp)->next)
-        if ((*pp)->hash == h && strcmp((*pp)->id, id) == 0)
+        if ((*pp)->hash == h && klen < sizeof((*pp)->id) &&
+            memcmp((*pp)->id, key, klen) == 0 && (*pp)->id[klen] == '\0')
             break;
     return pp;
 }
@@ -122,7 +125,8 @@ set_slot(struct dshard *ds, const char *id, uint64_t h)
 static int
 set_has(struct dshard *ds, const char *id)
 {
-    return *set_slot(ds, id, hd_hash(id, strlen(id))) != NULL;
+    size_t n = strlen(id);
+    return *set_slot(ds, id, n, hd_hash(id, n)) != NULL;
 }
 
 /* The store stages a write to a delivery record: if that delivery is in
@@ -133,25 +137,23 @@ on_delivery_write(struct hd_shard *s, const void *key, size_t klen, void *arg)
 {
     struct dshard *ds = arg;
     struct job_ctx *jc;
-    uint64_t h;
 
     (void)s;
     if (key == ds->writing)
         return; /* an outcome's own write */
-    h = hd_hash(key, klen);
-    for (jc = ds->set[h % SET_BUCKETS]; jc; jc = jc->next)
-        if (jc->hash == h && klen < sizeof(jc->id) &&
-            memcmp(jc->id, key, klen) == 0 && jc->id[klen] == '\0')
-            jc->touched = 1;
+    jc = *set_slot(ds, key, klen, hd_hash(key, klen));
+    if (jc != NULL)
+        jc->touched = 1;
 }
 
 static void
 set_add(struct dshard *ds, struct job_ctx *jc)
 {
+    size_t n = strlen(jc->id);
     struct job_ctx **pp;
 
-    jc->hash = hd_hash(jc->id, strlen(jc->id));
-    pp = set_slot(ds, jc->id, jc->hash);
+    jc->hash = hd_hash(jc->id, n);
+    pp = set_slot(ds, jc->id, n, jc->hash);
     if (*pp)
         return;
     jc->next = NULL;
@@ -162,7 +164,10 @@ set_add(struct dshard *ds, struct job_ctx *jc)
 static void
 set_del(struct dshard *ds, struct job_ctx *jc)
 {
-    struct job_ctx **pp = set_slot(ds, jc->id, jc->hash);
+    struct job_ctx **pp = &ds->set[jc->hash % SET_BUCKETS];
+
+    while (*pp != NULL && *pp != jc) /* by identity: no id to compare */
+        pp = &(*pp)->next;
     if (*pp == jc) {
         *pp = jc->next;
         HD_COUNT(hd_metrics_self()->in_flight, -1);
