@@ -119,6 +119,11 @@ struct fdev {
     struct event *ev;
 };
 
+/* nghttp2's small blocks come from the pool's lists, a list per size
+ * class of MEM_STEP bytes up to MEM_CLASSES steps (mem_malloc) */
+#define MEM_STEP 64
+#define MEM_CLASSES 16
+
 struct hd_h2_pool {
     struct event_base *base;
     struct hd_log log;
@@ -145,6 +150,8 @@ struct hd_h2_pool {
     struct hd_h2_stats st;
     struct hd_provider_metrics *pm; /* the creating worker's */
     struct hd_freelist reqs;        /* of request blocks */
+    nghttp2_mem mem;                /* nghttp2's allocator: the lists below */
+    struct hd_freelist blocks[MEM_CLASSES];
 };
 
 static __thread struct resolver *thread_resolver;
@@ -160,6 +167,89 @@ uint64_t
 hd_h2_lost_with(void)
 {
     return cb_lost_with;
+}
+
+/* ==== nghttp2's memory ==== */
+
+/* nghttp2 takes and gives back several small blocks a request: the
+ * stream, its outbound item, the copied header values, a buffer per
+ * received header. With a thousand streams a connection glibc's small
+ * caches overflow and each of them takes malloc's slow path, so the pool
+ * keeps them on lists of its own, one per size class (hd_fl_decay gives
+ * a burst's back). nghttp2's free passes no size: a header before each
+ * block names its class, and keeps the block 16-byte aligned. */
+#define MEM_HDR 16
+#define MEM_LARGE 0xff /* the header's class of a block from malloc */
+
+static void *
+mem_malloc(size_t size, void *ud)
+{
+    struct hd_h2_pool *p = ud;
+    size_t k = (size + MEM_HDR + MEM_STEP - 1) / MEM_STEP;
+    unsigned char *b;
+
+    if (k <= MEM_CLASSES) {
+        b = hd_fl_get(&p->blocks[k - 1], k * MEM_STEP);
+        b[0] = (unsigned char)(k - 1);
+    } else {
+        if (size > SIZE_MAX - MEM_HDR || (b = malloc(size + MEM_HDR)) == NULL)
+            return NULL;
+        b[0] = MEM_LARGE;
+    }
+    return b + MEM_HDR;
+}
+
+static void
+mem_free(void *ptr, void *ud)
+{
+    struct hd_h2_pool *p = ud;
+    unsigned char *b;
+
+    if (ptr == NULL)
+        return;
+    b = (unsigned char *)ptr - MEM_HDR;
+    if (b[0] == MEM_LARGE)
+        free(b);
+    else
+        hd_fl_put(&p->blocks[b[0]], b, ((size_t)b[0] + 1) * MEM_STEP);
+}
+
+static void *
+mem_calloc(size_t n, size_t size, void *ud)
+{
+    void *ptr;
+
+    if (size != 0 && n > SIZE_MAX / size)
+        return NULL;
+    if ((ptr = mem_malloc(n * size, ud)) != NULL)
+        memset(ptr, 0, n * size);
+    return ptr;
+}
+
+static void *
+mem_realloc(void *ptr, size_t size, void *ud)
+{
+    unsigned char *b;
+    size_t have;
+    void *n;
+
+    if (ptr == NULL)
+        return mem_malloc(size, ud);
+    b = (unsigned char *)ptr - MEM_HDR;
+    if (b[0] == MEM_LARGE) {
+        if (size > SIZE_MAX - MEM_HDR ||
+            (b = realloc(b, size + MEM_HDR)) == NULL)
+            return NULL;
+        return b + MEM_HDR;
+    }
+    have = ((size_t)b[0] + 1) * MEM_STEP - MEM_HDR;
+    if (size <= have)
+        return ptr;
+    if ((n = mem_malloc(size, ud)) == NULL)
+        return NULL;
+    memcpy(n, ptr, have);
+    mem_free(ptr, ud);
+    return n;
 }
 
 /* ==== small lists ==== */
@@ -673,7 +763,8 @@ session_start(struct conn *c)
      * connection, keeping closed ones for the priority tree cost more
      * than the requests */
     nghttp2_option_set_no_closed_streams(opt, 1);
-    rv = nghttp2_session_client_new2(&c->session, callbacks, c, opt);
+    rv = nghttp2_session_client_new3(&c->session, callbacks, c, opt,
+                                     &c->pool->mem);
     nghttp2_option_del(opt);
     if (rv != 0)
         return HD_ERROR;
@@ -1258,6 +1349,9 @@ hd_h2_pool_new(struct event_base *base, const struct hd_log *log,
     p->max_queue = c->max_queue > 0 ? c->max_queue : 4096;
     /* a block holds a request with its headers and a body of about 1 KiB */
     hd_fl_init(&p->reqs, 3072, 1024);
+    p->mem = (nghttp2_mem){p, mem_malloc, mem_free, mem_calloc, mem_realloc};
+    for (int i = 0; i < MEM_CLASSES; i++)
+        hd_fl_init(&p->blocks[i], (size_t)(i + 1) * MEM_STEP, 2048);
     p->connect_timeout_ms =
         c->connect_timeout_ms > 0 ? c->connect_timeout_ms : 10000;
     p->ping_interval_ms = c->ping_interval_ms > 0 ? c->ping_interval_ms : 60000;
@@ -1359,6 +1453,8 @@ hd_h2_pool_free(struct hd_h2_pool *p)
     free(p->host);
     free(p->authority);
     hd_fl_drain(&p->reqs);
+    for (int i = 0; i < MEM_CLASSES; i++)
+        hd_fl_drain(&p->blocks[i]);
     free(p);
 }
 
