@@ -80,6 +80,9 @@ struct dispatcher {
     struct hd_freelist jobs;  /* of struct job_ctx blocks */
 };
 
+/* room for an email's signed unsubscribe token, at the block's end */
+#define UNSUB_MAX 384
+
 /* One delivery in flight. Its strings (the job's, read from the
  * delivery record) live in arena, sized by the record: a decoded string
  * is never longer than its JSON text. A copy of the record and its
@@ -97,8 +100,7 @@ struct job_ctx {
     uint64_t qseq;
     const char *category, *template_name; /* for events and stats */
     char id[HD_QUEUE_ID_MAX];
-    char unsub[384]; /* email: the signed unsubscribe token */
-    char *rec;       /* the record as read at the start, after members */
+    char *rec; /* the record as read at the start, after members */
     int nmembers;
     int touched; /* the record was written since the start (not by us) */
     size_t arena_len, arena_size;
@@ -404,25 +406,121 @@ struct outcome {
     uint64_t qseq;
 };
 
+/* The members of a delivery record the send path reads or writes, found
+ * in one pass over the record (rec_fields): a lookup a member costs a
+ * pass of its own, and start and the outcome make more than a dozen. */
+enum {
+    F_STATUS,
+    F_EXPIRES_AT,
+    F_NOTIFICATION_ID,
+    F_USER_ID,
+    F_TO,
+    F_ATTEMPTS,
+    F_PLATFORM,
+    F_DEVICE_ID,
+    F_APP,
+    F_SANDBOX,
+    F_PRIORITY,
+    F_CATEGORY,
+    F_TEMPLATE,
+    F_AVOID,
+    F_DUE,
+    F_QSEQ,
+    F_TIMELINE,
+    F_PROVIDER,
+    F_REASON,
+    F_PROVIDER_MESSAGE_ID,
+    F_LAST_ERROR,
+    F_MAX,
+    F_OTHER = F_MAX
+};
+
+/* which of the fields above key is, or F_OTHER: by length, then by the
+ * text (memcmp of a constant length compiles to a compare or two) */
 static int
-key_is(const struct hd_jspan *key, const char *s, size_t n)
+rec_field(const struct hd_jspan *key)
 {
-    return s != NULL && key->n == n && memcmp(key->p, s, n) == 0;
+    const char *k = key->p;
+#define IS(s) (memcmp(k, s, sizeof(s) - 1) == 0)
+
+    switch (key->n) {
+    case 2:
+        return IS("to") ? F_TO : F_OTHER;
+    case 3:
+        return IS("app") ? F_APP : IS("due") ? F_DUE : F_OTHER;
+    case 4:
+        return IS("qseq") ? F_QSEQ : F_OTHER;
+    case 5:
+        return IS("avoid") ? F_AVOID : F_OTHER;
+    case 6:
+        return IS("status") ? F_STATUS : IS("reason") ? F_REASON : F_OTHER;
+    case 7:
+        return IS("user_id") ? F_USER_ID : IS("sandbox") ? F_SANDBOX : F_OTHER;
+    case 8:
+        return IS("attempts")   ? F_ATTEMPTS
+               : IS("platform") ? F_PLATFORM
+               : IS("priority") ? F_PRIORITY
+               : IS("category") ? F_CATEGORY
+               : IS("template") ? F_TEMPLATE
+               : IS("timeline") ? F_TIMELINE
+               : IS("provider") ? F_PROVIDER
+                                : F_OTHER;
+    case 9:
+        return IS("device_id") ? F_DEVICE_ID : F_OTHER;
+    case 10:
+        return IS("expires_at")   ? F_EXPIRES_AT
+               : IS("last_error") ? F_LAST_ERROR
+                                  : F_OTHER;
+    case 15:
+        return IS("notification_id") ? F_NOTIFICATION_ID : F_OTHER;
+    case 19:
+        return IS("provider_message_id") ? F_PROVIDER_MESSAGE_ID : F_OTHER;
+    }
+    return F_OTHER;
+#undef IS
 }
 
-static int
-replaced(const struct hd_jspan *key, const struct outcome *o)
+/* each field's value in m[0..n) (NULL: absent); into the index of its
+ * member when idx is set */
+static void
+rec_fields(const struct hd_jmember *m, int n, const struct hd_jspan *f[F_MAX],
+           unsigned char *idx)
 {
-#define K(s) s, sizeof(s) - 1
-    return key_is(key, K("attempts")) || key_is(key, K("status")) ||
-           key_is(key, K("qseq")) || key_is(key, K("avoid")) ||
-           key_is(key, K("timeline")) ||
-           (o->provider && key_is(key, K("provider"))) ||
-           (o->reason && key_is(key, K("reason"))) ||
-           (o->detail_key &&
-            key_is(key, o->detail_key, strlen(o->detail_key))) ||
-           (o->avoid && key_is(key, K("due")));
-#undef K
+    memset(f, 0, F_MAX * sizeof(*f));
+    for (int i = 0; i < n; i++) {
+        int k = rec_field(&m[i].key);
+        if (k != F_OTHER && f[k] == NULL)
+            f[k] = &m[i].val;
+        if (idx != NULL)
+            idx[i] = (unsigned char)k;
+    }
+}
+
+/* whether the outcome o writes the member of field k anew */
+static int
+replaced(int k, const struct outcome *o)
+{
+    switch (k) {
+    case F_ATTEMPTS:
+    case F_STATUS:
+    case F_QSEQ:
+    case F_AVOID:
+    case F_TIMELINE:
+        return 1;
+    case F_PROVIDER:
+        return o->provider != NULL;
+    case F_REASON:
+        return o->reason != NULL;
+    case F_DUE:
+        return o->avoid != NULL;
+    case F_PROVIDER_MESSAGE_ID:
+    case F_LAST_ERROR:
+        return o->detail_key != NULL &&
+               strcmp(o->detail_key, k == F_LAST_ERROR
+                                         ? "last_error"
+                                         : "provider_message_id") == 0;
+    }
+    return 0;
 }
 
 /* The delivery record m[0..n) with the outcome o written over it and
@@ -432,21 +530,24 @@ static void
 write_outcome(struct hd_jbuf *b, const struct hd_jmember *m, int n,
               const struct outcome *o)
 {
-    const struct hd_jspan *tl = hd_jtext_get(m, n, "timeline");
+    const struct hd_jspan *f[F_MAX], *tl;
+    unsigned char idx[HD_RECORD_MEMBERS];
     char now[32];
 
+    rec_fields(m, n, f, idx);
+    tl = f[F_TIMELINE];
     hd_jbuf_init(b, 1024);
     b->p[b->len++] = HD_STORE_FORMAT;
     hd_jbuf_raw(b, "{", 1);
     for (int i = 0, j; i < n; i = j + 1) {
         const char *from;
-        if (replaced(&m[i].key, o)) {
+        if (replaced(idx[i], o)) {
             j = i;
             continue;
         }
         /* a run of members kept is one span of the record's text, from
          * the first key's quote to the last value's end */
-        for (j = i; j + 1 < n && !replaced(&m[j + 1].key, o); j++)
+        for (j = i; j + 1 < n && !replaced(idx[j + 1], o); j++)
             ;
         if (b->p[b->len - 1] != '{')
             hd_jbuf_raw(b, ",", 1);
@@ -672,14 +773,13 @@ no_provider(struct hd_shard *s, int ch, int64_t due, uint64_t qseq, json_t *d)
     hd_store_put_json(s, HD_DB_DELIVERIES, id, d);
 }
 
-/* The string member key of m[0..n) copied into jc's arena; NULL when
- * absent or not a string. */
+/* The string v copied into jc's arena; NULL when absent or not a
+ * string. */
 static const char *
-take(struct job_ctx *jc, const struct hd_jmember *m, int n, const char *key)
+take(struct job_ctx *jc, const struct hd_jspan *v)
 {
     char *out = jc->arena + jc->arena_len;
-    int len = hd_jtext_str(hd_jtext_get(m, n, key), out,
-                           jc->arena_size - jc->arena_len);
+    int len = hd_jtext_str(v, out, jc->arena_size - jc->arena_len);
 
     if (len < 0)
         return NULL;
@@ -745,6 +845,7 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
 {
     struct hd_shard *s = ds->s;
     struct hd_jmember m[HD_RECORD_MEMBERS];
+    const struct hd_jspan *f[F_MAX];
     struct job_ctx *jc;
     struct hd_provider *p;
     const char *avoid, *prio;
@@ -767,14 +868,14 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
         hd_queue_remove(s, ch, due, qseq);
         return HD_OK;
     }
-    if (hd_jtext_str(hd_jtext_get(m, n, "status"), status, sizeof(status)) <
-            0 ||
+    rec_fields(m, n, f, NULL);
+    if (hd_jtext_str(f[F_STATUS], status, sizeof(status)) < 0 ||
         terminal(status)) {
         /* a queue entry left by a finished delivery */
         hd_queue_remove(s, ch, due, qseq);
         return HD_OK;
     }
-    expires = hd_jtext_int(hd_jtext_get(m, n, "expires_at"));
+    expires = hd_jtext_int(f[F_EXPIRES_AT]);
     if (expires && now > expires) {
         json_t *d = hd_record_decode(&v); /* rare: a tree will do */
         if (d != NULL)
@@ -787,16 +888,16 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
         /* not carried by the queue entry: the notification's record */
         char nid[64];
         struct hd_jspan c;
-        if (hd_jtext_str(hd_jtext_get(m, n, "notification_id"), nid,
-                         sizeof(nid)) >= 0 &&
+        if (hd_jtext_str(f[F_NOTIFICATION_ID], nid, sizeof(nid)) >= 0 &&
             content_span(s, nid, &c) == HD_OK) {
             qtext = c.p;
             qlen = c.n;
         }
     }
-    /* the record, its members, the arena, the content's text */
+    /* the record, its members, the arena, the content's text, and an
+     * email's unsubscribe token */
     size = sizeof(*jc) + (size_t)n * sizeof(*m) + 2 * v.mv_size +
-           (qtext ? qlen + 1 : 0);
+           (qtext ? qlen + 1 : 0) + (ch == HD_CH_EMAIL ? UNSUB_MAX : 0);
     jc = hd_fl_get(&ds->d->jobs, size);
     memset(jc, 0, sizeof(*jc));
     jc->size = size;
@@ -818,27 +919,27 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
     jc->qseq = qseq;
     memcpy(jc->id, id, strlen(id) + 1); /* < HD_QUEUE_ID_MAX (scan) */
     jc->job.delivery_id = jc->id;
-    jc->job.notification_id = take(jc, m, n, "notification_id");
-    jc->job.user_id = take(jc, m, n, "user_id");
-    jc->job.to = take(jc, m, n, "to");
+    jc->job.notification_id = take(jc, f[F_NOTIFICATION_ID]);
+    jc->job.user_id = take(jc, f[F_USER_ID]);
+    jc->job.to = take(jc, f[F_TO]);
     jc->job.channel = ch;
-    jc->job.attempt = (int)hd_jtext_int(hd_jtext_get(m, n, "attempts")) + 1;
-    jc->job.platform = take(jc, m, n, "platform");
-    jc->job.device_id = take(jc, m, n, "device_id");
-    jc->job.app = take(jc, m, n, "app");
-    jc->job.sandbox = hd_jtext_true(hd_jtext_get(m, n, "sandbox"));
-    prio = take(jc, m, n, "priority");
+    jc->job.attempt = (int)hd_jtext_int(f[F_ATTEMPTS]) + 1;
+    jc->job.platform = take(jc, f[F_PLATFORM]);
+    jc->job.device_id = take(jc, f[F_DEVICE_ID]);
+    jc->job.app = take(jc, f[F_APP]);
+    jc->job.sandbox = hd_jtext_true(f[F_SANDBOX]);
+    prio = take(jc, f[F_PRIORITY]);
     jc->job.priority = prio ? hd_priority_parse(prio) : HD_PRIO_NORMAL;
     if (jc->job.priority < 0)
         jc->job.priority = HD_PRIO_NORMAL;
     jc->job.expires_at_ms = expires;
     jc->job.done = on_job_done;
-    jc->category = take(jc, m, n, "category");
-    jc->template_name = take(jc, m, n, "template");
+    jc->category = take(jc, f[F_CATEGORY]);
+    jc->template_name = take(jc, f[F_TEMPLATE]);
 
     /* failover: after a transient failure the next provider goes first;
      * the failed one only when no other may take it */
-    avoid = take(jc, m, n, "avoid");
+    avoid = take(jc, f[F_AVOID]);
     p = NULL;
     if (avoid != NULL) {
         struct pick_arg pa = {ds->d, avoid};
@@ -889,11 +990,11 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
         jc->device = hd_device_get(s, jc->job.user_id, jc->job.device_id);
     jc->job.device = jc->device;
     if (ch == HD_CH_EMAIL) {
-        char payload[256];
+        char payload[256], *unsub = (char *)jc + jc->size - UNSUB_MAX;
         snprintf(payload, sizeof(payload), "unsub|%s|email|%lld|%s",
                  jc->job.user_id, (long long)(now / 1000), jc->id);
-        if (hd_sign_token(payload, jc->unsub, sizeof(jc->unsub)) == HD_OK)
-            jc->job.unsubscribe_token = jc->unsub;
+        if (hd_sign_token(payload, unsub, UNSUB_MAX) == HD_OK)
+            jc->job.unsubscribe_token = unsub;
     }
     set_add(ds, jc);
     ds->n[ch]++;
