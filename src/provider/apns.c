@@ -402,14 +402,17 @@ content_open(struct apns_content *ac, const char *text, size_t len)
     return HD_OK;
 }
 
-/* key's value, or NULL (also for null: nothing to send) */
+/* key's value, or NULL (also for null: nothing to send); shorthand: key
+ * is one of title, body and data, which the content may also give
+ * outside its push part */
 static const struct hd_jspan *
-content_get(const struct apns_content *ac, const char *key)
+content_get(const struct apns_content *ac, const char *key, int shorthand)
 {
-    const struct hd_jspan *v = hd_jtext_get(ac->p, ac->pn, key);
+    const struct hd_jspan *v = NULL;
 
-    if (v == NULL && (strcmp(key, "title") == 0 || strcmp(key, "body") == 0 ||
-                      strcmp(key, "data") == 0))
+    if (ac->pn > 0)
+        v = hd_jtext_get(ac->p, ac->pn, key);
+    if (v == NULL && shorthand)
         v = hd_jtext_get(ac->c, ac->cn, key);
     if (v != NULL && v->n == 4 && memcmp(v->p, "null", 4) == 0)
         return NULL;
@@ -420,8 +423,12 @@ content_get(const struct apns_content *ac, const char *key)
 static char *
 payload(const struct apns_content *ac, int *background, size_t *len)
 {
-    static const char *alert_keys[][2] = {
-        {"title", "title"}, {"subtitle", "subtitle"}, {"body", "body"}};
+    static const struct {
+        const char *key, *aps_key;
+        int shorthand;
+    } alert_keys[] = {{"title", "title", 1},
+                      {"subtitle", "subtitle", 0},
+                      {"body", "body", 1}};
     static const char *aps_keys[][2] = {
         {"badge", "badge"},
         {"sound", "sound"},
@@ -438,7 +445,7 @@ payload(const struct apns_content *ac, int *background, size_t *len)
     hd_jbuf_init(&b, 512);
     hd_jbuf_raw(&b, "{", 1);
     /* custom data at the top level, aps last; values copied as written */
-    v = content_get(ac, "data");
+    v = content_get(ac, "data", 1);
     if (v != NULL && v->p[0] == '{') {
         /* a member takes 5 bytes at least ("k":1,) */
         dm = hd_alloc((v->n / 5 + 1) * sizeof(*dm));
@@ -458,27 +465,28 @@ payload(const struct apns_content *ac, int *background, size_t *len)
     hd_jbuf_key(&b, "aps");
     hd_jbuf_raw(&b, "{", 1);
     for (size_t i = 0; i < HD_NELEMS(alert_keys); i++)
-        if ((v = content_get(ac, alert_keys[i][0])) != NULL) {
+        if ((v = content_get(ac, alert_keys[i].key, alert_keys[i].shorthand)) !=
+            NULL) {
             if (!alert++) {
                 hd_jbuf_key(&b, "alert");
                 hd_jbuf_raw(&b, "{", 1);
             }
-            hd_jbuf_key(&b, alert_keys[i][1]);
+            hd_jbuf_key(&b, alert_keys[i].aps_key);
             hd_jbuf_raw(&b, v->p, v->n);
         }
     if (alert)
         hd_jbuf_raw(&b, "}", 1);
     *background = !alert;
     for (size_t i = 0; i < HD_NELEMS(aps_keys); i++)
-        if ((v = content_get(ac, aps_keys[i][0])) != NULL) {
+        if ((v = content_get(ac, aps_keys[i][0], 0)) != NULL) {
             hd_jbuf_key(&b, aps_keys[i][1]);
             hd_jbuf_raw(&b, v->p, v->n);
         }
-    if (hd_jtext_true(content_get(ac, "mutable_content"))) {
+    if (hd_jtext_true(content_get(ac, "mutable_content", 0))) {
         hd_jbuf_key(&b, "mutable-content");
         hd_jbuf_int(&b, 1);
     }
-    if (*background || hd_jtext_true(content_get(ac, "content_available"))) {
+    if (*background || hd_jtext_true(content_get(ac, "content_available", 0))) {
         hd_jbuf_key(&b, "content-available");
         hd_jbuf_int(&b, 1);
     }
@@ -500,7 +508,7 @@ hd_apns_payload(const char *content, size_t clen, int *background, size_t *len)
 static int
 collapse_id(const struct apns_content *ac, char *buf, size_t size)
 {
-    return hd_jtext_str(content_get(ac, "collapse_id"), buf, size) < 0
+    return hd_jtext_str(content_get(ac, "collapse_id", 0), buf, size) < 0
                ? HD_DECLINED
                : HD_OK;
 }
