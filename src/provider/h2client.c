@@ -123,6 +123,7 @@ struct fdev {
  * class of MEM_STEP bytes up to MEM_CLASSES steps (mem_malloc) */
 #define MEM_STEP 64
 #define MEM_CLASSES 16
+#define MEM_KEEP (512 * 1024) /* bytes a class list keeps at most */
 
 struct hd_h2_pool {
     struct event_base *base;
@@ -1350,8 +1351,11 @@ hd_h2_pool_new(struct event_base *base, const struct hd_log *log,
     /* a block holds a request with its headers and a body of about 1 KiB */
     hd_fl_init(&p->reqs, 3072, 1024);
     p->mem = (nghttp2_mem){p, mem_malloc, mem_free, mem_calloc, mem_realloc};
-    for (int i = 0; i < MEM_CLASSES; i++)
-        hd_fl_init(&p->blocks[i], (size_t)(i + 1) * MEM_STEP, 2048);
+    /* a class list keeps at most MEM_KEEP bytes and 2048 blocks */
+    for (int i = 0; i < MEM_CLASSES; i++) {
+        size_t size = (size_t)(i + 1) * MEM_STEP, keep = MEM_KEEP / size;
+        hd_fl_init(&p->blocks[i], size, (unsigned)(keep < 2048 ? keep : 2048));
+    }
     p->connect_timeout_ms =
         c->connect_timeout_ms > 0 ? c->connect_timeout_ms : 10000;
     p->ping_interval_ms = c->ping_interval_ms > 0 ? c->ping_interval_ms : 60000;
