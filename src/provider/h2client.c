@@ -186,10 +186,10 @@ static void *
 mem_malloc(size_t size, void *ud)
 {
     struct hd_h2_pool *p = ud;
-    size_t k = (size + MEM_HDR + MEM_STEP - 1) / MEM_STEP;
     unsigned char *b;
 
-    if (k <= MEM_CLASSES) {
+    if (size <= MEM_CLASSES * MEM_STEP - MEM_HDR) {
+        size_t k = (size + MEM_HDR + MEM_STEP - 1) / MEM_STEP;
         b = hd_fl_get(&p->blocks[k - 1], k * MEM_STEP);
         b[0] = (unsigned char)(k - 1);
     } else {
@@ -251,6 +251,26 @@ mem_realloc(void *ptr, size_t size, void *ud)
     memcpy(n, ptr, have);
     mem_free(ptr, ud);
     return n;
+}
+
+/* The allocator nghttp2 gets, over p's lists; a class list keeps at most
+ * MEM_KEEP bytes and 2048 blocks. */
+static void
+mem_init(struct hd_h2_pool *p)
+{
+    p->mem = (nghttp2_mem){p, mem_malloc, mem_free, mem_calloc, mem_realloc};
+    for (int i = 0; i < MEM_CLASSES; i++) {
+        size_t size = (size_t)(i + 1) * MEM_STEP, keep = MEM_KEEP / size;
+        hd_fl_init(&p->blocks[i], size, (unsigned)(keep < 2048 ? keep : 2048));
+    }
+}
+
+/* after the last session of p is gone */
+static void
+mem_drain(struct hd_h2_pool *p)
+{
+    for (int i = 0; i < MEM_CLASSES; i++)
+        hd_fl_drain(&p->blocks[i]);
 }
 
 /* ==== small lists ==== */
@@ -1350,12 +1370,7 @@ hd_h2_pool_new(struct event_base *base, const struct hd_log *log,
     p->max_queue = c->max_queue > 0 ? c->max_queue : 4096;
     /* a block holds a request with its headers and a body of about 1 KiB */
     hd_fl_init(&p->reqs, 3072, 1024);
-    p->mem = (nghttp2_mem){p, mem_malloc, mem_free, mem_calloc, mem_realloc};
-    /* a class list keeps at most MEM_KEEP bytes and 2048 blocks */
-    for (int i = 0; i < MEM_CLASSES; i++) {
-        size_t size = (size_t)(i + 1) * MEM_STEP, keep = MEM_KEEP / size;
-        hd_fl_init(&p->blocks[i], size, (unsigned)(keep < 2048 ? keep : 2048));
-    }
+    mem_init(p);
     p->connect_timeout_ms =
         c->connect_timeout_ms > 0 ? c->connect_timeout_ms : 10000;
     p->ping_interval_ms = c->ping_interval_ms > 0 ? c->ping_interval_ms : 60000;
@@ -1457,8 +1472,7 @@ hd_h2_pool_free(struct hd_h2_pool *p)
     free(p->host);
     free(p->authority);
     hd_fl_drain(&p->reqs);
-    for (int i = 0; i < MEM_CLASSES; i++)
-        hd_fl_drain(&p->blocks[i]);
+    mem_drain(p);
     free(p);
 }
 
