@@ -234,10 +234,12 @@ SKIP: {
         unless grep { -x "$_/mdb_dump" } split /:/, $ENV{PATH};
     my $found = 0;
     for my $env (glob($t->dir . '/store/shard-*')) {
-        my $dump = `mdb_dump -p -s deliveries $env`;
-        $found++ if $dump =~ /^ \Q$erased_did\E$/m;
+        for my $db (qw(deliveries outcomes)) {
+            my $dump = `mdb_dump -p -s $db $env`;
+            $found++ if $dump =~ /^ \Q$erased_did\E$/m;
+        }
     }
-    is($found, 0, 'erased: the delivery record was not written back');
+    is($found, 0, 'erased: neither the delivery nor an outcome record was written back');
 }
 
 done_testing();

@@ -11,6 +11,7 @@
 #include "core/time.h"
 #include "http/api.h"
 #include "provider/provider.h"
+#include "send/delivery.h"
 #include "send/dispatch.h"
 #include "send/events.h"
 #include "send/notify.h"
@@ -268,7 +269,7 @@ hd_api_dead_letters(struct hd_req *r)
 static int
 requeue(struct hd_shard *s, const char *id)
 {
-    json_t *shared = hd_store_get_json(s, HD_DB_DELIVERIES, id), *d;
+    json_t *shared = hd_delivery_get(s, id), *d;
     const char *chn;
     uint64_t qseq;
     int64_t now = hd_now_ms();
@@ -295,7 +296,7 @@ requeue(struct hd_shard *s, const char *id)
     hd_event_emit(s, d, "requeued", "dead letter retried");
     hd_queue_push(s, hd_channel_parse(chn, strlen(chn)), now, qseq, id, NULL,
                   0);
-    hd_store_put_json(s, HD_DB_DELIVERIES, id, d);
+    hd_delivery_put(s, id, d);
     json_decref(d);
     return HD_OK;
 }

@@ -13,6 +13,7 @@
 #include "http/api.h"
 #include "provider/provider.h"
 #include "provider/twilio.h"
+#include "send/delivery.h"
 #include "send/events.h"
 #include "send/events.h"
 #include "send/notify.h"
@@ -60,14 +61,13 @@ exec_unsubscribe(struct hd_call *c)
 
     /* a repeat, or a user erased since, answers the same: idempotent */
     if (u != NULL) {
-        json_t *shared =
-            op->id ? hd_store_get_json(s, HD_DB_DELIVERIES, op->id) : NULL;
+        json_t *shared = op->id ? hd_delivery_get(s, op->id) : NULL;
         hd_prefs_set_channel(s, op->user_id, HD_CH_EMAIL, 0);
         if (shared != NULL) {
             /* the email whose link it was shows it on its timeline */
             json_t *d = hd_delivery_thaw(shared);
             hd_event_emit(s, d, "unsubscribed", "one-click");
-            hd_store_put_json(s, HD_DB_DELIVERIES, op->id, d);
+            hd_delivery_put(s, op->id, d);
             json_decref(d);
         }
         json_decref(shared);
@@ -183,7 +183,7 @@ exec_twilio(struct hd_call *c)
     const char *status = json_string_value(json_object_get(op->in, "status"));
     const char *sid = json_string_value(json_object_get(op->in, "sid"));
     const char *code = json_string_value(json_object_get(op->in, "code"));
-    json_t *shared = hd_store_get_json(s, HD_DB_DELIVERIES, op->id), *d;
+    json_t *shared = hd_delivery_get(s, op->id), *d;
     const char *known, *cur;
     char detail[128];
 
@@ -220,7 +220,7 @@ exec_twilio(struct hd_call *c)
     } else {
         hd_event_emit(s, d, "provider_status", detail); /* sent, queued */
     }
-    hd_store_put_json(s, HD_DB_DELIVERIES, op->id, d);
+    hd_delivery_put(s, op->id, d);
     json_decref(d);
     hd_api_op_finish_durable(op, 204, NULL);
 }

@@ -14,6 +14,7 @@
 #include "core/sign.h"
 #include "core/time.h"
 #include "http/api.h"
+#include "send/delivery.h"
 #include "send/events.h"
 #include "send/notify.h"
 
@@ -192,7 +193,7 @@ exec_engagement(struct hd_call *c)
     struct hd_api_op *op = (struct hd_api_op *)c;
     struct hd_shard *s = hd_call_shard(c);
     const char *type = json_string_value(json_object_get(op->in, "type"));
-    json_t *shared = hd_store_get_json(s, HD_DB_DELIVERIES, op->id), *d;
+    json_t *shared = hd_delivery_get(s, op->id), *d;
 
     if (shared == NULL) {
         hd_api_op_finish(op, 404,
@@ -204,7 +205,7 @@ exec_engagement(struct hd_call *c)
     json_decref(shared);
     hd_event_emit(s, d, type,
                   json_string_value(json_object_get(op->in, "url")));
-    hd_store_put_json(s, HD_DB_DELIVERIES, op->id, d);
+    hd_delivery_put(s, op->id, d);
     json_decref(d);
     hd_api_op_finish_durable(op, op->status ? op->status : 202,
                              op->out ? json_incref(op->out)

@@ -8,13 +8,15 @@
  * resumes where the last one stopped, so the entries in flight at the
  * front are not walked again each time, unless a commit put an entry
  * before that point. An outcome is staged as one change (queue entry
- * removed or moved, delivery record updated) and the delivery leaves the
+ * removed or moved, outcome record written) and the delivery leaves the
  * in-flight set only once that change is durable, so a crash can repeat
  * only what was in flight. It refills a queue once a quarter of its cap is
  * free. A small content rides in the queue entry (store/queue.h), so a
- * start reads the delivery record and no notification. The outcome writes
- * over the start's copy of that record, unless the store reported a write
- * to it while the job was out (on_delivery_write: an erase, a callback).
+ * start reads the delivery's records and no notification. The outcome
+ * is written to its own small record, never the whole delivery
+ * (send/delivery.h), over the start's copy of the previous outcome,
+ * unless the store reported a write to the delivery while the job was out
+ * (on_delivery_write: an erase, a callback).
  *
  * Records are read and written as JSON text (core/jtext.h), never as
  * jansson trees: this is the path every push takes, and a tree of small
@@ -30,6 +32,7 @@
 #include "core/sign.h"
 #include "core/time.h"
 #include "provider/provider.h"
+#include "send/delivery.h"
 #include "send/alert.h"
 #include "send/dispatch.h"
 #include "send/events.h"
@@ -54,7 +57,6 @@ struct dshard {
      * before it or nothing is in flight. */
     unsigned char resume[HD_CH_MAX][HD_QUEUE_KEY_LEN];
     int resumable[HD_CH_MAX];
-    const char *writing; /* the id whose outcome is being written */
 };
 
 /* A circuit breaker of one provider on one worker. */
@@ -84,10 +86,11 @@ struct dispatcher {
 #define UNSUB_MAX 384
 
 /* One delivery in flight. Its strings (the job's, read from the
- * delivery record) live in arena, sized by the record: a decoded string
- * is never longer than its JSON text. A copy of the record and its
- * members come first: unless the record was written while the job was out
- * (touched), the outcome writes over them, without reading it again. */
+ * delivery's records) live in arena, sized by the records: a decoded
+ * string is never longer than its JSON text. A copy of the outcome record
+ * (if any yet) and its members come first: unless the delivery was
+ * written while the job was out (touched), the new outcome writes over
+ * them, without reading it again. */
 struct job_ctx {
     struct hd_job job;
     struct job_ctx *next; /* in the in-flight set */
@@ -100,7 +103,7 @@ struct job_ctx {
     uint64_t qseq;
     const char *category, *template_name; /* for events and stats */
     char id[HD_QUEUE_ID_MAX];
-    char *rec; /* the record as read at the start, after members */
+    char *rec; /* the outcome record as read at the start, after members */
     int nmembers;
     int touched; /* the record was written since the start (not by us) */
     size_t arena_len, arena_size;
@@ -141,8 +144,6 @@ on_delivery_write(struct hd_shard *s, const void *key, size_t klen, void *arg)
     struct job_ctx *jc;
 
     (void)s;
-    if (key == ds->writing)
-        return; /* an outcome's own write */
     jc = *set_slot(ds, key, klen, hd_hash(key, klen));
     if (jc != NULL)
         jc->touched = 1;
@@ -523,9 +524,10 @@ replaced(int k, const struct outcome *o)
     return 0;
 }
 
-/* The delivery record m[0..n) with the outcome o written over it and
- * one more timeline entry, as a new record in b. Text in, text out: no
- * tree of the record is built (this runs once per send). */
+/* The outcome record m[0..n) (none yet: n = 0) with the outcome o
+ * written over it and one more timeline entry, as a new outcome record in
+ * b (delivery.h). Text in, text out: no tree is built (this runs once per
+ * send). */
 static void
 write_outcome(struct hd_jbuf *b, const struct hd_jmember *m, int n,
               const struct outcome *o)
@@ -630,16 +632,20 @@ on_job_done(struct hd_job *j, int outcome, int64_t retry_after_ms,
                             (double)(hd_now_ms() - jc->due) / 1e3);
     }
     hd_queue_remove(s, j->channel, jc->due, jc->qseq);
-    /* written while the provider worked (the user erased, a callback): the
-     * record is read again, as it is now; else the start's copy is it */
+    /* written while the provider worked (the user erased, a callback that
+     * folded the outcome into the delivery): the outcome record is read
+     * again, as it is now; else the start's copy is it */
     if (!jc->touched)
         n = jc->nmembers, m = jc->members;
     else if (hd_store_get(s, HD_DB_DELIVERIES, jc->id, strlen(jc->id), &v) !=
              HD_OK)
         n = HD_DECLINED;
+    else if (hd_store_get(s, HD_DB_OUTCOMES, jc->id, strlen(jc->id), &v) !=
+             HD_OK)
+        n = 0;
     else if ((n = hd_record_members(&v, mbuf, HD_RECORD_MEMBERS)) < 0)
         hd_log(HD_LOG_ERR, &s->log, 0,
-               "undecodable delivery record \"%s\": its outcome (%s) is not "
+               "undecodable outcome record \"%s\": its outcome (%s) is not "
                "recorded",
                jc->id, outcome == HD_OUT_DELIVERED ? "delivered" : "failed");
     if (n < 0) {
@@ -713,17 +719,15 @@ on_job_done(struct hd_job *j, int outcome, int64_t retry_after_ms,
             jc->template_name};
         hd_event_put(s, &src, o.status, detail);
     }
+    hd_store_put(s, HD_DB_OUTCOMES, jc->id, strlen(jc->id), b.p, b.len);
+    free(b.p);
     if (o.reason && strcmp(o.reason, "attempts_exhausted") == 0) {
-        MDB_val rec = {b.len, b.p};
-        json_t *d = hd_record_decode(&rec); /* rare: a tree will do */
+        /* rare: a tree will do; the store reads its staged writes */
+        json_t *d = hd_delivery_get(s, jc->id);
         if (d != NULL)
             dead_letter(s, d, o.reason);
         json_decref(d);
     }
-    jc->ds->writing = jc->id;
-    hd_store_put(s, HD_DB_DELIVERIES, jc->id, strlen(jc->id), b.p, b.len);
-    jc->ds->writing = NULL;
-    free(b.p);
     /* the last read of the provider: a reload may retire it now */
     if (jc->provider)
         hd_provider_release(jc->provider, disp->w);
@@ -754,7 +758,7 @@ expire(struct hd_shard *s, int ch, int64_t due, uint64_t qseq, json_t *d)
     hd_event_emit(s, d, "expired", NULL);
     HD_COUNT(hd_metrics_self()->expired[ch], 1);
     dead_letter(s, d, "expired");
-    hd_store_put_json(s, HD_DB_DELIVERIES, id, d);
+    hd_delivery_put(s, id, d);
 }
 
 /* A delivery no provider can ever take: failed for good. */
@@ -770,7 +774,7 @@ no_provider(struct hd_shard *s, int ch, int64_t due, uint64_t qseq, json_t *d)
     json_object_set_new(d, "reason", json_string("no_provider"));
     hd_event_emit(s, d, "failed",
                   "no provider of the channel takes this delivery");
-    hd_store_put_json(s, HD_DB_DELIVERIES, id, d);
+    hd_delivery_put(s, id, d);
 }
 
 /* The string v copied into jc's arena; NULL when absent or not a
@@ -844,31 +848,43 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
       const char *qtext, size_t qlen, int64_t now)
 {
     struct hd_shard *s = ds->s;
-    struct hd_jmember m[HD_RECORD_MEMBERS];
-    const struct hd_jspan *f[F_MAX];
+    struct hd_jmember m[HD_RECORD_MEMBERS], om[HD_RECORD_MEMBERS];
+    const struct hd_jspan *f[F_MAX], *of[F_MAX];
     struct job_ctx *jc;
     struct hd_provider *p;
     const char *avoid, *prio;
     char status[16];
     int64_t expires;
-    int n, declined;
-    size_t size;
-    MDB_val v;
+    int n, on = 0, declined;
+    size_t size, idlen = strlen(id);
+    MDB_val v, ov;
 
-    if (hd_store_get(s, HD_DB_DELIVERIES, id, strlen(id), &v) != HD_OK) {
+    if (hd_store_get(s, HD_DB_DELIVERIES, id, idlen, &v) != HD_OK) {
         /* a queue entry left by an erase */
         hd_queue_remove(s, ch, due, qseq);
         return HD_OK;
     }
-    if ((n = hd_record_members(&v, m, HD_RECORD_MEMBERS)) < 0) {
+    if (hd_store_get(s, HD_DB_OUTCOMES, id, idlen, &ov) != HD_OK)
+        ov.mv_data = NULL, ov.mv_size = 0; /* not sent yet */
+    if ((n = hd_record_members(&v, m, HD_RECORD_MEMBERS)) < 0 ||
+        (ov.mv_data != NULL &&
+         (on = hd_record_members(&ov, om, HD_RECORD_MEMBERS)) < 0)) {
         /* kept for inspection (mdb_dump), never sent */
         hd_log(HD_LOG_ERR, &s->log, 0,
-               "undecodable delivery record \"%s\": dropped from the queue",
-               id);
+               "undecodable %s record \"%s\": dropped from the queue",
+               n < 0 ? "delivery" : "outcome", id);
         hd_queue_remove(s, ch, due, qseq);
         return HD_OK;
     }
     rec_fields(m, n, f, NULL);
+    if (ov.mv_data != NULL) {
+        /* the outcome's members over the base's (delivery.h) */
+        rec_fields(om, on, of, NULL);
+        f[F_QSEQ] = f[F_AVOID] = NULL;
+        for (int k = 0; k < F_MAX; k++)
+            if (of[k] != NULL)
+                f[k] = of[k];
+    }
     if (hd_jtext_str(f[F_STATUS], status, sizeof(status)) < 0 ||
         terminal(status)) {
         /* a queue entry left by a finished delivery */
@@ -877,7 +893,7 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
     }
     expires = hd_jtext_int(f[F_EXPIRES_AT]);
     if (expires && now > expires) {
-        json_t *d = hd_record_decode(&v); /* rare: a tree will do */
+        json_t *d = hd_delivery_get(s, id); /* rare: a tree will do */
         if (d != NULL)
             expire(s, ch, due, qseq, d);
         json_decref(d);
@@ -894,26 +910,28 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
             qlen = c.n;
         }
     }
-    /* the record, its members, the arena, the content's text, and an
-     * email's unsubscribe token */
-    size = sizeof(*jc) + (size_t)n * sizeof(*m) + 2 * v.mv_size +
+    /* the outcome record and its members, the arena (for strings of
+     * either record), the content's text, and an email's unsubscribe
+     * token */
+    size = sizeof(*jc) + (size_t)on * sizeof(*m) + 2 * ov.mv_size + v.mv_size +
            (qtext ? qlen + 1 : 0) + (ch == HD_CH_EMAIL ? UNSUB_MAX : 0);
     jc = hd_fl_get(&ds->d->jobs, size);
     memset(jc, 0, sizeof(*jc));
     jc->size = size;
-    jc->nmembers = n;
-    jc->rec = (char *)(jc->members + n);
-    memcpy(jc->rec, v.mv_data, v.mv_size);
-    for (int i = 0; i < n; i++) {
+    jc->nmembers = on;
+    jc->rec = (char *)(jc->members + on);
+    if (on > 0)
+        memcpy(jc->rec, ov.mv_data, ov.mv_size);
+    for (int i = 0; i < on; i++) {
         /* the same spans in the copy */
-        const char *base = v.mv_data;
-        jc->members[i].key.p = jc->rec + (m[i].key.p - base);
-        jc->members[i].key.n = m[i].key.n;
-        jc->members[i].val.p = jc->rec + (m[i].val.p - base);
-        jc->members[i].val.n = m[i].val.n;
+        const char *base = ov.mv_data;
+        jc->members[i].key.p = jc->rec + (om[i].key.p - base);
+        jc->members[i].key.n = om[i].key.n;
+        jc->members[i].val.p = jc->rec + (om[i].val.p - base);
+        jc->members[i].val.n = om[i].val.n;
     }
-    jc->arena = jc->rec + v.mv_size;
-    jc->arena_size = v.mv_size;
+    jc->arena = jc->rec + ov.mv_size;
+    jc->arena_size = v.mv_size + ov.mv_size;
     jc->ds = ds;
     jc->due = due;
     jc->qseq = qseq;
@@ -952,7 +970,7 @@ start(struct dshard *ds, int ch, int64_t due, uint64_t qseq, const char *id,
         if (declined)
             return HD_AGAIN; /* breakers open: wait in the queue */
         {
-            json_t *d = hd_record_decode(&v);
+            json_t *d = hd_delivery_get(s, id);
             if (d != NULL)
                 no_provider(s, ch, due, qseq, d);
             json_decref(d);

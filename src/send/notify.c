@@ -19,6 +19,7 @@
 #include "provider/provider.h"
 #include "provider/apns.h"
 #include "provider/sms.h"
+#include "send/delivery.h"
 #include "send/dispatch.h"
 #include "send/events.h"
 #include "send/notify.h"
@@ -715,7 +716,7 @@ hd_notify_get(struct hd_shard *s, const char *id)
     json_array_foreach(json_object_get(notif, "deliveries"), i, v)
     {
         const char *did = json_string_value(v);
-        json_t *shared = hd_store_get_json(s, HD_DB_DELIVERIES, did), *d;
+        json_t *shared = hd_delivery_get(s, did), *d;
         const char *st;
         MDB_val raw;
         if (shared == NULL && hd_store_get(s, HD_DB_DELIVERIES, did,
@@ -819,7 +820,7 @@ hd_notify_cancel(struct hd_shard *s, const char *id)
     json_array_foreach(json_object_get(notif, "deliveries"), i, v)
     {
         const char *did = json_string_value(v);
-        json_t *shared = hd_store_get_json(s, HD_DB_DELIVERIES, did), *d;
+        json_t *shared = hd_delivery_get(s, did), *d;
         const char *st =
             shared ? json_string_value(json_object_get(shared, "status"))
                    : NULL;
@@ -839,7 +840,7 @@ hd_notify_cancel(struct hd_shard *s, const char *id)
         json_object_del(d, "qseq");
         json_object_set_new(d, "status", json_string("cancelled"));
         hd_event_emit(s, d, "cancelled", NULL);
-        hd_store_put_json(s, HD_DB_DELIVERIES, did, d);
+        hd_delivery_put(s, did, d);
         json_decref(d);
         cancelled++;
     }

@@ -15,6 +15,7 @@
 #include "core/codec.h"
 #include "core/time.h"
 #include "core/worker.h"
+#include "send/delivery.h"
 #include "send/ratelimit.h"
 #include "send/users.h"
 #include "store/queue.h"
@@ -161,10 +162,8 @@ hd_user_erase(struct hd_shard *s, const char *user_id, json_t **out)
         json_array_foreach(json_object_get(n, "deliveries"), j, v)
         {
             const char *did = json_string_value(v);
-            json_t *d = hd_store_get_json(s, HD_DB_DELIVERIES, did);
-            if (d == NULL)
-                continue;
-            if (json_object_get(d, "qseq") != NULL) {
+            json_t *d = hd_delivery_get(s, did);
+            if (d != NULL && json_object_get(d, "qseq") != NULL) {
                 int ch = hd_channel_parse(
                     json_string_value(json_object_get(d, "channel")),
                     strlen(json_string_value(json_object_get(d, "channel"))));
@@ -173,7 +172,7 @@ hd_user_erase(struct hd_shard *s, const char *user_id, json_t **out)
                     (uint64_t)json_integer_value(json_object_get(d, "qseq")));
                 cancelled++;
             }
-            hd_store_del(s, HD_DB_DELIVERIES, did, strlen(did));
+            hd_delivery_del(s, did);
             json_decref(d);
         }
         hd_store_del(s, HD_DB_NOTIFICATIONS, nid, strlen(nid));

@@ -24,7 +24,8 @@
 #define UNCACHED                                                               \
     ((1ULL << HD_DB_NOTIFICATIONS) | (1ULL << HD_DB_DELIVERIES) |              \
      (1ULL << HD_DB_IDEMPOTENCY) | (1ULL << HD_DB_USER_NOTIFICATIONS) |        \
-     (1ULL << HD_DB_DEAD_LETTERS) | (1ULL << HD_DB_EVENTS))
+     (1ULL << HD_DB_DEAD_LETTERS) | (1ULL << HD_DB_EVENTS) |                   \
+     (1ULL << HD_DB_OUTCOMES))
 
 struct hd_cache_entry {
     uint64_t hash;

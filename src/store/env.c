@@ -19,7 +19,10 @@
  *   templates      name -> {def, updated_at} (API templates; shard 0)
  *   events         seq (u64 BE) -> {at, type, delivery_id, ...} (feed)
  *   stats          "all" | "category:NAME" | "template:NAME" -> counters
- *   queue.CHANNEL  due_ms (u64 BE) + seq (u64 BE) -> delivery id (raw)
+ *   outcomes       delivery id -> {status, attempts, timeline, ...}: what
+ *                  sending changed since the deliveries record
+ * (send/delivery.h) queue.CHANNEL  due_ms (u64 BE) + seq (u64 BE) -> delivery
+ * id (raw)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -37,8 +40,8 @@ static const char *db_names[HD_DB_MAX] = {
     "tokens",       "preferences", "notifications",
     "deliveries",   "idempotency", "user_notifications",
     "dead_letters", "templates",   "events",
-    "stats",        "queue.push",  "queue.sms",
-    "queue.email",  "queue.web",
+    "stats",        "outcomes",    "queue.push",
+    "queue.sms",    "queue.email", "queue.web",
 };
 
 static int

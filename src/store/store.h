@@ -37,7 +37,8 @@ enum hd_db {
     HD_DB_TEMPLATES, /* shard 0 only holds any */
     HD_DB_EVENTS,
     HD_DB_STATS,
-    HD_DB_QUEUE, /* + channel: one queue per channel */
+    HD_DB_OUTCOMES, /* a delivery's send results (send/delivery.h) */
+    HD_DB_QUEUE,    /* + channel: one queue per channel */
     HD_DB_MAX = HD_DB_QUEUE + HD_CH_MAX
 };
 
