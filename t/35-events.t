@@ -100,8 +100,40 @@ is($s->{'category:promo'}{opened}, 2, 'stats: opened');
 is($s->{'category:promo'}{clicked}, 2, 'stats: clicked');
 ok(abs($s->{'category:promo'}{open_rate} - 2 / 3) < 0.01, 'open rate');
 
+# ==== what an event shows, and how it is stored ====
+my ($acc) = grep { $_->{type} eq 'accepted' && $_->{user_id} eq 'ev1' } @all;
+like($acc->{at}, qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, 'at: ISO 8601, ms');
+is($acc->{notification_id}, $nid{ev1}, 'the notification id');
+like($acc->{delivery_id}, qr/^\Q$nid{ev1}\E-0$/, 'the delivery id');
+is_deeply([grep { exists $acc->{$_} } qw(at type delivery_id notification_id user_id channel category)],
+    [qw(at type delivery_id notification_id user_id channel category)],
+    'every field of the event') or diag explain $acc;
+
 # the feed survives a restart
 $t->stop;
+
+SKIP: {
+    skip 'mdb_dump/mdb_load (lmdb-utils) not installed', 4
+        unless grep { -x "$_/mdb_dump" } split /:/, $ENV{PATH};
+    # stored compact: the time in ms, and no notification id, which a
+    # reader works out from the delivery id
+    my $key = sprintf('%016x', $acc->{seq});
+    my $rec = $t->store_value($acc->{shard}, 'events', $key) // '';
+    like($rec, qr/^\x01\{"at":\d{13},"type":"accepted","delivery_id":"\Q$acc->{delivery_id}\E"/,
+        'stored: the time as ms') or diag $rec;
+    unlike($rec, qr/notification_id/, 'stored: no notification id');
+    # an event as herald stored it before (ISO time, the notification id)
+    # reads the same
+    my $old = qq(\x01{"at":"$acc->{at}","type":"accepted","delivery_id":"$acc->{delivery_id}","notification_id":"$nid{ev1}","user_id":"ev1","channel":"email","category":"promo"});
+    ok($t->store_replace($acc->{shard}, 'events', $key, $old, hex => 1),
+        'an event written the old way (mdb_load)');
+    $t->run;
+    my ($again) = grep { $_->{id} eq $acc->{id} }
+        @{ $t->http(GET => '/v1/events?limit=1000')->{json}{events} };
+    is_deeply($again, $acc, 'reads as before') or diag explain $again;
+    $t->stop;
+}
+
 $t->run;
 $page = $t->http(GET => '/v1/events?limit=1000');
 is(scalar @{ $page->{json}{events} }, scalar(@all) + 1, 'the feed is durable');

@@ -106,6 +106,17 @@ hd_stats_flush(struct hd_shard *s)
     pending[s->id] = NULL;
 }
 
+/* whether delivery id did is nid "-" N, as notify.c makes them: a
+ * reader finds nid again before did's last '-' */
+static int
+is_prefix_id(const char *nid, const char *did)
+{
+    size_t n = strlen(nid);
+    return did != NULL && strncmp(did, nid, n) == 0 && did[n] == '-' &&
+           did[n + 1] != '\0' &&
+           strspn(did + n + 1, "0123456789") == strlen(did + n + 1);
+}
+
 void
 hd_event_put(struct hd_shard *s, const struct hd_event_src *src,
              const char *type, const char *detail)
@@ -118,19 +129,24 @@ hd_event_put(struct hd_shard *s, const struct hd_event_src *src,
                              {"category", src->category},
                              {"template", src->template_name}};
     unsigned char key[8];
-    char now[32];
     int counter = counter_of(type);
     struct hd_jbuf b;
 
-    /* written as text: this runs for every outcome of the send path */
-    hd_time_iso(hd_now_ms(), now, sizeof(now));
-    hd_jbuf_init(&b, 320);
+    /* written as text: this runs for every outcome of the send path, and
+     * for two or three events a push, so what a reader can work out is
+     * left out (hd_events_read): the time as ms, not ISO 8601, and the
+     * notification id when the delivery id begins with it */
+    hd_jbuf_init(&b, 256);
     b.p[b.len++] = HD_STORE_FORMAT;
     hd_jbuf_raw(&b, "{", 1);
-    hd_jbuf_kv(&b, "at", now);
+    hd_jbuf_key(&b, "at");
+    hd_jbuf_int(&b, hd_now_ms());
     hd_jbuf_kv(&b, "type", type);
     hd_jbuf_kv(&b, "delivery_id", src->delivery_id ? src->delivery_id : "");
-    for (size_t i = 0; i < HD_NELEMS(copy); i++)
+    if (src->notification_id != NULL &&
+        !is_prefix_id(src->notification_id, src->delivery_id))
+        hd_jbuf_kv(&b, "notification_id", src->notification_id);
+    for (size_t i = 1; i < HD_NELEMS(copy); i++) /* 0 is above */
         if (copy[i][1] != NULL) {
             hd_jbuf_kv(&b, copy[i][0], copy[i][1]);
         }
@@ -173,6 +189,39 @@ hd_event_emit(struct hd_shard *s, json_t *d, const char *type,
     hd_event_put(s, &src, type, detail);
 }
 
+/* A stored event e (taken) as readers see it: "at" in ISO 8601 and the
+ * notification id, whichever way it was stored (hd_event_put), in the
+ * order it always had. */
+static json_t *
+expand(json_t *e)
+{
+    json_t *out = json_object(), *at = json_object_get(e, "at"), *v;
+    const char *key,
+        *did = json_string_value(json_object_get(e, "delivery_id"));
+    char buf[32];
+
+    if (json_is_integer(at)) {
+        hd_time_iso(json_integer_value(at), buf, sizeof(buf));
+        json_object_set_new(out, "at", json_string(buf));
+    } else if (at != NULL)
+        json_object_set(out, "at", at);
+    json_object_foreach(e, key, v)
+    {
+        if (strcmp(key, "at") == 0)
+            continue;
+        json_object_set(out, key, v);
+        if (strcmp(key, "delivery_id") == 0 && did != NULL &&
+            json_object_get(e, "notification_id") == NULL) {
+            const char *dash = strrchr(did, '-');
+            if (dash != NULL && dash > did)
+                json_object_set_new(out, "notification_id",
+                                    json_stringn(did, (size_t)(dash - did)));
+        }
+    }
+    json_decref(e);
+    return out;
+}
+
 json_t *
 hd_events_read(struct hd_shard *s, uint64_t after, int limit)
 {
@@ -193,6 +242,7 @@ hd_events_read(struct hd_shard *s, uint64_t after, int limit)
             json_decref(e);
             continue;
         }
+        e = expand(e);
         seq = get_be64((const unsigned char *)kv[i].key);
         snprintf(id, sizeof(id), "%d-%llu", s->id, (unsigned long long)seq);
         json_object_set_new(e, "id", json_string(id));

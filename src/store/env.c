@@ -17,7 +17,8 @@
  *   user_notifications  user_id "\0" notification id -> "" (newest last)
  *   dead_letters   delivery id -> {id, channel, reason, last_error, ...}
  *   templates      name -> {def, updated_at} (API templates; shard 0)
- *   events         seq (u64 BE) -> {at, type, delivery_id, ...} (feed)
+ *   events         seq (u64 BE) -> {at (ms), type, delivery_id, ...} (feed;
+ *                  send/events.c fills in what it leaves out)
  *   stats          "all" | "category:NAME" | "template:NAME" -> counters
  *   outcomes       delivery id -> {status, attempts, timeline, ...}: what
  *                  sending changed since the deliveries record

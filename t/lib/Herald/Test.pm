@@ -1101,16 +1101,35 @@ sub ios_token
 
 # ---- the store on disk ----------------------------------------------------
 
+# mdb_dump of db DB of shard SHARD of the stopped store, in hex (HEX set)
+# or printable form: (the dump, the env path), or () when it failed.
+sub _store_dump
+{
+    my ($self, $shard, $db, $hex) = @_;
+    my $env = sprintf('%s/store/shard-%03d', $self->dir, $shard);
+    my $dump = `mdb_dump @{[$hex ? '' : '-p']} -s $db $env`;
+    return $? ? () : ($dump, $env);
+}
+
+# The value of the key whose bytes are hex HEXKEY in db DB of shard SHARD
+# (mdb_dump, lmdb-utils): raw bytes, or undef.
+sub store_value
+{
+    my ($self, $shard, $db, $hexkey) = @_;
+    my ($dump) = $self->_store_dump($shard, $db, 1) or return undef;
+    return $dump =~ /^ \Q$hexkey\E\n ([0-9a-f]*)$/m ? pack('H*', $1) : undef;
+}
+
 # Replaces the value of KEY in db DB of shard SHARD of the stopped store
-# with VALUE, written as mdb_dump -p prints it (a record: \01{...),
-# through mdb_dump and mdb_load (lmdb-utils): a record damaged by hand.
-# Returns 1 when KEY was there and the store took the change.
+# with VALUE, written as mdb_dump -p prints it (a record: \01{...); with
+# hex => 1, KEY is the key's bytes in hex and VALUE raw bytes. Through
+# mdb_dump and mdb_load (lmdb-utils): a record changed by hand. Returns 1
+# when KEY was there and the store took the change.
 sub store_replace
 {
-    my ($self, $shard, $db, $key, $value) = @_;
-    my $env = sprintf('%s/store/shard-%03d', $self->dir, $shard);
-    my $dump = `mdb_dump -p -s $db $env`;
-    return 0 if $?;
+    my ($self, $shard, $db, $key, $value, %opt) = @_;
+    my ($dump, $env) = $self->_store_dump($shard, $db, $opt{hex}) or return 0;
+    $value = unpack('H*', $value) if $opt{hex};
     my $n = ($dump =~ s/^( \Q$key\E\n) [^\n]*$/$1 $value/m);
     return 0 unless $n == 1;
     open(my $fh, '|-', "mdb_load -s $db $env 2>/dev/null") or return 0;
