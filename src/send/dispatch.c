@@ -105,7 +105,7 @@ struct job_ctx {
     char id[HD_QUEUE_ID_MAX];
     char *rec; /* the outcome record as read at the start, after members */
     int nmembers;
-    int touched; /* the record was written since the start (not by us) */
+    int touched; /* the delivery was written since the start */
     size_t arena_len, arena_size;
     char *arena;                 /* after rec */
     size_t size;                 /* of the block, for hd_fl_put */
@@ -538,7 +538,7 @@ write_outcome(struct hd_jbuf *b, const struct hd_jmember *m, int n,
 
     rec_fields(m, n, f, idx);
     tl = f[F_TIMELINE];
-    hd_jbuf_init(b, 1024);
+    hd_jbuf_init(b, 256); /* an outcome is ~130 bytes */
     b->p[b->len++] = HD_STORE_FORMAT;
     hd_jbuf_raw(b, "{", 1);
     for (int i = 0, j; i < n; i = j + 1) {

@@ -189,37 +189,24 @@ hd_event_emit(struct hd_shard *s, json_t *d, const char *type,
     hd_event_put(s, &src, type, detail);
 }
 
-/* A stored event e (taken) as readers see it: "at" in ISO 8601 and the
- * notification id, whichever way it was stored (hd_event_put), in the
- * order it always had. */
-static json_t *
+/* A stored event e as readers see it, whichever way it was stored
+ * (hd_event_put): "at" in ISO 8601, and the notification id. */
+static void
 expand(json_t *e)
 {
-    json_t *out = json_object(), *at = json_object_get(e, "at"), *v;
-    const char *key,
-        *did = json_string_value(json_object_get(e, "delivery_id"));
+    json_t *at = json_object_get(e, "at");
+    const char *did = json_string_value(json_object_get(e, "delivery_id"));
+    const char *dash = did ? strrchr(did, '-') : NULL;
     char buf[32];
 
     if (json_is_integer(at)) {
         hd_time_iso(json_integer_value(at), buf, sizeof(buf));
-        json_object_set_new(out, "at", json_string(buf));
-    } else if (at != NULL)
-        json_object_set(out, "at", at);
-    json_object_foreach(e, key, v)
-    {
-        if (strcmp(key, "at") == 0)
-            continue;
-        json_object_set(out, key, v);
-        if (strcmp(key, "delivery_id") == 0 && did != NULL &&
-            json_object_get(e, "notification_id") == NULL) {
-            const char *dash = strrchr(did, '-');
-            if (dash != NULL && dash > did)
-                json_object_set_new(out, "notification_id",
-                                    json_stringn(did, (size_t)(dash - did)));
-        }
+        json_object_set_new(e, "at", json_string(buf)); /* in its place */
     }
-    json_decref(e);
-    return out;
+    if (dash != NULL && dash > did &&
+        json_object_get(e, "notification_id") == NULL)
+        json_object_set_new(e, "notification_id",
+                            json_stringn(did, (size_t)(dash - did)));
 }
 
 json_t *
@@ -242,7 +229,7 @@ hd_events_read(struct hd_shard *s, uint64_t after, int limit)
             json_decref(e);
             continue;
         }
-        e = expand(e);
+        expand(e);
         seq = get_be64((const unsigned char *)kv[i].key);
         snprintf(id, sizeof(id), "%d-%llu", s->id, (unsigned long long)seq);
         json_object_set_new(e, "id", json_string(id));

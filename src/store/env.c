@@ -20,10 +20,9 @@
  *   events         seq (u64 BE) -> {at (ms), type, delivery_id, ...} (feed;
  *                  send/events.c fills in what it leaves out)
  *   stats          "all" | "category:NAME" | "template:NAME" -> counters
- *   outcomes       delivery id -> {status, attempts, timeline, ...}: what
- *                  sending changed since the deliveries record
- * (send/delivery.h) queue.CHANNEL  due_ms (u64 BE) + seq (u64 BE) -> delivery
- * id (raw)
+ *   outcomes       delivery id -> {status, attempts, timeline, ...}
+ *                  (what sending changed since: send/delivery.h)
+ *   queue.CHANNEL  due_ms (u64 BE) + seq (u64 BE) -> delivery id (raw)
  */
 #include <errno.h>
 #include <fcntl.h>
