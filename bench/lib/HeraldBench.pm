@@ -49,9 +49,13 @@ sub cpu_user_sys
 sub kernel_counts
 {
     my ($pid) = @_;
-    my %c = (syscr => 0, syscw => 0, wchar => 0, vcsw => 0, ivcsw => 0);
+    my %c = (syscr => 0, syscw => 0, wchar => 0, read_bytes => 0, vcsw => 0,
+        ivcsw => 0, majflt => 0);
     my $io = slurp("/proc/$pid/io");
-    $c{$1} = $2 while $io =~ /^(syscr|syscw|wchar): (\d+)/mg;
+    $c{$1} = $2 while $io =~ /^(syscr|syscw|wchar|read_bytes): (\d+)/mg;
+    # page faults that waited for the disk (the store's map read cold)
+    my $stat = slurp("/proc/$pid/stat");
+    $c{majflt} = (split ' ', $1)[9] // 0 if $stat =~ /\)\s+(.*)/s;
     for my $st (glob("/proc/$pid/task/*/status")) {
         my $t = slurp($st);
         $c{vcsw} += $1 if $t =~ /^voluntary_ctxt_switches:\s+(\d+)/m;
