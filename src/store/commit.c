@@ -283,7 +283,9 @@ hd_store_get(struct hd_shard *s, int db, const void *key, size_t klen,
     MDB_val k;
     int rc;
 
-    if (s->_nbuckets) {
+    /* a db with nothing staged (the deliveries while a backlog drains)
+     * skips the hash and the bucket's cache miss */
+    if (s->_nbuckets && s->_ov_count[db]) {
         struct hd_ov_entry *e =
             *ov_slot(s, ov_hash(db, key, klen), db, key, klen);
         if (e != NULL) {
