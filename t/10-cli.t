@@ -117,6 +117,18 @@ my @cases;
         $conf, line_of($c, qr/map_size 12q/)];
 }
 {
+    # the dispatcher's jobs wait for the batch outcome_delay holds
+    my $c = $base;
+    $c =~ s/^(\s*)path (%%DIR%%\/store);$/$1path $2;\n$1outcome_delay 2s;/m;
+    push @cases, ['outcome_delay above 1s', $c,
+        '"outcome_delay" must be at most 1s, not "2s"',
+        $conf, line_of($c, qr/outcome_delay 2s/)];
+    $c =~ s/outcome_delay 2s/outcome_delay soon/;
+    push @cases, ['outcome_delay not a time', $c,
+        'invalid value "soon" in "outcome_delay" directive',
+        $conf, line_of($c, qr/outcome_delay soon/)];
+}
+{
     my $c = with_line_after($base, qr/^listen /, 'keepalive_timeout 10x;');
     push @cases, ['bad time', $c,
         'invalid value "10x" in "keepalive_timeout" directive',

@@ -458,6 +458,8 @@ static const char *set_workers(struct parser *, struct node *,
                                const struct cmd *, void *);
 static const char *set_percent(struct parser *, struct node *,
                                const struct cmd *, void *);
+static const char *set_outcome_delay(struct parser *, struct node *,
+                                     const struct cmd *, void *);
 static const char *set_shards(struct parser *, struct node *,
                               const struct cmd *, void *);
 static const char *set_error_log(struct parser *, struct node *,
@@ -546,6 +548,7 @@ static const struct cmd store_cmds[] = {
     {"max_map_size", ARGS_1, set_size, ST(max_map_size)},
     {"commit_records", ARGS_1, set_num, ST(commit_records)},
     {"commit_delay", ARGS_1, set_msec, ST(commit_delay_ms)},
+    {"outcome_delay", ARGS_1, set_outcome_delay, ST(outcome_delay_ms)},
     {"high_water", ARGS_1, set_percent, ST(high_water)},
     {"min_free_disk", ARGS_1, set_size, ST(min_free_disk)},
     {NULL, 0, NULL, 0},
@@ -696,6 +699,24 @@ set_msec(struct parser *p, struct node *n, const struct cmd *c, void *base)
     if (hd_parse_time_ms(n->args[0], (int64_t *)((char *)base + c->offset)) !=
         HD_OK)
         return bad_value(p, n, n->args[0]);
+    return NULL;
+}
+
+/* A time up to a second: the dispatcher's jobs (max_in_flight) wait for
+ * the batch it holds. */
+static const char *
+set_outcome_delay(struct parser *p, struct node *n, const struct cmd *c,
+                  void *base)
+{
+    int64_t *slot = (int64_t *)((char *)base + c->offset);
+
+    if (hd_parse_time_ms(n->args[0], slot) != HD_OK)
+        return bad_value(p, n, n->args[0]);
+    if (*slot > 1000) {
+        fail(p, n->file, n->line,
+             "\"outcome_delay\" must be at most 1s, not \"%s\"", n->args[0]);
+        return (const char *)-1;
+    }
     return NULL;
 }
 
@@ -1301,6 +1322,7 @@ set_defaults(struct hd_conf *cf)
     cf->store.max_map_size = HD_CONF_UNSET;
     cf->store.commit_records = HD_CONF_UNSET;
     cf->store.commit_delay_ms = HD_CONF_UNSET;
+    cf->store.outcome_delay_ms = HD_CONF_UNSET;
     cf->store.high_water = HD_CONF_UNSET;
     cf->store.min_free_disk = HD_CONF_UNSET;
     cf->idempotency_ttl_ms = HD_CONF_UNSET;
@@ -1332,6 +1354,7 @@ merge_defaults(struct hd_conf *cf)
     DEFAULT(cf->store.max_map_size, 4LL * 1024 * 1024 * 1024);
     DEFAULT(cf->store.commit_records, 256);
     DEFAULT(cf->store.commit_delay_ms, 0);
+    DEFAULT(cf->store.outcome_delay_ms, 4);
     DEFAULT(cf->store.high_water, 90);
     DEFAULT(cf->store.min_free_disk, 64LL * 1024 * 1024);
     DEFAULT(cf->idempotency_ttl_ms, 24LL * 3600 * 1000);

@@ -116,8 +116,9 @@ struct hd_store_conf {
     int64_t max_map_size;
     int commit_records;
     int64_t commit_delay_ms;
-    int high_water;        /* percent of max_map_size */
-    int64_t min_free_disk; /* bytes */
+    int64_t outcome_delay_ms; /* a batch only the dispatcher waits on */
+    int high_water;           /* percent of max_map_size */
+    int64_t min_free_disk;    /* bytes */
 };
 
 struct hd_conf {

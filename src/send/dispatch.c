@@ -651,7 +651,7 @@ on_job_done(struct hd_job *j, int outcome, int64_t retry_after_ms,
     if (n < 0) {
         if (jc->provider)
             hd_provider_release(jc->provider, disp->w);
-        hd_store_after_commit(s, on_outcome_durable, jc);
+        hd_store_after_commit_lazy(s, on_outcome_durable, jc);
         return;
     }
     o.attempts = j->attempt;
@@ -731,7 +731,8 @@ on_job_done(struct hd_job *j, int outcome, int64_t retry_after_ms,
     /* the last read of the provider: a reload may retire it now */
     if (jc->provider)
         hd_provider_release(jc->provider, disp->w);
-    hd_store_after_commit(s, on_outcome_durable, jc);
+    /* no client waits: the batch may gather more outcomes (outcome_delay) */
+    hd_store_after_commit_lazy(s, on_outcome_durable, jc);
 }
 
 /* ==== starting jobs ==== */

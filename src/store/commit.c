@@ -55,6 +55,7 @@ struct hd_batch {
     struct hd_waiter *waiters;
     size_t nwaiters, cwaiters;
     int64_t staged_ms;
+    int urgent; /* a client waits on it: outcome_delay does not hold it */
     unsigned char qlow[HD_CH_MAX][HD_QUEUE_KEY_LEN]; /* lowest put */
     unsigned qlow_set;                               /* bit per channel */
     int rc;
@@ -172,10 +173,21 @@ on_flush(evutil_socket_t fd, short what, void *arg)
     struct hd_shard *s = arg;
     struct hd_batch *b = s->_staging;
 
+    int64_t delay;
+    size_t cap;
+
     if (b == NULL)
         return;
-    if (s->commit_delay_ms > 0 && b->nrecords < (size_t)s->commit_records) {
-        int64_t wait = b->staged_ms + s->commit_delay_ms - hd_now_ms();
+    delay = s->commit_delay_ms;
+    cap = (size_t)s->commit_records;
+    if (!b->urgent && s->outcome_delay_ms > delay) {
+        /* only the dispatcher waits: fewer, larger commits cost less a
+         * write (pages, syncs, wakes); max_in_flight bounds the batch */
+        delay = s->outcome_delay_ms;
+        cap = SIZE_MAX;
+    }
+    if (delay > 0 && b->nrecords < cap) {
+        int64_t wait = b->staged_ms + delay - hd_now_ms();
         if (wait > 0) {
             struct timeval tv = {wait / 1000, (wait % 1000) * 1000};
             event_add(s->_flush_ev, &tv);
@@ -326,6 +338,21 @@ add_waiter(struct hd_batch *b, hd_commit_fn fn, void *arg)
 
 void
 hd_store_after_commit(struct hd_shard *s, hd_commit_fn fn, void *arg)
+{
+    struct hd_batch *b = s->_staging;
+
+    if (b != NULL && !b->urgent) {
+        /* a batch held for outcome_delay commits at the end of this loop
+         * turn now that a client waits on it */
+        b->urgent = 1;
+        if (s->_flush_ev)
+            event_active(s->_flush_ev, EV_TIMEOUT, 0);
+    }
+    hd_store_after_commit_lazy(s, fn, arg);
+}
+
+void
+hd_store_after_commit_lazy(struct hd_shard *s, hd_commit_fn fn, void *arg)
 {
     if (s->_staging != NULL)
         add_waiter(s->_staging, fn, arg);

@@ -203,6 +203,7 @@ hd_store_open(const struct hd_store_conf *sc, int id, int nshards, char *err,
     s->sync = sc->sync;
     s->commit_records = sc->commit_records;
     s->commit_delay_ms = sc->commit_delay_ms;
+    s->outcome_delay_ms = sc->outcome_delay_ms;
     s->map_size = sc->map_size;
     s->max_map_size = sc->max_map_size;
     s->high_water = sc->high_water;

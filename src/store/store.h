@@ -87,6 +87,7 @@ struct hd_shard {
     int sync;
     int commit_records;
     int64_t commit_delay_ms;
+    int64_t outcome_delay_ms;
     int64_t map_size, max_map_size;
     int high_water; /* percent of max_map_size */
     int64_t min_free_disk;
@@ -185,6 +186,9 @@ void hd_store_del(struct hd_shard *s, int db, const void *key, size_t klen);
 /* Runs fn(arg, status) on the owner once every write staged so far is
  * durable; at once (synchronously) when nothing is pending. */
 void hd_store_after_commit(struct hd_shard *s, hd_commit_fn fn, void *arg);
+/* The same for a waiter no client waits on (the dispatcher's outcomes): the
+ * batch may be held for outcome_delay to gather more writes. */
+void hd_store_after_commit_lazy(struct hd_shard *s, hd_commit_fn fn, void *arg);
 /* Hands the staging batch to the commit thread now if it is idle. */
 void hd_store_flush(struct hd_shard *s);
 int hd_store_commit_init(struct hd_shard *s);
