@@ -172,7 +172,6 @@ on_flush(evutil_socket_t fd, short what, void *arg)
 {
     struct hd_shard *s = arg;
     struct hd_batch *b = s->_staging;
-
     int64_t delay;
     size_t cap;
 
