@@ -708,11 +708,11 @@ static const char *
 set_outcome_delay(struct parser *p, struct node *n, const struct cmd *c,
                   void *base)
 {
-    int64_t *slot = (int64_t *)((char *)base + c->offset);
+    const char *rv = set_msec(p, n, c, base);
 
-    if (hd_parse_time_ms(n->args[0], slot) != HD_OK)
-        return bad_value(p, n, n->args[0]);
-    if (*slot > 1000) {
+    if (rv != NULL)
+        return rv;
+    if (*(int64_t *)((char *)base + c->offset) > 1000) {
         fail(p, n->file, n->line,
              "\"outcome_delay\" must be at most 1s, not \"%s\"", n->args[0]);
         return (const char *)-1;

@@ -184,7 +184,9 @@ void hd_store_put(struct hd_shard *s, int db, const void *key, size_t klen,
                   const void *val, size_t vlen);
 void hd_store_del(struct hd_shard *s, int db, const void *key, size_t klen);
 /* Runs fn(arg, status) on the owner once every write staged so far is
- * durable; at once (synchronously) when nothing is pending. */
+ * durable; at once (synchronously) when nothing is pending. A client
+ * waits: a batch held for outcome_delay commits at the end of this loop
+ * turn. */
 void hd_store_after_commit(struct hd_shard *s, hd_commit_fn fn, void *arg);
 /* The same for a waiter no client waits on (the dispatcher's outcomes): the
  * batch may be held for outcome_delay to gather more writes. */
