@@ -274,6 +274,11 @@ bad_send({ %ok, priority => 'urgent' }, 'invalid_field', 'priority',
     'priority urgent');
 bad_send({ %ok, priority => 'HIGH' }, 'invalid_field', 'priority',
     'priority HIGH');
+# the parse picks a name by its first letter: each letter's near misses
+for my $p ('hi', 'lowest', 'normal ', 'c', '') {
+    bad_send({ %ok, priority => $p }, 'invalid_field', 'priority',
+        "priority '$p'");
+}
 bad_send({ %ok, idempotency_key => 'k' x 256 }, 'invalid_field',
     'idempotency_key', 'idempotency_key of 256 chars');
 bad_send({ %ok, idempotency_key => 7 }, 'invalid_field',

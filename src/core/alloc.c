@@ -85,10 +85,15 @@ hd_fl_get(struct hd_freelist *fl, size_t need)
         memcpy(&fl->head, p, sizeof(void *)); /* the next, in its first bytes */
         if (--fl->n < fl->low)
             fl->low = fl->n;
-        /* the next get reads the new head's first bytes: a block put
-         * back a thousand jobs ago is out of the cache by now */
-        if (fl->head != NULL)
-            __builtin_prefetch(fl->head);
+        /* a block put back a thousand jobs ago is out of the cache by
+         * now: the next one's first KiB (a job's or a request's part in
+         * use) is asked for at once, so its misses overlap and are done
+         * by the next get */
+        if (fl->head != NULL) {
+            size_t n = fl->size < 1024 ? fl->size : 1024;
+            for (size_t o = 0; o < n; o += 64)
+                __builtin_prefetch((char *)fl->head + o);
+        }
         return p;
     }
 #endif

@@ -130,6 +130,7 @@ hd_event_put(struct hd_shard *s, const struct hd_event_src *src,
                              {"template", src->template_name}};
     unsigned char key[8];
     int counter = counter_of(type);
+    int64_t at = src->at_ms ? src->at_ms : hd_now_ms();
     struct hd_jbuf b;
 
     /* written as text: this runs for every outcome of the send path, and
@@ -140,7 +141,7 @@ hd_event_put(struct hd_shard *s, const struct hd_event_src *src,
     b.p[b.len++] = HD_STORE_FORMAT;
     hd_jbuf_raw(&b, "{", 1);
     hd_jbuf_key(&b, "at");
-    hd_jbuf_int(&b, hd_now_ms());
+    hd_jbuf_int(&b, at);
     hd_jbuf_kv(&b, "type", type);
     hd_jbuf_kv(&b, "delivery_id", src->delivery_id ? src->delivery_id : "");
     if (src->notification_id != NULL &&
@@ -154,7 +155,7 @@ hd_event_put(struct hd_shard *s, const struct hd_event_src *src,
         hd_jbuf_kv(&b, "detail", detail);
     }
     hd_jbuf_raw(&b, "}", 1);
-    put_be64(key, hd_store_next_seq(s));
+    put_be64(key, hd_store_seq_at(s, at));
     hd_store_put(s, HD_DB_EVENTS, key, sizeof(key), b.p, b.len);
     free(b.p);
 

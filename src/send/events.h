@@ -14,6 +14,7 @@
 struct hd_event_src {
     const char *delivery_id, *notification_id, *user_id, *channel, *provider,
         *category, *template_name;
+    int64_t at_ms; /* when it happened; 0: now */
 };
 
 /* Appends the event to the shard's feed and counters (staged with the

@@ -310,9 +310,20 @@ hd_store_get(struct hd_shard *s, int db, const void *key, size_t klen,
     k.mv_data = (void *)key;
     k.mv_size = klen;
     if (s->_rcur[db] != NULL ||
-        mdb_cursor_open(s->_rtxn, s->dbi[db], &s->_rcur[db]) == 0)
+        mdb_cursor_open(s->_rtxn, s->dbi[db], &s->_rcur[db]) == 0) {
         rc = mdb_cursor_get(s->_rcur[db], &k, val, MDB_SET_KEY);
-    else
+        if (rc == MDB_NOTFOUND && !s->_rcur_placed[db]) {
+            /* a miss leaves an unplaced cursor unplaced, so every read
+             * searched from the root: the outcome looked up for each
+             * first send. Placed on the last key, a read past it (an id
+             * newer than any stored) is answered on that page. */
+            MDB_val lk, lv;
+            mdb_cursor_get(s->_rcur[db], &lk, &lv, MDB_LAST);
+            s->_rcur_placed[db] = 1;
+        } else if (rc == 0) {
+            s->_rcur_placed[db] = 1;
+        }
+    } else
         rc = mdb_get(s->_rtxn, s->dbi[db], &k, val);
     if (rc == MDB_NOTFOUND)
         return HD_DECLINED;
@@ -497,6 +508,7 @@ snapshot_renew(struct hd_shard *s)
         hd_log(HD_LOG_ALERT, &s->log, 0, "mdb_txn_renew: %s", mdb_strerror(rc));
         return;
     }
+    memset(s->_rcur_placed, 0, sizeof(s->_rcur_placed));
     for (int db = 0; db < HD_DB_MAX; db++)
         if (s->_rcur[db] != NULL &&
             mdb_cursor_renew(s->_rtxn, s->_rcur[db]) != 0) {

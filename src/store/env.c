@@ -358,7 +358,13 @@ hd_store_snapshot(struct hd_shard *s)
 uint64_t
 hd_store_next_seq(struct hd_shard *s)
 {
-    uint64_t now = (uint64_t)hd_now_ms() << 16;
+    return hd_store_seq_at(s, hd_now_ms());
+}
+
+uint64_t
+hd_store_seq_at(struct hd_shard *s, int64_t now_ms)
+{
+    uint64_t now = (uint64_t)now_ms << 16;
 
     /* monotonic even if the wall clock steps back: ids never repeat */
     s->_last_seq = now > s->_last_seq ? now : s->_last_seq + 1;

@@ -72,6 +72,7 @@ struct hd_shard {
     /* point reads on _rtxn, a cursor per db: one left on a leaf page
      * finds a key on that page without searching from the root */
     MDB_cursor *_rcur[HD_DB_MAX];
+    unsigned char _rcur_placed[HD_DB_MAX]; /* on a page since the renewal */
 
     struct hd_cache *_cache; /* decoded records (cache.c) */
 
@@ -174,6 +175,9 @@ MDB_txn *hd_store_snapshot(struct hd_shard *s);
 /* Next monotonic sequence (ms << 16 | counter) and an id built from it:
  * "n" + 2 hex shard + 16 hex seq. buf must hold 24 bytes. */
 uint64_t hd_store_next_seq(struct hd_shard *s);
+/* The same with the clock already read (now_ms): one read stamps a send's
+ * outcome and its event. */
+uint64_t hd_store_seq_at(struct hd_shard *s, int64_t now_ms);
 void hd_store_make_id(struct hd_shard *s, uint64_t seq, char *buf);
 /* The shard named by an id made above, or -1. */
 int hd_store_id_shard(const char *id, size_t len);
