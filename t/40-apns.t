@@ -386,6 +386,19 @@ for my $case (['0403', 'expired', 'ExpiredProviderToken'],
     cmp_ok($max, '>', 1, "burst: streams multiplexed once the limit was raised (max $max)");
 }
 
+# ==== what herald's SETTINGS ask of the peer =============================
+{
+    my @st = map { $_->{settings} } $fake->events('settings');
+    ok(scalar @st, 'settings: the fake saw herald\'s SETTINGS');
+    my %s = map { %$_ } @st;
+    # RFC 9113 6.5.2 ids: 1 header table, 2 push, 4 window, 9 RFC 7540
+    # priorities off (RFC 9218)
+    is($s{1}, 0, 'settings: no HPACK table for responses (each apns-id is new)');
+    is($s{2}, 0, 'settings: server push off');
+    cmp_ok($s{4} // 0, '>', 65535, 'settings: a stream window above the default');
+    is($s{9}, 1, 'settings: no RFC 7540 priority tree');
+}
+
 # ==== GOAWAY and a dropped connection mid-burst: nothing lost ===========
 
 for my $case (['ga', $fake_ga, 'goaway', 'GOAWAY every 7 streams'],

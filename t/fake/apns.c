@@ -16,7 +16,8 @@
  *   {"conn":C,"stream":S,"token":T,"kid":K,"attempt":N,"headers":{apns-*},
  *    "payload":{...},"concurrent":N,"limit":L,"at":ms}
  * Other events are lines with "event": "connect", "goaway", "drop",
- * "violation" (and "request" with --fault-ctl, see h2fake.c).
+ * "violation", "settings" (the client's, by setting id) (and "request"
+ * with --fault-ctl, see h2fake.c).
  *
  * Token auth: a connection is tied to the key id of its first valid token
  * (403 UnrelatedKeyIdInToken otherwise); it starts at --initial-streams

@@ -933,12 +933,36 @@ on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t stream_id,
     return 0;
 }
 
+/* the client's SETTINGS as a log line, so tests can read what it asked
+ * for: {"event":"settings","conn","settings":{"1":v,...}} by setting id */
+static void
+log_settings(struct fk_conn *c, const nghttp2_settings *st)
+{
+    struct fk_jw *w = fk_log_event("settings");
+    char id[16];
+
+    fk_jw_key(w, "conn");
+    fk_jw_int(w, c->id);
+    fk_jw_key(w, "settings");
+    fk_jw_open(w, '{');
+    for (size_t i = 0; i < st->niv; i++) {
+        snprintf(id, sizeof(id), "%d", st->iv[i].settings_id);
+        fk_jw_key(w, id);
+        fk_jw_int(w, st->iv[i].value);
+    }
+    fk_jw_close(w, '}');
+    fk_log_end_at();
+}
+
 static int
 on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *arg)
 {
     struct fk_conn *c = arg;
     struct fk_req *r;
 
+    if (f->hd.type == NGHTTP2_SETTINGS && !(f->hd.flags & NGHTTP2_FLAG_ACK) &&
+        fk_logging())
+        log_settings(c, &f->settings);
     if ((f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA) ||
         !(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
         return 0;
