@@ -274,7 +274,7 @@ bad_send({ %ok, priority => 'urgent' }, 'invalid_field', 'priority',
     'priority urgent');
 bad_send({ %ok, priority => 'HIGH' }, 'invalid_field', 'priority',
     'priority HIGH');
-# the parse picks a name by its first letter: each letter's near misses
+# near misses of each name
 for my $p ('hi', 'lowest', 'normal ', 'c', '') {
     bad_send({ %ok, priority => $p }, 'invalid_field', 'priority',
         "priority '$p'");

@@ -668,7 +668,7 @@ on_job_done(struct hd_job *j, int outcome, int64_t retry_after_ms,
         int declined = 0;
 
         o.due = now + backoff_ms(pol, o.attempts, retry_after_ms);
-        o.qseq = hd_store_next_seq(s);
+        o.qseq = hd_store_seq_at(s, now);
         /* failover: another provider of the channel takes it at once */
         o.avoid = jc->provider->name;
         if (hd_provider_pick(j->channel, j, available_not_avoided, &pa,

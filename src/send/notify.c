@@ -39,14 +39,10 @@ hd_priority_name(int priority)
 int
 hd_priority_parse(const char *name)
 {
-    /* read once a send: the first letter picks the one name to compare */
-    int i = name[0] == 'l'   ? HD_PRIO_LOW
-            : name[0] == 'n' ? HD_PRIO_NORMAL
-            : name[0] == 'h' ? HD_PRIO_HIGH
-            : name[0] == 'c' ? HD_PRIO_CRITICAL
-                             : -1;
-
-    return i >= 0 && strcmp(priorities[i], name) == 0 ? i : HD_ERROR;
+    for (size_t i = 0; i < HD_NELEMS(priorities); i++)
+        if (strcmp(priorities[i], name) == 0)
+            return (int)i;
+    return HD_ERROR;
 }
 
 json_t *
